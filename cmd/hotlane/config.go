@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the server, read once from flags and
+// HOTLANE_* variables, validated, and passed down. Nothing reads the
+// environment after start.
+type Config struct {
+	Addr            string
+	DB              string
+	NoMigrate       bool
+	Demo            bool
+	StoreMessages   bool
+	LogLevel        string
+	LogFormat       string
+	ShutdownTimeout time.Duration
+	ReloadInterval  time.Duration
+	KeyCacheTTL     time.Duration
+	WriterConns     int
+}
+
+// dbFlags are the flags every database command shares.
+type dbFlags struct {
+	DB        string
+	LogLevel  string
+	LogFormat string
+}
+
+func (d *dbFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.DB, "db", "hotlane.db", "database: postgres://... or a SQLite file path")
+	fs.StringVar(&d.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&d.LogFormat, "log-format", "json", "log format: json or text")
+}
+
+func (d *dbFlags) validate() []string {
+	var errs []string
+	if strings.TrimSpace(d.DB) == "" {
+		errs = append(errs, "--db: must not be empty")
+	}
+	if _, err := parseLevel(d.LogLevel); err != nil {
+		errs = append(errs, "--log-level: "+err.Error())
+	}
+	if d.LogFormat != "json" && d.LogFormat != "text" {
+		errs = append(errs, fmt.Sprintf("--log-format: %q is not json or text", d.LogFormat))
+	}
+	return errs
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func (d *dbFlags) logger(w io.Writer) *slog.Logger {
+	level, _ := parseLevel(d.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if d.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// newFlagSet makes a flag set that reports errors instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("hotlane "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from HOTLANE_<FLAG>, or from the file named by HOTLANE_<FLAG>_FILE.
+// The command line wins over the environment, which wins over defaults.
+// Every problem is reported, not just the first.
+//
+// Flags may come before or after positional arguments; the positional
+// arguments are returned in order.
+func parseFlags(fs *flag.FlagSet, args []string, env func(string) (string, bool)) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errUsageShown
+			}
+			return nil, &usageError{msg: err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		val, ok := env(name)
+		if file, fok := env(name + "_FILE"); fok {
+			if ok {
+				errs = append(errs, fmt.Sprintf("%s and %s_FILE are both set; use one", name, name))
+				return
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s_FILE: %v", name, err))
+				return
+			}
+			val, ok = strings.TrimRight(string(b), "\r\n"), true
+		}
+		if !ok {
+			return
+		}
+		if err := f.Value.Set(val); err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: %v", name, val, err))
+		}
+	})
+	if len(errs) > 0 {
+		return nil, &usageError{msg: "invalid environment:\n  " + strings.Join(errs, "\n  ")}
+	}
+	return positional, nil
+}
+
+// envName maps a flag name to its variable: --store-messages is
+// HOTLANE_STORE_MESSAGES.
+func envName(flagName string) string {
+	return "HOTLANE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// osEnv looks variables up in the process environment; tests pass their
+// own.
+func osEnv(name string) (string, bool) { return os.LookupEnv(name) }
+
+// invalid joins validation problems into one usage error.
+func invalid(errs []string) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return &usageError{msg: "invalid configuration:\n  " + strings.Join(errs, "\n  ")}
+}
+
+// parseServeConfig reads the serve command's configuration.
+func parseServeConfig(args []string, env func(string) (string, bool), stderr io.Writer) (Config, error) {
+	var cfg Config
+	var db dbFlags
+	fs := newFlagSet("serve", stderr)
+	db.register(fs)
+	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
+	fs.BoolVar(&cfg.NoMigrate, "no-migrate", false, "do not apply database migrations at start")
+	fs.BoolVar(&cfg.Demo, "demo", false, "on an empty database, publish a demo ruleset and create an API key")
+	fs.BoolVar(&cfg.StoreMessages, "store-messages", false, "store the visitor's message text with each decision")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain in-flight requests on shutdown")
+	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", 2*time.Second, "how often to look for a new live ruleset or model")
+	fs.DurationVar(&cfg.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an authenticated API key is trusted before asking the database again")
+	fs.IntVar(&cfg.WriterConns, "writer-conns", 4, "PostgreSQL connections of the decision writer")
+	rest, err := parseFlags(fs, args, env)
+	if err != nil {
+		return cfg, err
+	}
+	if len(rest) > 0 {
+		return cfg, usagef("serve takes no arguments, got %q", rest)
+	}
+	cfg.DB, cfg.LogLevel, cfg.LogFormat = db.DB, db.LogLevel, db.LogFormat
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	errs := (&dbFlags{DB: c.DB, LogLevel: c.LogLevel, LogFormat: c.LogFormat}).validate()
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		errs = append(errs, fmt.Sprintf("--addr: %q is not host:port (for example :8080 or 127.0.0.1:8080)", c.Addr))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, "--shutdown-timeout: must be positive")
+	}
+	if c.ReloadInterval < 100*time.Millisecond {
+		errs = append(errs, "--reload-interval: must be at least 100ms")
+	}
+	if c.KeyCacheTTL <= 0 {
+		errs = append(errs, "--key-cache-ttl: must be positive")
+	}
+	if c.WriterConns < 1 || c.WriterConns > 64 {
+		errs = append(errs, "--writer-conns: must be between 1 and 64")
+	}
+	return invalid(errs)
+}
+
+// LogValue logs the configuration with the database password redacted.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("db", redactDSN(c.DB)),
+		slog.Bool("no_migrate", c.NoMigrate),
+		slog.Bool("demo", c.Demo),
+		slog.Bool("store_messages", c.StoreMessages),
+		slog.String("log_level", c.LogLevel),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("reload_interval", c.ReloadInterval),
+		slog.Duration("key_cache_ttl", c.KeyCacheTTL),
+		slog.Int("writer_conns", c.WriterConns),
+	)
+}
+
+var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
+
+// redactDSN hides the password of a PostgreSQL DSN in URL or key=value
+// form.
+func redactDSN(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "postgres://(unparsable)"
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestServeConfigSources(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(secret, []byte("postgres://u:s3cret@db/hotlane\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(Config) bool
+	}{
+		{"defaults", nil, nil, func(c Config) bool {
+			return c.Addr == ":8080" && c.DB == "hotlane.db" && !c.Demo && c.ReloadInterval == 2*time.Second
+		}},
+		{"environment", nil, map[string]string{"HOTLANE_ADDR": "127.0.0.1:9999", "HOTLANE_DEMO": "true", "HOTLANE_STORE_MESSAGES": "1"},
+			func(c Config) bool { return c.Addr == "127.0.0.1:9999" && c.Demo && c.StoreMessages }},
+		{"flag beats environment", []string{"--addr", ":7000"}, map[string]string{"HOTLANE_ADDR": ":9999"},
+			func(c Config) bool { return c.Addr == ":7000" }},
+		{"secret from file", nil, map[string]string{"HOTLANE_DB_FILE": secret},
+			func(c Config) bool { return c.DB == "postgres://u:s3cret@db/hotlane" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseServeConfig(tt.args, envOf(tt.env), io.Discard)
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			if !tt.want(got) {
+				t.Errorf("config = %+v", got)
+			}
+		})
+	}
+}
+
+func TestServeConfigListsEveryError(t *testing.T) {
+	_, err := parseServeConfig([]string{"--addr", "nope", "--log-level", "loud", "--writer-conns", "0"},
+		envOf(nil), io.Discard)
+	var ue *usageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err = %v, want a usage error", err)
+	}
+	for _, want := range []string{"--addr", "--log-level", "--writer-conns"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	_, err = parseServeConfig(nil, envOf(map[string]string{"HOTLANE_DB": "a", "HOTLANE_DB_FILE": "/x", "HOTLANE_DEMO": "maybe"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "both set") || !strings.Contains(err.Error(), "HOTLANE_DEMO") {
+		t.Errorf("err = %v, want both environment problems", err)
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://u:s3cret@db:5432/hotlane?sslmode=disable", "postgres://u:xxxxx@db:5432/hotlane?sslmode=disable"},
+		{"postgres://db/hotlane?password=s3cret", "postgres://db/hotlane?password=xxxxx"},
+		{"host=db user=u password=s3cret dbname=h", "host=db user=u password=xxxxx dbname=h"},
+		{"hotlane.db", "hotlane.db"},
+	}
+	for _, tt := range tests {
+		if got := redactDSN(tt.in); got != tt.want || strings.Contains(got, "s3cret") {
+			t.Errorf("redactDSN(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

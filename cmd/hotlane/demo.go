@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
+)
+
+//go:embed demo.yaml
+var demoPolicy []byte
+
+// demoStore is what seeding needs from the store.
+type demoStore interface {
+	LivePolicy(ctx context.Context) (feedback.PolicyVersion, error)
+	PublishPolicy(ctx context.Context, document []byte, source, author, note string) (feedback.PolicyVersion, error)
+	ListAPIKeys(ctx context.Context) ([]feedback.APIKey, error)
+	CreateAPIKey(ctx context.Context, name string, scopes []string) (feedback.APIKey, string, error)
+}
+
+// seedDemo publishes the demo ruleset and creates an all-scopes API key,
+// each only when the database has none, and prints what it created. A
+// second start seeds nothing and says so.
+func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.Logger) error {
+	_, err := store.LivePolicy(ctx)
+	switch {
+	case errors.Is(err, feedback.ErrNotFound):
+		doc, compiled, canonical, err := compilePolicy(demoPolicy)
+		if err != nil {
+			return fmt.Errorf("demo policy: %w", err)
+		}
+		pv, err := store.PublishPolicy(ctx, canonical, string(demoPolicy), "demo", "demo policy seeded by serve --demo")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "demo: published ruleset version %d with %d rules:\n", pv.Version, len(doc.Rules))
+		for _, r := range compiled.Doc().Rules {
+			floor := ""
+			if r.TierFloor != "" {
+				floor = ", at least " + r.TierFloor
+			}
+			fmt.Fprintf(stdout, "  %-20s %+5.1f points%s\n", r.Name, r.Points, floor)
+		}
+		fmt.Fprintf(stdout, "demo: thresholds for channels %v (others use default), %d routes\n",
+			compiled.Channels(), len(doc.Routes))
+	case err != nil:
+		return err
+	default:
+		log.Info("demo: a ruleset is already live; not seeding one")
+	}
+
+	keys, err := store.ListAPIKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		fmt.Fprintln(stdout, "demo: API keys already exist (hotlane apikey list); not creating one")
+		return nil
+	}
+	_, secret, err := store.CreateAPIKey(ctx, "demo", []string{feedback.ScopeScore, feedback.ScopeFeedback, feedback.ScopeAdmin})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "demo: created API key %q with scopes score,feedback,admin (shown once):\n  %s\n", "demo", secret)
+	return nil
+}
+
+// compilePolicy parses and compiles a policy document and returns its
+// canonical JSON, refusing anything that would not compile.
+func compilePolicy(src []byte) (model.PolicyDoc, *model.Policy, []byte, error) {
+	doc, err := model.ParsePolicy(src)
+	if err != nil {
+		return doc, nil, nil, err
+	}
+	compiled, err := model.CompilePolicy(doc)
+	if err != nil {
+		return doc, nil, nil, err
+	}
+	canonical, err := doc.Canonical()
+	if err != nil {
+		return doc, nil, nil, err
+	}
+	return doc, compiled, canonical, nil
+}

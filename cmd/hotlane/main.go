@@ -1,0 +1,100 @@
+// Command hotlane is the Hotlane server and its operator commands: serve
+// the API, migrate the database, manage API keys and rulesets, and drive a
+// running server with load. main only calls run, so tests can run the whole
+// program in-process.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsageShown) {
+			fmt.Fprintln(os.Stderr, "hotlane:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// errUsageShown marks an error whose explanation was already printed.
+var errUsageShown = errors.New("usage shown")
+
+func exitCode(err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) || errors.Is(err, errUsageShown) {
+		return 2
+	}
+	return 1
+}
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+
+const usage = `hotlane: visitor priority routing for live chat
+
+Usage:
+  hotlane serve [--addr ADDR] [--db DSN] [--demo] [--no-migrate] [--store-messages]
+  hotlane migrate [--db DSN]
+  hotlane apikey create --name NAME --scopes score,feedback,admin
+  hotlane apikey list
+  hotlane apikey revoke ID
+  hotlane rules apply FILE [--note TEXT]     publish a policy document (YAML or JSON)
+  hotlane rules validate FILE                check a policy document without a database
+  hotlane rules show [VERSION]               print the live (or a given) ruleset
+  hotlane rules list                         list every ruleset version
+  hotlane rules rollback VERSION             make an earlier version live again
+  hotlane bench --url URL --key KEY [--duration D] [--concurrency N] [--baseline] [--json]
+  hotlane version
+
+Every flag can also be set as HOTLANE_<FLAG> (for example HOTLANE_DB,
+HOTLANE_ADDR); HOTLANE_<FLAG>_FILE reads the value from a file, for secrets.
+--db takes postgres://... or a SQLite file path (default hotlane.db).
+Run "hotlane COMMAND -h" for the flags of one command.
+`
+
+// run is the whole program: it parses args and runs one subcommand.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsageShown
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, stdout, stderr)
+	case "apikey":
+		return runAPIKey(ctx, rest, stdout, stderr)
+	case "rules":
+		return runRules(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "hotlane", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usagef("unknown command %q", cmd)
+	}
+}

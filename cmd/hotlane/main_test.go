@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runCLI(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestCLIKeysAndRules(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "h.db")
+	out, _, err := runCLI(t, "apikey", "create", "--db", db, "--name", "chatwoot", "--scopes", "score,feedback")
+	if err != nil {
+		t.Fatalf("apikey create: %v", err)
+	}
+	key := lastLine(out)
+	if !strings.HasPrefix(key, "hl_") || strings.ContainsAny(key, " \t") {
+		t.Fatalf("last line %q is not the key alone", key)
+	}
+	out, _, err = runCLI(t, "apikey", "list", "--db", db)
+	if err != nil || !strings.Contains(out, "chatwoot") || strings.Contains(out, key) {
+		t.Fatalf("apikey list = %q, %v (must list the key without its secret)", out, err)
+	}
+	if _, _, err := runCLI(t, "apikey", "create", "--db", db, "--name", "x", "--scopes", "root"); err == nil {
+		t.Error("apikey create with an unknown scope succeeded")
+	}
+	if _, _, err := runCLI(t, "apikey", "revoke", "--db", db, "1"); err != nil {
+		t.Errorf("revoke: %v", err)
+	}
+	if _, _, err := runCLI(t, "apikey", "revoke", "--db", db, "99"); err == nil {
+		t.Error("revoking an unknown key succeeded")
+	}
+
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	write(t, good, demoPolicy)
+	write(t, bad, []byte("rules:\n  - {name: oops, expression: 'deal_size >=', points: 1}\nthresholds:\n  default: {urgent: 0.9, high: 0.7, medium: 0.4}\n"))
+
+	_, _, err = runCLI(t, "rules", "apply", "--db", db, bad)
+	if err == nil || !strings.Contains(err.Error(), "oops") {
+		t.Fatalf("apply of a broken rule: err = %v, want it to name the rule", err)
+	}
+	if out, _, err = runCLI(t, "rules", "apply", good, "--db", db, "--note", "first"); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if !strings.Contains(out, "version 1") {
+		t.Errorf("apply printed %q, want version 1 (the refused file must not take a version)", out)
+	}
+	if _, _, err = runCLI(t, "rules", "apply", "--db", db, good); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err = runCLI(t, "rules", "rollback", "--db", db, "1"); err != nil || !strings.Contains(out, "version 1 is live") {
+		t.Fatalf("rollback = %q, %v", out, err)
+	}
+	out, _, _ = runCLI(t, "rules", "list", "--db", db)
+	if !regexp.MustCompile(`(?m)^1\s+live`).MatchString(out) || !regexp.MustCompile(`(?m)^2\s+\S`).MatchString(out) {
+		t.Errorf("rules list = %q, want version 1 live and version 2 kept", out)
+	}
+	if out, _, err = runCLI(t, "rules", "validate", good); err != nil || !strings.Contains(out, "valid") {
+		t.Errorf("validate = %q, %v", out, err)
+	}
+	if _, _, err := runCLI(t, "nonsense"); exitCode(err) != 2 {
+		t.Errorf("unknown command exit = %d, want 2", exitCode(err))
+	}
+}
+
+func write(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeDemo runs the first command of the README against a fresh
+// SQLite file: the demo seeds a ruleset and a key, the key scores, and a
+// cancel drains and stops the server.
+func TestServeDemo(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+	cfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--db", db, "--demo", "--log-level", "warn"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout bytes.Buffer
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, &stdout, io.Discard, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve ended early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	out := stdout.String()
+	m := regexp.MustCompile(`hl_\S+`).FindString(out)
+	if m == "" || !strings.Contains(out, "published ruleset version 1") {
+		t.Fatalf("demo output lacks the ruleset or the key:\n%s", out)
+	}
+	body := `{"conversation_id":"demo-1","channel":"whatsapp","message":"this is urgent, still waiting","signals":{"deal_size":60000,"lifecycle_stage":"opportunity","owner":"ana@example.com"}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/score", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+m)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Tier  string `json:"tier"`
+		Route struct {
+			Owner string `json:"owner"`
+		} `json:"route"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || got.Tier != "urgent" || got.Route.Owner != "ana@example.com" {
+		t.Errorf("score = %d %+v, want urgent routed to the owner", resp.StatusCode, got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not stop")
+	}
+
+	// A second start seeds nothing new.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	stdout.Reset()
+	ready = make(chan string, 1)
+	go func() { done <- serve(ctx2, cfg, &stdout, io.Discard, ready) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("second start: %v", err)
+	}
+	cancel2()
+	<-done
+	if strings.Contains(stdout.String(), "hl_") || strings.Contains(stdout.String(), "published") {
+		t.Errorf("second start seeded again:\n%s", stdout.String())
+	}
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/server"
+)
+
+// runServe serves the API until ctx ends, then drains in-flight requests
+// and the decision writer before returning.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, osEnv, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stdout, stderr, nil)
+}
+
+// serve runs the server with a parsed configuration. ready, when not nil,
+// receives the listening address once requests are accepted (for tests).
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan<- string) error {
+	log := (&dbFlags{LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat}).logger(stderr)
+	log.Info("starting hotlane", slog.String("version", version), slog.Any("config", cfg))
+
+	store, err := feedback.Open(ctx, cfg.DB, feedback.Options{Logger: log, WriterConns: cfg.WriterConns})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close database", slog.Any("err", err))
+		}
+	}()
+	if !cfg.NoMigrate {
+		if err := store.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	if cfg.Demo {
+		if err := seedDemo(ctx, store, stdout, log); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+
+	srv := server.New(server.Config{
+		StoreMessages: cfg.StoreMessages,
+		KeyCacheTTL:   cfg.KeyCacheTTL,
+		Version:       version,
+	}, store, log)
+	if err := srv.Live().Refresh(ctx); err != nil {
+		return fmt.Errorf("load ruleset: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Live().Watch(bg, cfg.ReloadInterval) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	log.Info("listening", slog.String("addr", ln.Addr().String()))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err = <-serveErr:
+		stopBG()
+		wg.Wait()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", slog.Duration("timeout", cfg.ShutdownTimeout))
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	err = httpSrv.Shutdown(shutCtx)
+	stopBG()
+	wg.Wait()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,200 @@
+package feedback
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Decision is one scoring decision as stored. RecordDecision fills CreatedAt
+// (and OccurredAt from it) when they are zero.
+type Decision struct {
+	ID             string // UUIDv7 string made by the caller
+	ConversationID string
+	Channel        string
+	Signals        []byte  // raw JSON object; nil is stored as {}
+	Message        *string // nil when message text is not stored
+	Score          float64
+	Tier           string
+	Reasons        []byte // JSON array; nil is stored as []
+	Route          []byte // JSON object; nil is stored as {}
+	ModelVersion   int    // 0 when no model was active
+	PolicyVersion  int
+	LatencyMicros  int64
+	OccurredAt     time.Time
+	CreatedAt      time.Time
+}
+
+// Conversation is the current state of a conversation: the outcome of its
+// latest decision and how many decisions it has had.
+type Conversation struct {
+	ID             string
+	Channel        string
+	Tier           string
+	Score          float64
+	LastDecisionID string
+	Decisions      int64
+	FirstSeenAt    time.Time
+	UpdatedAt      time.Time
+}
+
+type conversationRow struct {
+	ID             string `gorm:"primaryKey"`
+	Channel        string
+	Tier           string
+	Score          float64
+	LastDecisionID string
+	Decisions      int64
+	FirstSeenAt    time.Time
+	UpdatedAt      time.Time
+}
+
+func (conversationRow) TableName() string { return "conversations" }
+
+func (r conversationRow) toConversation() Conversation {
+	return Conversation{
+		ID: r.ID, Channel: r.Channel, Tier: r.Tier, Score: r.Score, LastDecisionID: r.LastDecisionID,
+		Decisions: r.Decisions, FirstSeenAt: r.FirstSeenAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+type decisionRow struct {
+	ID             string `gorm:"primaryKey"`
+	ConversationID string
+	Channel        string
+	Signals        string
+	Message        *string
+	Score          float64
+	Tier           string
+	Reasons        string
+	Route          string
+	ModelVersion   *int
+	PolicyVersion  int
+	LatencyUs      int64 `gorm:"column:latency_us"`
+	OccurredAt     time.Time
+	CreatedAt      time.Time
+}
+
+func (decisionRow) TableName() string { return "decisions" }
+
+func newDecisionRow(d *Decision) decisionRow {
+	r := decisionRow{
+		ID: d.ID, ConversationID: d.ConversationID, Channel: d.Channel, Signals: string(d.Signals),
+		Message: d.Message, Score: d.Score, Tier: d.Tier, Reasons: string(d.Reasons), Route: string(d.Route),
+		PolicyVersion: d.PolicyVersion, LatencyUs: d.LatencyMicros, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt,
+	}
+	if d.ModelVersion != 0 {
+		mv := d.ModelVersion
+		r.ModelVersion = &mv
+	}
+	return r
+}
+
+func (r decisionRow) toDecision() Decision {
+	d := Decision{
+		ID: r.ID, ConversationID: r.ConversationID, Channel: r.Channel, Signals: []byte(r.Signals),
+		Message: r.Message, Score: r.Score, Tier: r.Tier, Reasons: []byte(r.Reasons), Route: []byte(r.Route),
+		PolicyVersion: r.PolicyVersion, LatencyMicros: r.LatencyUs,
+		OccurredAt: r.OccurredAt.UTC(), CreatedAt: r.CreatedAt.UTC(),
+	}
+	if r.ModelVersion != nil {
+		d.ModelVersion = *r.ModelVersion
+	}
+	return d
+}
+
+// RecordDecision stores d and updates its conversation, returning the tier
+// the conversation had before d ("" for a new conversation). It returns only
+// after the transaction holding d has committed: concurrent calls are
+// grouped into one transaction, and if that transaction fails every decision
+// in it fails. If ctx ends first RecordDecision returns ctx.Err(); the
+// decision may still be committed.
+func (s *Store) RecordDecision(ctx context.Context, d Decision) (previousTier string, err error) {
+	if err := prepareDecision(&d); err != nil {
+		return "", fmt.Errorf("feedback: record decision: %w", err)
+	}
+	prev, err := s.w.submit(ctx, d)
+	if err != nil {
+		return "", fmt.Errorf("feedback: record decision: %w", err)
+	}
+	return prev, nil
+}
+
+func prepareDecision(d *Decision) error {
+	switch {
+	case d.ID == "":
+		return fmt.Errorf("%w: decision id is required", ErrInvalid)
+	case d.ConversationID == "":
+		return fmt.Errorf("%w: conversation id is required", ErrInvalid)
+	}
+	if err := defaultJSON(&d.Signals, "{}", "signals"); err != nil {
+		return err
+	}
+	if err := defaultJSON(&d.Reasons, "[]", "reasons"); err != nil {
+		return err
+	}
+	if err := defaultJSON(&d.Route, "{}", "route"); err != nil {
+		return err
+	}
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = now()
+	} else {
+		d.CreatedAt = normTime(d.CreatedAt)
+	}
+	if d.OccurredAt.IsZero() {
+		d.OccurredAt = d.CreatedAt
+	} else {
+		d.OccurredAt = normTime(d.OccurredAt)
+	}
+	return nil
+}
+
+func defaultJSON(b *[]byte, empty, field string) error {
+	if len(*b) == 0 {
+		*b = []byte(empty)
+		return nil
+	}
+	if !json.Valid(*b) {
+		return fmt.Errorf("%w: %s is not valid JSON", ErrInvalid, field)
+	}
+	return nil
+}
+
+// Decision returns the decision with id; ErrNotFound when there is none.
+func (s *Store) Decision(ctx context.Context, id string) (Decision, error) {
+	var row decisionRow
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return Decision{}, fmt.Errorf("feedback: decision %q: %w", id, translate(err))
+	}
+	return row.toDecision(), nil
+}
+
+// ConversationDecisions returns up to limit decisions of a conversation,
+// newest first (limit <= 0 means 100).
+func (s *Store) ConversationDecisions(ctx context.Context, conversationID string, limit int) ([]Decision, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var rows []decisionRow
+	err := s.db.WithContext(ctx).Where("conversation_id = ?", conversationID).
+		Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("feedback: decisions of conversation %q: %w", conversationID, translate(err))
+	}
+	out := make([]Decision, len(rows))
+	for i, r := range rows {
+		out[i] = r.toDecision()
+	}
+	return out, nil
+}
+
+// Conversation returns the conversation with id; ErrNotFound when there is
+// none.
+func (s *Store) Conversation(ctx context.Context, id string) (Conversation, error) {
+	var row conversationRow
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return Conversation{}, fmt.Errorf("feedback: conversation %q: %w", id, translate(err))
+	}
+	return row.toConversation(), nil
+}

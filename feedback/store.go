@@ -1,0 +1,297 @@
+// Package feedback owns Hotlane's persistent state: API keys, policy and model
+// versions, conversations and scoring decisions, and the store that keeps
+// them in PostgreSQL or SQLite. It is the only package that talks to the
+// database; callers get plain types and the errors ErrNotFound, ErrConflict
+// and ErrInvalid. Decisions are written by a group-commit writer: many
+// concurrent RecordDecision calls share one transaction.
+package feedback
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/hotlane/hotlane/migrations"
+)
+
+// Errors returned by the store, possibly wrapped; test them with errors.Is.
+var (
+	// ErrNotFound means the requested row does not exist (or, for API keys,
+	// is revoked).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the write clashes with existing data, such as a
+	// duplicate decision id or a concurrent publish.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid means the caller passed a value the store refuses, such as
+	// an unknown scope, an empty name or malformed JSON.
+	ErrInvalid = errors.New("invalid input")
+	// ErrClosed is returned by RecordDecision after Close has begun.
+	ErrClosed = errors.New("store closed")
+)
+
+// Dialect names returned by Store.Dialect.
+const (
+	DialectPostgres = migrations.DialectPostgres
+	DialectSQLite   = migrations.DialectSQLite
+)
+
+// Options tunes Open. The zero value is usable.
+type Options struct {
+	// Logger receives the store's own log lines (slow or failed batches,
+	// driver warnings). Nil discards them.
+	Logger *slog.Logger
+	// WriterConns is the size of the PostgreSQL connection pool reserved for
+	// the decision writer; 0 means 4. Ignored for SQLite.
+	WriterConns int
+	// WriteTimeout bounds one decision batch commit, so a database that
+	// stops answering fails requests instead of holding them; 0 means 10s.
+	WriteTimeout time.Duration
+	// MaxBatch caps the number of decisions committed together; 0 means 1000.
+	MaxBatch int
+}
+
+// Store persists Hotlane's state. It is safe for concurrent use; Open starts
+// its decision writer and Close stops it.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	dialect string
+	log     *slog.Logger
+	pool    *pgxpool.Pool // PostgreSQL only: the decision writer's connections
+	w       *writer
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open connects to the database named by dsn: a postgres:// or postgresql://
+// URL selects PostgreSQL, anything else is a SQLite file path (its parent
+// directory is created when missing). Open checks the connection but does not
+// migrate; call Migrate for that.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.WriterConns <= 0 {
+		opts.WriterConns = 4
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1000
+	}
+	if isPostgres(dsn) {
+		return openPostgres(ctx, dsn, opts)
+	}
+	return openSQLite(ctx, dsn, opts)
+}
+
+func isPostgres(dsn string) bool {
+	lower := strings.ToLower(dsn)
+	return strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://")
+}
+
+func gormConfig(log *slog.Logger) *gorm.Config {
+	return &gorm.Config{
+		Logger: logger.NewSlogLogger(log, logger.Config{
+			SlowThreshold:             time.Second,
+			LogLevel:                  logger.Warn,
+			IgnoreRecordNotFoundError: true,
+			ParameterizedQueries:      true, // never log values: they may hold secrets or messages
+		}),
+		NowFunc:                func() time.Time { return now() },
+		PrepareStmt:            false,
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+	}
+}
+
+// now is the store's clock: UTC, truncated to the microsecond precision both
+// engines keep, so values read back compare equal to values written.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func openPostgres(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("feedback: open postgres: parse dsn: %w", redactDSNError(err))
+	}
+	pcfg.MaxConns = int32(opts.WriterConns)
+	pcfg.MinConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("feedback: open postgres: writer pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("feedback: open postgres: %w", err)
+	}
+	db, err := gorm.Open(postgres.Open(dsn), gormConfig(opts.Logger))
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("feedback: open postgres: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("feedback: open postgres: %w", err)
+	}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: DialectPostgres, log: opts.Logger, pool: pool}
+	s.w = newWriter(s, opts)
+	return s, nil
+}
+
+// redactDSNError keeps a parse error from echoing a DSN that may hold a password.
+func redactDSNError(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("invalid postgres connection string")
+	}
+	return err
+}
+
+func openSQLite(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	path, query, _ := strings.Cut(dsn, "?")
+	path = strings.TrimPrefix(path, "file:")
+	if path == "" {
+		return nil, fmt.Errorf("feedback: open sqlite: %w: empty database path", ErrInvalid)
+	}
+	if strings.Contains(path, ":memory:") || strings.Contains(query, "mode=memory") {
+		return nil, fmt.Errorf("feedback: open sqlite: %w: in-memory databases are not supported, use a file", ErrInvalid)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("feedback: open sqlite %q: create directory: %w", path, err)
+		}
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("feedback: open sqlite %q: is a directory", path)
+	}
+	params := []string{
+		"_pragma=journal_mode(WAL)",
+		"_pragma=busy_timeout(10000)",
+		"_pragma=foreign_keys(1)",
+		"_pragma=synchronous(NORMAL)",
+		// Write transactions take the write lock up front, so two of them
+		// wait on busy_timeout instead of failing on a lock upgrade.
+		"_txlock=immediate",
+	}
+	if query != "" {
+		params = append(params, query)
+	}
+	full := path + "?" + strings.Join(params, "&")
+	db, err := gorm.Open(sqlite.Open(full), gormConfig(opts.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("feedback: open sqlite %q: %w", path, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("feedback: open sqlite %q: %w", path, err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("feedback: open sqlite %q: %w", path, err)
+	}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: DialectSQLite, log: opts.Logger}
+	s.w = newWriter(s, opts)
+	return s, nil
+}
+
+// Dialect reports the engine behind the store: "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Migrate applies every pending schema migration.
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := migrations.Up(ctx, s.sqlDB, s.dialect); err != nil {
+		return fmt.Errorf("feedback: migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion reports the schema version applied to the database.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	v, err := migrations.Version(ctx, s.sqlDB, s.dialect)
+	if err != nil {
+		return 0, fmt.Errorf("feedback: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("feedback: ping: %w", err)
+	}
+	if s.pool != nil {
+		if err := s.pool.Ping(ctx); err != nil {
+			return fmt.Errorf("feedback: ping writer pool: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close commits the decisions already queued, stops the decision writer and
+// closes the connections. Later RecordDecision calls return ErrClosed. Close
+// is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.w.close()
+		if s.pool != nil {
+			s.pool.Close()
+		}
+		if err := s.sqlDB.Close(); err != nil {
+			s.closeErr = fmt.Errorf("feedback: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// translate maps driver and GORM errors to the package's error kinds, keeping
+// the original in the chain for logs.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, sql.ErrNoRows), errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case errors.Is(err, gorm.ErrDuplicatedKey), errors.Is(err, gorm.ErrForeignKeyViolated):
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	var sqliteErr interface{ Code() int }
+	if errors.As(err, &sqliteErr) {
+		switch sqliteErr.Code() {
+		case 2067, 1555, 787: // SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY, _FOREIGNKEY
+			return fmt.Errorf("%w: %w", ErrConflict, err)
+		case 275, 1299: // SQLITE_CONSTRAINT_CHECK, _NOTNULL
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505", "23503", "23P01", "40001", "40P01": // unique, foreign key, exclusion, serialization, deadlock
+			return fmt.Errorf("%w: %w", ErrConflict, err)
+		case "23502", "23514", "22P02", "22P05", "22023", "22021": // not null, check, bad text/json
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,285 @@
+package feedback
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// PolicyVersion is one published version of the policy document (rules,
+// thresholds, routes). Every version is kept; exactly one is live once any
+// has been published.
+type PolicyVersion struct {
+	Version     int
+	Document    []byte // canonical JSON
+	Source      string // the document as its author wrote it (YAML or JSON)
+	Author      string
+	Note        string
+	Live        bool
+	CreatedAt   time.Time
+	ActivatedAt *time.Time
+}
+
+type policyRow struct {
+	Version     int `gorm:"primaryKey;autoIncrement:false"`
+	Document    string
+	Source      string
+	Author      string
+	Note        string
+	Live        bool
+	CreatedAt   time.Time
+	ActivatedAt *time.Time
+}
+
+func (policyRow) TableName() string { return "policies" }
+
+func (r policyRow) toPolicyVersion() PolicyVersion {
+	return PolicyVersion{
+		Version: r.Version, Document: []byte(r.Document), Source: r.Source, Author: r.Author, Note: r.Note,
+		Live: r.Live, CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utcPtr(r.ActivatedAt),
+	}
+}
+
+// Model statuses. A model is created as a candidate; activating it retires
+// the model active before.
+const (
+	ModelCandidate = "candidate"
+	ModelActive    = "active"
+	ModelRetired   = "retired"
+)
+
+// ModelVersion is one stored version of the trained scoring model.
+type ModelVersion struct {
+	Version     int
+	Status      string // ModelCandidate, ModelActive or ModelRetired
+	Body        []byte // the model as JSON
+	Note        string
+	CreatedAt   time.Time
+	ActivatedAt *time.Time
+}
+
+type modelRow struct {
+	Version     int `gorm:"primaryKey;autoIncrement:false"`
+	Status      string
+	Body        string
+	Note        string
+	CreatedAt   time.Time
+	ActivatedAt *time.Time
+}
+
+func (modelRow) TableName() string { return "models" }
+
+func (r modelRow) toModelVersion() ModelVersion {
+	return ModelVersion{
+		Version: r.Version, Status: r.Status, Body: []byte(r.Body), Note: r.Note,
+		CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utcPtr(r.ActivatedAt),
+	}
+}
+
+// lockTable serialises writers of a version table for the rest of the
+// transaction. Plain reads are not blocked. SQLite needs nothing: its write
+// transactions begin IMMEDIATE and so already exclude each other.
+func (s *Store) lockTable(tx *gorm.DB, table string) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	return tx.Exec("LOCK TABLE " + table + " IN EXCLUSIVE MODE").Error
+}
+
+func nextVersion(tx *gorm.DB, model any) (int, error) {
+	var v int
+	err := tx.Model(model).Select("COALESCE(MAX(version), 0) + 1").Scan(&v).Error
+	return v, err
+}
+
+// PublishPolicy stores document (canonical JSON) as the next policy version
+// and makes it live, in one transaction.
+func (s *Store) PublishPolicy(ctx context.Context, document []byte, source, author, note string) (PolicyVersion, error) {
+	if !json.Valid(document) {
+		return PolicyVersion{}, fmt.Errorf("feedback: publish policy: %w: document is not valid JSON", ErrInvalid)
+	}
+	var row policyRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockTable(tx, "policies"); err != nil {
+			return err
+		}
+		v, err := nextVersion(tx, &policyRow{})
+		if err != nil {
+			return err
+		}
+		if err := tx.Model(&policyRow{}).Where("live = ?", true).Update("live", false).Error; err != nil {
+			return err
+		}
+		t := now()
+		row = policyRow{Version: v, Document: string(document), Source: source, Author: author, Note: note,
+			Live: true, CreatedAt: t, ActivatedAt: &t}
+		return tx.Create(&row).Error
+	})
+	if err != nil {
+		return PolicyVersion{}, fmt.Errorf("feedback: publish policy: %w", translate(err))
+	}
+	return row.toPolicyVersion(), nil
+}
+
+// LivePolicy returns the live policy version, or ErrNotFound before any
+// policy has been published.
+func (s *Store) LivePolicy(ctx context.Context) (PolicyVersion, error) {
+	var row policyRow
+	if err := s.db.WithContext(ctx).Where("live = ?", true).Take(&row).Error; err != nil {
+		return PolicyVersion{}, fmt.Errorf("feedback: live policy: %w", translate(err))
+	}
+	return row.toPolicyVersion(), nil
+}
+
+// Policy returns policy version; ErrNotFound when it does not exist.
+func (s *Store) Policy(ctx context.Context, version int) (PolicyVersion, error) {
+	var row policyRow
+	if err := s.db.WithContext(ctx).Where("version = ?", version).Take(&row).Error; err != nil {
+		return PolicyVersion{}, fmt.Errorf("feedback: policy %d: %w", version, translate(err))
+	}
+	return row.toPolicyVersion(), nil
+}
+
+// ListPolicies returns every policy version, newest first.
+func (s *Store) ListPolicies(ctx context.Context) ([]PolicyVersion, error) {
+	var rows []policyRow
+	if err := s.db.WithContext(ctx).Order("version DESC").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("feedback: list policies: %w", translate(err))
+	}
+	out := make([]PolicyVersion, len(rows))
+	for i, r := range rows {
+		out[i] = r.toPolicyVersion()
+	}
+	return out, nil
+}
+
+// ActivatePolicy makes an existing version live again (a rollback, or a roll
+// forward after one) and returns it; ErrNotFound when it does not exist.
+// Activating the live version changes nothing.
+func (s *Store) ActivatePolicy(ctx context.Context, version int) (PolicyVersion, error) {
+	var row policyRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockTable(tx, "policies"); err != nil {
+			return err
+		}
+		if err := tx.Where("version = ?", version).Take(&row).Error; err != nil {
+			return err
+		}
+		if row.Live {
+			return nil
+		}
+		if err := tx.Model(&policyRow{}).Where("live = ?", true).Update("live", false).Error; err != nil {
+			return err
+		}
+		t := now()
+		row.Live, row.ActivatedAt = true, &t
+		return tx.Model(&policyRow{}).Where("version = ?", version).
+			Updates(map[string]any{"live": true, "activated_at": t}).Error
+	})
+	if err != nil {
+		return PolicyVersion{}, fmt.Errorf("feedback: activate policy %d: %w", version, translate(err))
+	}
+	return row.toPolicyVersion(), nil
+}
+
+// CreateModel stores body (the model as JSON) as the next model version,
+// with status candidate.
+func (s *Store) CreateModel(ctx context.Context, body []byte, note string) (ModelVersion, error) {
+	if !json.Valid(body) {
+		return ModelVersion{}, fmt.Errorf("feedback: create model: %w: body is not valid JSON", ErrInvalid)
+	}
+	var row modelRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockTable(tx, "models"); err != nil {
+			return err
+		}
+		v, err := nextVersion(tx, &modelRow{})
+		if err != nil {
+			return err
+		}
+		row = modelRow{Version: v, Status: ModelCandidate, Body: string(body), Note: note, CreatedAt: now()}
+		return tx.Create(&row).Error
+	})
+	if err != nil {
+		return ModelVersion{}, fmt.Errorf("feedback: create model: %w", translate(err))
+	}
+	return row.toModelVersion(), nil
+}
+
+// ActivateModel makes model version active, retiring the one active before;
+// any stored version can be activated, so this is also the rollback.
+// ErrNotFound when the version does not exist.
+func (s *Store) ActivateModel(ctx context.Context, version int) (ModelVersion, error) {
+	var row modelRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockTable(tx, "models"); err != nil {
+			return err
+		}
+		if err := tx.Where("version = ?", version).Take(&row).Error; err != nil {
+			return err
+		}
+		if row.Status == ModelActive {
+			return nil
+		}
+		if err := tx.Model(&modelRow{}).Where("status = ?", ModelActive).Update("status", ModelRetired).Error; err != nil {
+			return err
+		}
+		t := now()
+		row.Status, row.ActivatedAt = ModelActive, &t
+		return tx.Model(&modelRow{}).Where("version = ?", version).
+			Updates(map[string]any{"status": ModelActive, "activated_at": t}).Error
+	})
+	if err != nil {
+		return ModelVersion{}, fmt.Errorf("feedback: activate model %d: %w", version, translate(err))
+	}
+	return row.toModelVersion(), nil
+}
+
+// ActiveModel returns the active model, or ErrNotFound before any model has
+// been activated.
+func (s *Store) ActiveModel(ctx context.Context) (ModelVersion, error) {
+	var row modelRow
+	if err := s.db.WithContext(ctx).Where("status = ?", ModelActive).Take(&row).Error; err != nil {
+		return ModelVersion{}, fmt.Errorf("feedback: active model: %w", translate(err))
+	}
+	return row.toModelVersion(), nil
+}
+
+// Model returns model version; ErrNotFound when it does not exist.
+func (s *Store) Model(ctx context.Context, version int) (ModelVersion, error) {
+	var row modelRow
+	if err := s.db.WithContext(ctx).Where("version = ?", version).Take(&row).Error; err != nil {
+		return ModelVersion{}, fmt.Errorf("feedback: model %d: %w", version, translate(err))
+	}
+	return row.toModelVersion(), nil
+}
+
+// ListModels returns every model version, newest first.
+func (s *Store) ListModels(ctx context.Context) ([]ModelVersion, error) {
+	var rows []modelRow
+	if err := s.db.WithContext(ctx).Order("version DESC").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("feedback: list models: %w", translate(err))
+	}
+	out := make([]ModelVersion, len(rows))
+	for i, r := range rows {
+		out[i] = r.toModelVersion()
+	}
+	return out, nil
+}
+
+// LiveVersions reports the live policy version and the active model version
+// (0 for none) in one cheap query, for callers that poll for changes.
+func (s *Store) LiveVersions(ctx context.Context) (policy, model int, err error) {
+	var out struct{ Policy, Model int }
+	err = s.db.WithContext(ctx).Raw(
+		`SELECT COALESCE((SELECT version FROM policies WHERE live = ?), 0) AS policy,
+		        COALESCE((SELECT version FROM models WHERE status = ?), 0) AS model`,
+		true, ModelActive).Scan(&out).Error
+	if err != nil {
+		return 0, 0, fmt.Errorf("feedback: live versions: %w", translate(err))
+	}
+	return out.Policy, out.Model, nil
+}

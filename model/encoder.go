@@ -1,0 +1,141 @@
+package model
+
+import "math"
+
+// EncoderVersion is the encoding this package implements. A stored model
+// with a newer encoder is refused rather than scored with the wrong
+// features.
+const EncoderVersion = 1
+
+// The feature kinds an Encoder understands.
+const (
+	KindNumber   = "number"   // clip to [Min, Max], then (x-Center)/Scale
+	KindLog      = "log"      // sign(x)*log1p(|x|), then as KindNumber
+	KindBool     = "bool"     // 1 if true
+	KindCategory = "category" // 1 if the string equals Value
+	KindOther    = "other"    // 1 if a string not among the signal's category values
+	KindMissing  = "missing"  // 1 if the signal is missing
+)
+
+// Encoder turns signals into the numeric features of a logistic model. It
+// is stored with the model because the weights only mean something with
+// the exact encoding they were fitted on.
+type Encoder struct {
+	// Version is the encoding's version; 0 is read as 1.
+	Version  int       `json:"version"`
+	Features []Feature `json:"features"`
+}
+
+// Feature is one encoded input of the model.
+type Feature struct {
+	// Name is shown in reasons, e.g. "deal_size", "plan=pro", "plan=other"
+	// or "deal_size:missing".
+	Name string `json:"name"`
+	// Signal is the signal the feature reads.
+	Signal string `json:"signal"`
+	// Kind is one of the Kind constants.
+	Kind string `json:"kind"`
+	// Value is the category a KindCategory feature tests for.
+	Value string `json:"value,omitempty"`
+	// Center and Scale standardise number and log features.
+	Center float64 `json:"center"`
+	Scale  float64 `json:"scale"`
+	// Min and Max clip number and log features (after the log transform)
+	// so an outlier cannot dominate the score; clipping applies only when
+	// Min < Max.
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
+}
+
+// Encode appends one value per feature to dst[:0] and returns it; pass a
+// reused buffer to avoid allocating. A signal that is absent, nil, a
+// non-finite number or of the wrong type for its feature counts as
+// missing: number and log features are then 0 (the centre), the others 0,
+// and missing indicators 1 only for absent, nil or non-finite values.
+func (e *Encoder) Encode(signals map[string]any, dst []float64) []float64 {
+	dst = dst[:0]
+	for i := range e.Features {
+		dst = append(dst, e.encodeOne(i, signals[e.Features[i].Signal]))
+	}
+	return dst
+}
+
+func (e *Encoder) encodeOne(i int, v any) float64 {
+	f := &e.Features[i]
+	switch f.Kind {
+	case KindNumber, KindLog:
+		x, ok := number(v)
+		if !ok {
+			return 0
+		}
+		if f.Kind == KindLog {
+			x = math.Copysign(math.Log1p(math.Abs(x)), x)
+		}
+		if f.Min < f.Max {
+			x = min(max(x, f.Min), f.Max)
+		}
+		scale := f.Scale
+		if !(scale > 0) {
+			scale = 1
+		}
+		return (x - f.Center) / scale
+	case KindBool:
+		if b, ok := v.(bool); ok && b {
+			return 1
+		}
+	case KindCategory:
+		if s, ok := v.(string); ok && s == f.Value {
+			return 1
+		}
+	case KindOther:
+		s, ok := v.(string)
+		if !ok {
+			return 0
+		}
+		for j := range e.Features {
+			g := &e.Features[j]
+			if g.Kind == KindCategory && g.Signal == f.Signal && g.Value == s {
+				return 0
+			}
+		}
+		return 1
+	case KindMissing:
+		if missing(v) {
+			return 1
+		}
+	}
+	return 0
+}
+
+// number reads a finite number. Signals from JSON are float64; integer
+// types are accepted for callers that build signals in Go.
+func number(v any) (float64, bool) {
+	var x float64
+	switch n := v.(type) {
+	case float64:
+		x = n
+	case float32:
+		x = float64(n)
+	case int:
+		x = float64(n)
+	case int64:
+		x = float64(n)
+	case int32:
+		x = float64(n)
+	default:
+		return 0, false
+	}
+	return x, finite(x)
+}
+
+func missing(v any) bool {
+	switch n := v.(type) {
+	case nil:
+		return true
+	case float64:
+		return !finite(n)
+	case float32:
+		return !finite(float64(n))
+	}
+	return false
+}

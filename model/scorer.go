@@ -1,0 +1,295 @@
+package model
+
+import (
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// maxFeatureReasons bounds the feature reasons of a decision: beyond a few,
+// explanations stop being read.
+const maxFeatureReasons = 5
+
+// Input is what one score call knows. Signal values are float64, bool,
+// string or nil (nil means missing). Signals never hold "channel" or
+// "message": those travel beside them and win over any such key.
+type Input struct {
+	Channel string
+	Message string
+	Signals map[string]any
+}
+
+// Decision is the outcome of scoring one input.
+type Decision struct {
+	// Score is sigmoid(Logit), in (0, 1).
+	Score float64
+	// Logit is b + sum of fired rule weights + sum of feature contributions.
+	Logit float64
+	// Tier is the highest tier whose threshold (the channel's, else the
+	// default) Score reaches, raised to the highest tier floor of the
+	// fired rules.
+	Tier Tier
+	// Reasons are the fired rules by |contribution| descending (ties in
+	// policy order), then up to five non-zero feature contributions by
+	// |contribution| descending.
+	Reasons []Reason
+	// Route says where the conversation should go.
+	Route Route
+	// Hits are the fired rule names, in policy order.
+	Hits []string
+	// Errors are the names of rules that failed at run time, for example
+	// on a string compared with a number; they count as not fired.
+	Errors []string
+}
+
+// Reason is one contribution to a decision's logit.
+type Reason struct {
+	Kind         string  `json:"kind"` // "rule" or "feature"
+	Name         string  `json:"name"`
+	Contribution float64 `json:"contribution"`
+	TierFloor    string  `json:"tier_floor,omitempty"`
+	// Value is, for a feature, the signal value it was computed from.
+	Value any `json:"value,omitempty"`
+}
+
+// Route is where a decision sends the conversation.
+type Route struct {
+	Team string `json:"team,omitempty"`
+	// Owner is the "owner" signal, set for urgent and high decisions: a
+	// known account owner takes their important conversations.
+	Owner string `json:"owner,omitempty"`
+	// Via is "owner", "route" (the first matching route gave Team) or
+	// "none".
+	Via string `json:"via"`
+}
+
+// Scorer scores inputs against one policy and, optionally, one model. It
+// is immutable and safe for concurrent use; per-call scratch space,
+// including the expression VMs, is pooled so a decision allocates little.
+type Scorer struct {
+	policy    *Policy
+	model     *Model
+	intercept float64
+	weights   []float64 // per rule, in policy order
+	beta      []float64 // per feature; nil without a model
+	pool      sync.Pool // of *scratch
+}
+
+// scratch is the per-call state one goroutine uses at a time.
+type scratch struct {
+	vm    vm.VM
+	env   map[string]any
+	hit   []bool
+	fired []int
+	feats []float64
+	top   []int
+	// The boxed channel is kept between calls: converting a string to an
+	// interface allocates, and most calls repeat a few channels.
+	channel      string
+	boxedChannel any
+}
+
+// NewScorer prepares a scorer. With m == nil it is a pure rules engine:
+// the intercept is the policy's base and each rule weighs its points. The
+// model is expected to come from ParseModel, which validates it.
+func NewScorer(p *Policy, m *Model) *Scorer {
+	s := &Scorer{policy: p, model: m, intercept: p.doc.Base, weights: make([]float64, len(p.rules))}
+	for i, r := range p.rules {
+		s.weights[i] = r.points
+	}
+	if m != nil {
+		s.intercept = m.Intercept
+		for i, r := range p.rules {
+			if w, ok := m.RuleWeights[r.name]; ok {
+				s.weights[i] = w
+			}
+		}
+		s.beta = make([]float64, len(m.Encoder.Features))
+		copy(s.beta, m.Beta)
+	}
+	s.pool.New = func() any {
+		st := &scratch{
+			env:   make(map[string]any, len(p.envNames)+2),
+			hit:   make([]bool, len(p.rules)),
+			fired: make([]int, 0, len(p.rules)),
+			feats: make([]float64, 0, len(s.beta)),
+			top:   make([]int, 0, maxFeatureReasons),
+		}
+		// The env holds a fixed key set, so later calls only overwrite
+		// values and the map never grows.
+		for _, name := range p.envNames {
+			st.env[name] = nil
+		}
+		st.env["channel"] = ""
+		st.env["message"] = ""
+		return st
+	}
+	return s
+}
+
+// Policy returns the policy the scorer uses.
+func (s *Scorer) Policy() *Policy { return s.policy }
+
+// Score scores one input. It never fails: a rule that errors counts as not
+// fired and is named in Decision.Errors.
+func (s *Scorer) Score(in Input) Decision {
+	p := s.policy
+	st := s.pool.Get().(*scratch)
+	defer s.pool.Put(st)
+
+	s.fillEnv(st, in)
+
+	var d Decision
+	logit := s.intercept
+	floor := TierNone
+	st.fired = st.fired[:0]
+	for i := range p.rules {
+		r := &p.rules[i]
+		st.hit[i] = false
+		if r.channels != nil && !slices.Contains(r.channels, in.Channel) {
+			continue
+		}
+		out, err := st.vm.Run(r.program, st.env)
+		if err != nil {
+			d.Errors = append(d.Errors, r.name)
+			continue
+		}
+		if b, _ := out.(bool); b {
+			st.hit[i] = true
+			st.fired = append(st.fired, i)
+			logit += s.weights[i]
+			floor = max(floor, r.floor)
+		}
+	}
+	if p.readMessage {
+		// Do not keep the message alive in the pool.
+		st.env["message"] = ""
+	}
+
+	var nfeat int
+	if len(s.beta) > 0 {
+		st.feats = s.model.Encoder.Encode(in.Signals, st.feats)
+		st.top = st.top[:0]
+		for j, f := range st.feats {
+			c := s.beta[j] * f
+			if c == 0 {
+				continue
+			}
+			logit += c
+			st.top = insertTop(st.top, j, st.feats, s.beta)
+		}
+		nfeat = len(st.top)
+	}
+
+	d.Logit = logit
+	d.Score = sigmoid(logit)
+	d.Tier = max(tierFor(p.thresholdsFor(in.Channel), d.Score), floor)
+
+	if len(st.fired) > 0 {
+		d.Hits = make([]string, len(st.fired))
+		for k, i := range st.fired {
+			d.Hits[k] = p.rules[i].name
+		}
+	}
+	if n := len(st.fired) + nfeat; n > 0 {
+		d.Reasons = make([]Reason, 0, n)
+		// Insertion sort: stable, allocation-free, and the fired list is
+		// short.
+		fired := st.fired
+		for a := 1; a < len(fired); a++ {
+			for b := a; b > 0 && math.Abs(s.weights[fired[b]]) > math.Abs(s.weights[fired[b-1]]); b-- {
+				fired[b], fired[b-1] = fired[b-1], fired[b]
+			}
+		}
+		for _, i := range fired {
+			r := &p.rules[i]
+			d.Reasons = append(d.Reasons, Reason{Kind: "rule", Name: r.name, Contribution: s.weights[i], TierFloor: r.floor.String()})
+		}
+		for _, j := range st.top {
+			f := &s.model.Encoder.Features[j]
+			d.Reasons = append(d.Reasons, Reason{Kind: "feature", Name: f.Name, Contribution: s.beta[j] * st.feats[j], Value: in.Signals[f.Signal]})
+		}
+	}
+
+	d.Route = s.route(in, d.Tier, st.hit)
+	return d
+}
+
+func (s *Scorer) fillEnv(st *scratch, in Input) {
+	p := s.policy
+	if p.fullEnv {
+		clear(st.env)
+		for k, v := range in.Signals {
+			st.env[k] = v
+		}
+	} else {
+		for _, name := range p.envNames {
+			st.env[name] = in.Signals[name]
+		}
+	}
+	if p.readChannel {
+		if st.boxedChannel == nil || st.channel != in.Channel {
+			st.channel, st.boxedChannel = in.Channel, in.Channel
+		}
+		st.env["channel"] = st.boxedChannel
+	}
+	if p.readMessage {
+		st.env["message"] = in.Message
+	}
+}
+
+// insertTop keeps top as the indexes of the largest |beta_j*f_j| seen so
+// far, at most maxFeatureReasons, largest first; earlier features win ties.
+func insertTop(top []int, j int, feats, beta []float64) []int {
+	c := math.Abs(beta[j] * feats[j])
+	pos := len(top)
+	for pos > 0 && c > math.Abs(beta[top[pos-1]]*feats[top[pos-1]]) {
+		pos--
+	}
+	if pos >= maxFeatureReasons {
+		return top
+	}
+	if len(top) < maxFeatureReasons {
+		top = append(top, 0)
+	}
+	copy(top[pos+1:], top[pos:len(top)-1])
+	top[pos] = j
+	return top
+}
+
+// tierFor maps a score to the highest tier whose threshold it reaches.
+func tierFor(t Thresholds, score float64) Tier {
+	switch {
+	case score >= t.Urgent:
+		return TierUrgent
+	case score >= t.High:
+		return TierHigh
+	case score >= t.Medium:
+		return TierMedium
+	}
+	return TierLow
+}
+
+// route applies the routing table and the owner signal.
+func (s *Scorer) route(in Input, tier Tier, hit []bool) Route {
+	var r Route
+	for _, rt := range s.policy.routes {
+		if (rt.tier == TierNone || rt.tier == tier) &&
+			(rt.channel == "" || rt.channel == in.Channel) &&
+			(rt.rule < 0 || hit[rt.rule]) {
+			r.Team, r.Via = rt.team, "route"
+			break
+		}
+	}
+	if tier >= TierHigh {
+		if owner, ok := in.Signals["owner"].(string); ok && owner != "" {
+			r.Owner, r.Via = owner, "owner"
+		}
+	}
+	if r.Via == "" {
+		r.Via = "none"
+	}
+	return r
+}

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hotlane/hotlane/feedback"
+)
+
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// OpenAPISpec returns the OpenAPI 3 document served at /openapi.yaml.
+func OpenAPISpec() []byte { return openAPISpec }
+
+// readStore is what the read endpoints need from the store.
+type readStore interface {
+	Decision(ctx context.Context, id string) (feedback.Decision, error)
+	Conversation(ctx context.Context, id string) (feedback.Conversation, error)
+}
+
+func (s *Server) handleHealth(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": s.cfg.Version})
+}
+
+// handleReady answers 200 only when the database answers and a ruleset is
+// loaded, so a load balancer sends no traffic to a process that could not
+// commit a decision.
+func (s *Server) handleReady(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ready := true
+	if err := s.pinger.Ping(ctx); err != nil {
+		checks["database"] = "unreachable"
+		ready = false
+	} else {
+		checks["database"] = "ok"
+	}
+	if live := s.live.current(); live == nil {
+		checks["ruleset"] = "none published"
+	} else {
+		checks["ruleset"] = live.policyVersion
+		checks["model"] = live.modelVersion
+	}
+	if !ready {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+}
+
+func (s *Server) handleOpenAPI(c *gin.Context) {
+	c.Data(http.StatusOK, "application/yaml", openAPISpec)
+}
+
+// decisionJSON is a stored decision as the API shows it.
+type decisionJSON struct {
+	ID             string    `json:"decision_id"`
+	ConversationID string    `json:"conversation_id"`
+	Channel        string    `json:"channel"`
+	Score          float64   `json:"score"`
+	Tier           string    `json:"tier"`
+	Signals        jsonRaw   `json:"signals"`
+	Message        *string   `json:"message,omitempty"`
+	Reasons        jsonRaw   `json:"reasons"`
+	Route          jsonRaw   `json:"route"`
+	ModelVersion   *int      `json:"model_version"`
+	RulesetVersion int       `json:"ruleset_version"`
+	LatencyMicros  int64     `json:"latency_us"`
+	OccurredAt     time.Time `json:"occurred_at"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+func (s *Server) handleGetDecision(c *gin.Context) {
+	d, err := s.reads.Decision(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	out := decisionJSON{ID: d.ID, ConversationID: d.ConversationID, Channel: d.Channel, Score: d.Score, Tier: d.Tier,
+		Signals: jsonRaw(d.Signals), Message: d.Message, Reasons: jsonRaw(d.Reasons), Route: jsonRaw(d.Route),
+		RulesetVersion: d.PolicyVersion, LatencyMicros: d.LatencyMicros, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt}
+	if d.ModelVersion != 0 {
+		mv := d.ModelVersion
+		out.ModelVersion = &mv
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) handleGetConversation(c *gin.Context) {
+	conv, err := s.reads.Conversation(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"conversation_id": conv.ID, "channel": conv.Channel, "tier": conv.Tier, "score": conv.Score,
+		"last_decision_id": conv.LastDecisionID, "decisions": conv.Decisions,
+		"first_seen_at": conv.FirstSeenAt, "updated_at": conv.UpdatedAt,
+	})
+}
+
+// jsonRaw embeds stored JSON as is, and null when nothing is stored.
+type jsonRaw []byte
+
+// MarshalJSON implements json.Marshaler.
+func (j jsonRaw) MarshalJSON() ([]byte, error) {
+	if len(j) == 0 {
+		return []byte("null"), nil
+	}
+	return j, nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler, so API clients written in Go
+// (and our tests) can read the type back.
+func (j *jsonRaw) UnmarshalJSON(b []byte) error {
+	*j = append((*j)[:0], b...)
+	return nil
+}

@@ -1,0 +1,138 @@
+// Package server is Hotlane's HTTP face: the Gin router, its middleware
+// (request ids, access logs, metrics, authentication by API key), the JSON
+// handlers of the /v1 API, health and readiness probes, Prometheus metrics
+// and the OpenAPI document. Handlers validate requests, call the scoring
+// model and the feedback store, and map errors to one JSON error shape.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hotlane/hotlane/feedback"
+)
+
+// Config is the part of Hotlane's configuration the HTTP server uses.
+type Config struct {
+	// StoreMessages keeps the visitor's message text with each decision;
+	// off by default so that chat text stays out of the database.
+	StoreMessages bool
+	// KeyCacheTTL bounds how long an authenticated API key is trusted
+	// without asking the database again (and so how long a revoked key may
+	// still work). Zero means 10 seconds.
+	KeyCacheTTL time.Duration
+	// Version is reported by /healthz.
+	Version string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is everything the server needs from the feedback store. Each
+// handler depends only on the narrow interface it uses; this union exists
+// so that New can take one value.
+type Store interface {
+	keyAuthenticator
+	liveStore
+	decisionRecorder
+	policyAdmin
+	modelAdmin
+	readStore
+	Ping(ctx context.Context) error
+}
+
+// Server is the HTTP API. Build one with New and serve Handler.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	metrics   *metrics
+	live      *Live
+	keys      *keyCache
+	decisions decisionRecorder
+	policies  policyAdmin
+	models    modelAdmin
+	reads     readStore
+	pinger    interface{ Ping(context.Context) error }
+	engine    *gin.Engine
+}
+
+// New builds the server and its routes. It does not load the scorer: call
+// Live().Refresh before serving, and run Live().Watch to follow changes.
+func New(cfg Config, store Store, log *slog.Logger) *Server {
+	if cfg.KeyCacheTTL == 0 {
+		cfg.KeyCacheTTL = 10 * time.Second
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	m := newMetrics()
+	s := &Server{
+		cfg:       cfg,
+		log:       log,
+		now:       now,
+		metrics:   m,
+		live:      newLive(store, log, m),
+		keys:      newKeyCache(store, cfg.KeyCacheTTL, now),
+		decisions: store,
+		policies:  store,
+		models:    store,
+		reads:     store,
+		pinger:    store,
+	}
+	s.engine = s.routes()
+	return s
+}
+
+// Live returns the holder of the live scorer, for the owner of the process
+// to refresh and watch.
+func (s *Server) Live() *Live { return s.live }
+
+// Handler returns the HTTP handler of the whole API.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(withRequestID(), withRecovery(s.log), withAccessLog(s.log), withMetrics(s.metrics))
+	r.NoRoute(func(c *gin.Context) {
+		writeError(c, s.log, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, s.log, &APIError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: "method not allowed on this endpoint"})
+	})
+
+	r.GET("/healthz", s.handleHealth)
+	r.GET("/readyz", s.handleReady)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
+	r.GET("/openapi.yaml", s.handleOpenAPI)
+
+	v1 := r.Group("/v1")
+	score := requireScope(s.keys, s.log, feedback.ScopeScore)
+	admin := requireScope(s.keys, s.log, feedback.ScopeAdmin)
+
+	v1.POST("/score", score, s.handleScore)
+	v1.GET("/decisions/:id", score, s.handleGetDecision)
+	v1.GET("/conversations/:id", score, s.handleGetConversation)
+
+	v1.GET("/rules", admin, s.handleGetRules)
+	v1.PUT("/rules", admin, s.handlePutRules)
+	v1.POST("/rules/validate", admin, s.handleValidateRules)
+	v1.GET("/rulesets", admin, s.handleListRulesets)
+	v1.GET("/rulesets/:version", admin, s.handleGetRuleset)
+	v1.POST("/rulesets/:version/activate", admin, s.handleActivateRuleset)
+
+	v1.GET("/models", admin, s.handleListModels)
+	v1.POST("/models", admin, s.handleCreateModel)
+	v1.GET("/models/:version", admin, s.handleGetModel)
+	v1.POST("/models/:version/activate", admin, s.handleActivateModel)
+	return r
+}
