@@ -108,8 +108,11 @@ func (r decisionRow) toDecision() Decision {
 // the conversation had before d ("" for a new conversation). It returns only
 // after the transaction holding d has committed: concurrent calls are
 // grouped into one transaction, and if that transaction fails every decision
-// in it fails. If ctx ends first RecordDecision returns ctx.Err(); the
-// decision may still be committed.
+// in it fails, except that a batch the database refuses for its data (a
+// duplicate id, a value PostgreSQL cannot store) is retried one decision at
+// a time, so the bad decision fails alone (ErrConflict or ErrInvalid). If ctx
+// ends first RecordDecision returns an error wrapping ctx.Err(); the decision
+// may still be committed.
 func (s *Store) RecordDecision(ctx context.Context, d Decision) (previousTier string, err error) {
 	if err := prepareDecision(&d); err != nil {
 		return "", fmt.Errorf("feedback: record decision: %w", err)

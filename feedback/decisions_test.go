@@ -400,7 +400,7 @@ func TestCloseDrains(t *testing.T) {
 	var mu sync.Mutex
 	committed := 0
 	first := true
-	w := startWriter(discardLogger(), Options{MaxBatch: 7, WriteTimeout: time.Minute},
+	w := startWriter(discardLogger(), Options{MaxBatch: 20, WriteTimeout: time.Minute},
 		func(ctx context.Context, batch []*writeReq) error {
 			mu.Lock()
 			block := first

@@ -83,7 +83,11 @@ func TestAPIKeys(t *testing.T) {
 			t.Error("score key has admin scope")
 		}
 
-		for _, bad := range []string{"", "hl_", secret[:len(secret)-1] + "x", "Bearer " + secret, secret2 + "x"} {
+		flipped := secret[:len(secret)-1] + "a"
+		if flipped == secret {
+			flipped = secret[:len(secret)-1] + "b"
+		}
+		for _, bad := range []string{"", "hl_", flipped, "Bearer " + secret, secret2 + "x"} {
 			if _, err := s.AuthenticateAPIKey(ctx, bad); !errors.Is(err, ErrNotFound) {
 				t.Errorf("AuthenticateAPIKey(%q) error = %v, want ErrNotFound", bad, err)
 			}

@@ -202,6 +202,10 @@ func (w *writer) tryFlush(batch []*writeReq) (err error) {
 // isDataError reports whether err is the database refusing the data (class
 // 22 data exception or 23 integrity violation) rather than failing to run.
 func isDataError(err error) bool {
+	if errors.Is(err, gorm.ErrDuplicatedKey) || errors.Is(err, gorm.ErrForeignKeyViolated) ||
+		errors.Is(err, gorm.ErrCheckConstraintViolated) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")
@@ -252,7 +256,11 @@ func chainTiers(batch []*writeReq, stored map[string]string) {
 }
 
 const (
-	pgSelectConversations = `SELECT id, tier FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`
+	// A join with unnest rather than "id = ANY($1)": with stale statistics
+	// (a young, fast-growing table) the planner chose a sequential scan for
+	// ANY, whose cost grows with the table; the join stays on the index.
+	pgSelectConversations = `SELECT c.id, c.tier FROM unnest($1::text[]) AS k(id)
+  JOIN conversations c ON c.id = k.id ORDER BY c.id FOR UPDATE OF c`
 	pgUpsertConversations = `INSERT INTO conversations
   (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[], $8::timestamptz[])
@@ -270,8 +278,9 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[]
 
 // flushPostgres commits a batch in one round trip: the three statements are
 // pipelined with a single Sync, which PostgreSQL runs as one implicit
-// transaction (all or nothing). The conversation upsert runs before the
-// decision insert because decisions reference conversations.
+// transaction (all or nothing). The select locks the batch's existing
+// conversations, in id order, before anything changes, and reads the tiers
+// that the previous-tier chain starts from.
 func (s *Store) flushPostgres(ctx context.Context, batch []*writeReq) error {
 	plans := planConversations(batch)
 	n, m := len(batch), len(plans)
@@ -306,9 +315,9 @@ func (s *Store) flushPostgres(ctx context.Context, batch []*writeReq) error {
 
 	b := &pgx.Batch{}
 	b.Queue(pgSelectConversations, cIDs)
-	b.Queue(pgUpsertConversations, cIDs, cChannels, cTiers, cScores, cLast, cCounts, cFirst, cUpdated)
 	b.Queue(pgInsertDecisions, ids, convs, channels, signals, messages, scores, tiers, reasons, routes,
 		models, policies, latencies, occurred, created)
+	b.Queue(pgUpsertConversations, cIDs, cChannels, cTiers, cScores, cLast, cCounts, cFirst, cUpdated)
 	br := s.pool.SendBatch(ctx, b)
 
 	stored := make(map[string]string, m)
@@ -382,10 +391,10 @@ func (s *Store) flushSQLite(ctx context.Context, batch []*writeReq) error {
 				"updated_at":       gorm.Expr("excluded.updated_at"),
 			}),
 		}
-		if err := tx.Clauses(upsert).CreateInBatches(&convRows, 500).Error; err != nil {
+		if err := tx.CreateInBatches(&decRows, 500).Error; err != nil {
 			return err
 		}
-		return tx.CreateInBatches(&decRows, 500).Error
+		return tx.Clauses(upsert).CreateInBatches(&convRows, 500).Error
 	})
 	if err != nil {
 		return err

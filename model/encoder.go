@@ -139,3 +139,117 @@ func missing(v any) bool {
 	}
 	return false
 }
+
+// encodePlan is an Encoder prepared for repeated use by a Scorer: each
+// signal is looked up once however many features read it, kinds are
+// decoded once, and the category values an "other" feature excludes are
+// listed up front.
+type encodePlan struct {
+	enc     *Encoder
+	signals []string // distinct signals read, in first-use order
+	feats   []planFeature
+}
+
+type planFeature struct {
+	kind          uint8
+	slot          int // the signal's index in encodePlan.signals
+	clip          bool
+	lo, hi        float64
+	center, scale float64
+	value         string
+	others        []string // KindOther: the signal's category values
+}
+
+const (
+	kNone uint8 = iota
+	kNumber
+	kLog
+	kBool
+	kCategory
+	kOther
+	kMissing
+)
+
+var kindCodes = map[string]uint8{KindNumber: kNumber, KindLog: kLog, KindBool: kBool, KindCategory: kCategory, KindOther: kOther, KindMissing: kMissing}
+
+func newEncodePlan(e *Encoder) *encodePlan {
+	p := &encodePlan{enc: e, feats: make([]planFeature, len(e.Features))}
+	index := map[string]int{}
+	for i, f := range e.Features {
+		j, ok := index[f.Signal]
+		if !ok {
+			j = len(p.signals)
+			index[f.Signal] = j
+			p.signals = append(p.signals, f.Signal)
+		}
+		scale := f.Scale
+		if !(scale > 0) {
+			scale = 1
+		}
+		pf := planFeature{kind: kindCodes[f.Kind], slot: j, clip: f.Min < f.Max, lo: f.Min, hi: f.Max,
+			center: f.Center, scale: scale, value: f.Value}
+		if pf.kind == kOther {
+			for _, g := range e.Features {
+				if g.Kind == KindCategory && g.Signal == f.Signal {
+					pf.others = append(pf.others, g.Value)
+				}
+			}
+		}
+		p.feats[i] = pf
+	}
+	return p
+}
+
+// encode is Encode with the plan: vals receives the signal values by slot
+// (so reasons can show them) and dst the features. It must give exactly
+// what Encode gives.
+func (p *encodePlan) encode(signals map[string]any, vals []any, dst []float64) ([]any, []float64) {
+	vals = vals[:0]
+	for _, name := range p.signals {
+		vals = append(vals, signals[name])
+	}
+	dst = dst[:0]
+	for i := range p.feats {
+		f := &p.feats[i]
+		v := vals[f.slot]
+		x := 0.0
+		switch f.kind {
+		case kNumber, kLog:
+			n, ok := number(v)
+			if !ok {
+				break
+			}
+			if f.kind == kLog {
+				n = math.Copysign(math.Log1p(math.Abs(n)), n)
+			}
+			if f.clip {
+				n = min(max(n, f.lo), f.hi)
+			}
+			x = (n - f.center) / f.scale
+		case kBool:
+			if b, ok := v.(bool); ok && b {
+				x = 1
+			}
+		case kCategory:
+			if s, ok := v.(string); ok && s == f.value {
+				x = 1
+			}
+		case kOther:
+			if s, ok := v.(string); ok {
+				x = 1
+				for _, c := range f.others {
+					if c == s {
+						x = 0
+						break
+					}
+				}
+			}
+		case kMissing:
+			if missing(v) {
+				x = 1
+			}
+		}
+		dst = append(dst, x)
+	}
+	return vals, dst
+}

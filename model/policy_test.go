@@ -187,7 +187,7 @@ func TestCompilePolicyErrors(t *testing.T) {
 	}{
 		{
 			name: "duplicate rule names",
-			src: "rules:\n  - {name: a, expression: x > 1, points: 1}\n  - {name: a, expression: x > 2, points: 1}\n" + okThresholds,
+			src:  "rules:\n  - {name: a, expression: x > 1, points: 1}\n  - {name: a, expression: x > 2, points: 1}\n" + okThresholds,
 			want: []wantProblem{{field: "rules[1].name", rule: "a", message: "duplicate rule name (also rules[0])"}},
 		},
 		{

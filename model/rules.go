@@ -204,6 +204,14 @@ func (missingSafe) Visit(node *ast.Node) {
 				return
 			}
 			ast.Patch(node, call(arithFuncs[n.Operator], n.Left, n.Right))
+		case "matches":
+			str, ok := n.Right.(*ast.StringNode)
+			if !ok || !(mayBeMissing(n.Left) || n.Left.Type() == reflect.TypeOf("")) {
+				return
+			}
+			if m := literalMatcher(str.Value); m != nil {
+				ast.Patch(node, call(m, n.Left))
+			}
 		case "and", "&&", "or", "||":
 			wrapCondition(&n.Left)
 			wrapCondition(&n.Right)

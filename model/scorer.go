@@ -74,6 +74,7 @@ type Scorer struct {
 	intercept float64
 	weights   []float64 // per rule, in policy order
 	beta      []float64 // per feature; nil without a model
+	plan      *encodePlan
 	pool      sync.Pool // of *scratch
 }
 
@@ -84,6 +85,7 @@ type scratch struct {
 	hit   []bool
 	fired []int
 	feats []float64
+	vals  []any
 	top   []int
 	// The boxed channel is kept between calls: converting a string to an
 	// interface allocates, and most calls repeat a few channels.
@@ -108,6 +110,7 @@ func NewScorer(p *Policy, m *Model) *Scorer {
 		}
 		s.beta = make([]float64, len(m.Encoder.Features))
 		copy(s.beta, m.Beta)
+		s.plan = newEncodePlan(&m.Encoder)
 	}
 	s.pool.New = func() any {
 		st := &scratch{
@@ -115,6 +118,7 @@ func NewScorer(p *Policy, m *Model) *Scorer {
 			hit:   make([]bool, len(p.rules)),
 			fired: make([]int, 0, len(p.rules)),
 			feats: make([]float64, 0, len(s.beta)),
+			vals:  make([]any, 0, len(s.beta)),
 			top:   make([]int, 0, maxFeatureReasons),
 		}
 		// The env holds a fixed key set, so later calls only overwrite
@@ -170,7 +174,7 @@ func (s *Scorer) Score(in Input) Decision {
 
 	var nfeat int
 	if len(s.beta) > 0 {
-		st.feats = s.model.Encoder.Encode(in.Signals, st.feats)
+		st.vals, st.feats = s.plan.encode(in.Signals, st.vals, st.feats)
 		st.top = st.top[:0]
 		for j, f := range st.feats {
 			c := s.beta[j] * f
@@ -209,11 +213,13 @@ func (s *Scorer) Score(in Input) Decision {
 		}
 		for _, j := range st.top {
 			f := &s.model.Encoder.Features[j]
-			d.Reasons = append(d.Reasons, Reason{Kind: "feature", Name: f.Name, Contribution: s.beta[j] * st.feats[j], Value: in.Signals[f.Signal]})
+			d.Reasons = append(d.Reasons, Reason{Kind: "feature", Name: f.Name, Contribution: s.beta[j] * st.feats[j], Value: st.vals[s.plan.feats[j].slot]})
 		}
 	}
 
 	d.Route = s.route(in, d.Tier, st.hit)
+	// Do not keep the caller's values alive in the pool.
+	clear(st.vals)
 	return d
 }
 

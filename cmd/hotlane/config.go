@@ -210,9 +210,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("demo", c.Demo),
 		slog.Bool("store_messages", c.StoreMessages),
 		slog.String("log_level", c.LogLevel),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
-		slog.Duration("reload_interval", c.ReloadInterval),
-		slog.Duration("key_cache_ttl", c.KeyCacheTTL),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.String("reload_interval", c.ReloadInterval.String()),
+		slog.String("key_cache_ttl", c.KeyCacheTTL.String()),
 		slog.Int("writer_conns", c.WriterConns),
 	)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/model"
@@ -26,7 +27,7 @@ type demoStore interface {
 // seedDemo publishes the demo ruleset and creates an all-scopes API key,
 // each only when the database has none, and prints what it created. A
 // second start seeds nothing and says so.
-func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.Logger) error {
+func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.Logger, addr string) error {
 	_, err := store.LivePolicy(ctx)
 	switch {
 	case errors.Is(err, feedback.ErrNotFound):
@@ -67,6 +68,9 @@ func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.
 		return err
 	}
 	fmt.Fprintf(stdout, "demo: created API key %q with scopes score,feedback,admin (shown once):\n  %s\n", "demo", secret)
+	fmt.Fprintf(stdout, "demo: try it:\n  curl -s -X POST %s/v1/score -H 'Authorization: Bearer %s' \\\n"+
+		"    -H 'Content-Type: application/json' \\\n"+
+		"    -d '{\"conversation_id\":\"chat-42\",\"channel\":\"whatsapp\",\"message\":\"pricing for 50 seats?\",\"signals\":{\"deal_size\":25000,\"lifecycle_stage\":\"opportunity\"}}'\n", baseURL(addr), secret)
 	return nil
 }
 
@@ -86,4 +90,16 @@ func compilePolicy(src []byte) (model.PolicyDoc, *model.Policy, []byte, error) {
 		return doc, nil, nil, err
 	}
 	return doc, compiled, canonical, nil
+}
+
+// baseURL turns a listen address into the URL a local client would use.
+func baseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

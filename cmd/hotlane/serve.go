@@ -46,7 +46,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		}
 	}
 	if cfg.Demo {
-		if err := seedDemo(ctx, store, stdout, log); err != nil {
+		if err := seedDemo(ctx, store, stdout, log, cfg.Addr); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}

@@ -50,9 +50,12 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_updated_at ON conversations (updated_at);
 
 -- One row per scoring decision; ids are UUIDv7 strings made by the caller.
+-- conversation_id has no foreign key on purpose: decisions are written in
+-- large batches on the hot path, and the check cost about an eighth of each
+-- batch; the store always writes a decision and its conversation together.
 CREATE TABLE decisions (
     id              text PRIMARY KEY,
-    conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    conversation_id text NOT NULL,
     channel         text NOT NULL,
     signals         jsonb NOT NULL,
     message         text,

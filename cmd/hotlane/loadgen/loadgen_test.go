@@ -230,11 +230,11 @@ func TestRunCancelInFlight(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		if calls.Add(1) == 1 {
+		switch calls.Add(1) {
+		case 1:
 			io.WriteString(w, `{}`) // the probe
 			return
-		}
-		if calls.Load() == 1+concurrency {
+		case 1 + concurrency: // every worker now has a request in flight
 			cancel()
 		}
 		select {

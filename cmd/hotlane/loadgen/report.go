@@ -63,13 +63,16 @@ type Round struct {
 	// Target is TargetHotlane or TargetBaseline.
 	Target string `json:"target"`
 	// RPS is requests divided by the round's measured time.
-	RPS      float64 `json:"rps"`
-	Requests int64   `json:"requests"`
-	Errors   int64   `json:"errors"`
-	P50Ms    float64 `json:"p50_ms"`
-	P95Ms    float64 `json:"p95_ms"`
-	P99Ms    float64 `json:"p99_ms"`
-	MaxMs    float64 `json:"max_ms"`
+	RPS float64 `json:"rps"`
+	// Requests counts answered and failed requests.
+	Requests int64 `json:"requests"`
+	// Errors counts non-2xx answers and transport failures.
+	Errors int64 `json:"errors"`
+	// P50Ms, P95Ms, P99Ms and MaxMs are latency percentiles in milliseconds.
+	P50Ms float64 `json:"p50_ms"`
+	P95Ms float64 `json:"p95_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
 	// ElapsedS is the measured time: the configured duration plus the
 	// finishing of requests in flight at its end.
 	ElapsedS float64 `json:"elapsed_s"`
@@ -198,7 +201,8 @@ func (r Report) finish(targets []*target) Report {
 }
 
 // WriteText writes r as a readable table: one row per round, then one per
-// target over all its rounds, then the ratio.
+// target over all its rounds when it ran several, then the ratio and any
+// errors.
 func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "POST %s  concurrency %d  %s per round  seed %d\n\n",
@@ -213,14 +217,13 @@ func (r Report) WriteText(w io.Writer) error {
 		perTarget[rd.Target]++
 		row(rd.Target, strconv.Itoa(perTarget[rd.Target]), rd.Requests, rd.Errors, rd.RPS, rd.P50Ms, rd.P95Ms, rd.P99Ms, rd.MaxMs)
 	}
-	if len(r.Rounds) > 1 {
-		if perTarget[TargetBaseline] > 0 {
-			row(TargetBaseline, "all", r.BaselineRequests, r.BaselineErrors, r.BaselineRPS,
-				r.BaselineP50Ms, r.BaselineP95Ms, r.BaselineP99Ms, r.BaselineMaxMs)
-		}
-		if perTarget[TargetHotlane] > 0 {
-			row(TargetHotlane, "all", r.Requests, r.Errors, r.RPS, r.P50Ms, r.P95Ms, r.P99Ms, r.MaxMs)
-		}
+	// A target's "all" row only adds something when it ran several rounds.
+	if perTarget[TargetBaseline] > 1 {
+		row(TargetBaseline, "all", r.BaselineRequests, r.BaselineErrors, r.BaselineRPS,
+			r.BaselineP50Ms, r.BaselineP95Ms, r.BaselineP99Ms, r.BaselineMaxMs)
+	}
+	if perTarget[TargetHotlane] > 1 {
+		row(TargetHotlane, "all", r.Requests, r.Errors, r.RPS, r.P50Ms, r.P95Ms, r.P99Ms, r.MaxMs)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
