@@ -138,82 +138,100 @@ func TestRecordDecisionInvalid(t *testing.T) {
 // one chain per conversation. Each decision's tier is its own id, so the
 // previous tier names the decision committed just before it.
 func TestRecordDecisionConcurrent(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s *Store) {
-		ctx := context.Background()
-		const goroutines, perGoroutine, conversations = 200, 5, 20
-		type result struct {
-			d    Decision
-			prev string
-		}
-		results := make(chan result, goroutines*perGoroutine)
-		var wg sync.WaitGroup
-		for g := range goroutines {
-			wg.Go(func() {
-				for i := range perGoroutine {
-					d := newDecision(fmt.Sprintf("conv-%02d", (g+i)%conversations), "")
-					d.Tier = d.ID
-					prev, err := s.RecordDecision(ctx, d)
-					if err != nil {
-						t.Errorf("RecordDecision: %v", err)
-						return
-					}
-					results <- result{d, prev}
-				}
-			})
-		}
-		wg.Wait()
-		close(results)
+	forEachEngine(t, checkConcurrentChains)
+}
 
-		byConv := map[string]map[string]string{} // conversation -> previous tier -> decision id
-		for r := range results {
-			got, err := s.Decision(ctx, r.d.ID)
-			if err != nil {
-				t.Fatalf("Decision %s: %v", r.d.ID, err)
+// TestRecordDecisionConcurrentShardedWriters repeats the chain check with
+// several writers: a conversation must stay on one of them.
+func TestRecordDecisionConcurrentShardedWriters(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			s := openStore(t, e.dsn(t), Options{Writers: 3, WriterConns: 4})
+			if e.name == DialectPostgres && len(s.w.shards) != 3 {
+				t.Fatalf("writers = %d, want 3", len(s.w.shards))
 			}
-			if got.ConversationID != r.d.ConversationID || got.Tier != r.d.Tier {
-				t.Errorf("stored decision %+v does not match %+v", got, r.d)
-			}
-			next := byConv[r.d.ConversationID]
-			if next == nil {
-				next = map[string]string{}
-				byConv[r.d.ConversationID] = next
-			}
-			if other, dup := next[r.prev]; dup {
-				t.Errorf("conversation %s: decisions %s and %s both follow %q", r.d.ConversationID, other, r.d.ID, r.prev)
-			}
-			next[r.prev] = r.d.ID
-		}
-		if len(byConv) != conversations {
-			t.Fatalf("got %d conversations, want %d", len(byConv), conversations)
-		}
-		for conv, next := range byConv {
-			c, err := s.Conversation(ctx, conv)
-			if err != nil {
-				t.Fatalf("Conversation %s: %v", conv, err)
-			}
-			if got, want := c.Decisions, int64(len(next)); got != want {
-				t.Errorf("conversation %s: Decisions = %d, want %d", conv, got, want)
-			}
-			// Walk the chain from the first decision (previous tier "").
-			last, steps := "", 0
-			for id, ok := next[""]; ok; id, ok = next[id] {
-				last = id
-				if steps++; steps > len(next) {
-					t.Fatalf("conversation %s: previous tiers form a cycle", conv)
+			checkConcurrentChains(t, s)
+		})
+	}
+}
+
+// checkConcurrentChains records decisions from many goroutines and checks
+// that every conversation's previous tiers form one unbroken chain.
+func checkConcurrentChains(t *testing.T, s *Store) {
+	ctx := context.Background()
+	const goroutines, perGoroutine, conversations = 200, 5, 20
+	type result struct {
+		d    Decision
+		prev string
+	}
+	results := make(chan result, goroutines*perGoroutine)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range perGoroutine {
+				d := newDecision(fmt.Sprintf("conv-%02d", (g+i)%conversations), "")
+				d.Tier = d.ID
+				prev, err := s.RecordDecision(ctx, d)
+				if err != nil {
+					t.Errorf("RecordDecision: %v", err)
+					return
 				}
+				results <- result{d, prev}
 			}
-			if steps != len(next) {
-				t.Errorf("conversation %s: chain covers %d of %d decisions", conv, steps, len(next))
-			}
-			if c.LastDecisionID != last || c.Tier != last {
-				t.Errorf("conversation %s: last decision %s tier %s, want the chain's end %s", conv, c.LastDecisionID, c.Tier, last)
-			}
-			stored, err := s.ConversationDecisions(ctx, conv, 1000)
-			if err != nil || len(stored) != len(next) {
-				t.Errorf("conversation %s: %d stored decisions, %v; want %d", conv, len(stored), err, len(next))
+		})
+	}
+	wg.Wait()
+	close(results)
+
+	byConv := map[string]map[string]string{} // conversation -> previous tier -> decision id
+	for r := range results {
+		got, err := s.Decision(ctx, r.d.ID)
+		if err != nil {
+			t.Fatalf("Decision %s: %v", r.d.ID, err)
+		}
+		if got.ConversationID != r.d.ConversationID || got.Tier != r.d.Tier {
+			t.Errorf("stored decision %+v does not match %+v", got, r.d)
+		}
+		next := byConv[r.d.ConversationID]
+		if next == nil {
+			next = map[string]string{}
+			byConv[r.d.ConversationID] = next
+		}
+		if other, dup := next[r.prev]; dup {
+			t.Errorf("conversation %s: decisions %s and %s both follow %q", r.d.ConversationID, other, r.d.ID, r.prev)
+		}
+		next[r.prev] = r.d.ID
+	}
+	if len(byConv) != conversations {
+		t.Fatalf("got %d conversations, want %d", len(byConv), conversations)
+	}
+	for conv, next := range byConv {
+		c, err := s.Conversation(ctx, conv)
+		if err != nil {
+			t.Fatalf("Conversation %s: %v", conv, err)
+		}
+		if got, want := c.Decisions, int64(len(next)); got != want {
+			t.Errorf("conversation %s: Decisions = %d, want %d", conv, got, want)
+		}
+		// Walk the chain from the first decision (previous tier "").
+		last, steps := "", 0
+		for id, ok := next[""]; ok; id, ok = next[id] {
+			last = id
+			if steps++; steps > len(next) {
+				t.Fatalf("conversation %s: previous tiers form a cycle", conv)
 			}
 		}
-	})
+		if steps != len(next) {
+			t.Errorf("conversation %s: chain covers %d of %d decisions", conv, steps, len(next))
+		}
+		if c.LastDecisionID != last || c.Tier != last {
+			t.Errorf("conversation %s: last decision %s tier %s, want the chain's end %s", conv, c.LastDecisionID, c.Tier, last)
+		}
+		stored, err := s.ConversationDecisions(ctx, conv, 1000)
+		if err != nil || len(stored) != len(next) {
+			t.Errorf("conversation %s: %d stored decisions, %v; want %d", conv, len(stored), err, len(next))
+		}
+	}
 }
 
 func newReq(d Decision) *writeReq {
@@ -238,7 +256,7 @@ func TestBatchRepeatsConversation(t *testing.T) {
 			newReq(newDecision("b", "low")),
 			newReq(newDecision("a", "urgent")),
 		}
-		s.w.commit(batch)
+		s.w.shards[0].commit(batch)
 		wantPrev := []string{"medium", "", "low", "urgent", "high"}
 		for i, r := range batch {
 			res := <-r.done
@@ -283,7 +301,7 @@ func TestBatchBadDecisionFailsAlone(t *testing.T) {
 			batch = append(batch, newReq(nul), newReq(nulMsg))
 			wantErr = append(wantErr, ErrInvalid, ErrInvalid)
 		}
-		s.w.commit(batch)
+		s.w.shards[0].commit(batch)
 		for i, r := range batch {
 			res := <-r.done
 			if (res.err == nil) != (wantErr[i] == nil) || (wantErr[i] != nil && !errors.Is(res.err, wantErr[i])) {

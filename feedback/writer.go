@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strings"
@@ -47,12 +48,44 @@ type writer struct {
 	stopped chan struct{}
 }
 
-func newWriter(s *Store, opts Options) *writer {
+// shardedWriter spreads conversations over several writers by a hash of
+// the conversation id. Each conversation always lands on the same writer,
+// so its decisions keep their order and two batches never contend for the
+// same rows, while one writer's commit overlaps another's next batch.
+type shardedWriter struct {
+	shards []*writer
+}
+
+func newWriter(s *Store, opts Options) *shardedWriter {
 	flush := s.flushSQLite
+	n := 1 // SQLite has one writer at a time anyway
 	if s.dialect == DialectPostgres {
 		flush = s.flushPostgres
+		n = opts.Writers
 	}
-	return startWriter(s.log, opts, flush)
+	sw := &shardedWriter{shards: make([]*writer, n)}
+	for i := range sw.shards {
+		sw.shards[i] = startWriter(s.log, opts, flush)
+	}
+	return sw
+}
+
+func (sw *shardedWriter) submit(ctx context.Context, d Decision) (string, error) {
+	if len(sw.shards) == 1 {
+		return sw.shards[0].submit(ctx, d)
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(d.ConversationID))
+	return sw.shards[h.Sum32()%uint32(len(sw.shards))].submit(ctx, d)
+}
+
+// close drains and stops every shard.
+func (sw *shardedWriter) close() {
+	var wg sync.WaitGroup
+	for _, w := range sw.shards {
+		wg.Go(w.close)
+	}
+	wg.Wait()
 }
 
 func startWriter(log *slog.Logger, opts Options, flush func(context.Context, []*writeReq) error) *writer {

@@ -1,19 +1,17 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
-	"regexp"
-	"slices"
 	"strconv"
+
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -34,21 +32,6 @@ const (
 	maxMessageLen      = 4096
 	maxConversationID  = 128
 )
-
-var (
-	channelToken = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-	signalKey    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
-
-// scoreRequest is the wire shape of POST /v1/score. Signals stay raw until
-// each value is checked, so the stored copy is exactly what was sent.
-type scoreRequest struct {
-	ConversationID *string                    `json:"conversation_id"`
-	Channel        *string                    `json:"channel"`
-	Signals        map[string]json.RawMessage `json:"signals"`
-	Message        *string                    `json:"message"`
-	OccurredAt     *string                    `json:"occurred_at"`
-}
 
 // scoreInput is a validated score request.
 type scoreInput struct {
@@ -127,157 +110,56 @@ func readBody(c *gin.Context, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// decodeStrict decodes one JSON object into dst, refusing unknown fields
-// and trailing data, and names the offending field when it can.
-func decodeStrict(body []byte, dst any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &APIError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "unexpected data after the JSON object"}
-	}
-	return nil
-}
-
-func jsonError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		return invalidField(field, fmt.Sprintf("expected %s, got JSON %s", typeErr.Type, typeErr.Value))
-	case errors.As(err, &syntaxErr):
-		return &APIError{Status: http.StatusBadRequest, Code: "invalid_json",
-			Message: fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return &APIError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body is empty or truncated"}
-	default:
-		// DisallowUnknownFields reports `json: unknown field "x"`.
-		msg := err.Error()
-		if f, ok := unknownField(msg); ok {
-			return invalidField(f, "unknown field")
-		}
-		return &APIError{Status: http.StatusBadRequest, Code: "invalid_json", Message: msg}
-	}
-}
-
-var unknownFieldRe = regexp.MustCompile(`^json: unknown field "(.*)"$`)
-
-func unknownField(msg string) (string, bool) {
-	m := unknownFieldRe.FindStringSubmatch(msg)
-	if m == nil {
-		return "", false
-	}
-	return m[1], true
-}
-
 // parseScoreRequest validates a score request body. Every refusal names the
 // field and says what was expected.
 func parseScoreRequest(body []byte, now time.Time) (scoreInput, error) {
-	var req scoreRequest
-	if err := decodeStrict(body, &req); err != nil {
+	req, err := scanScoreRequest(body)
+	if err != nil {
 		return scoreInput{}, err
 	}
 	var in scoreInput
 	switch {
-	case req.ConversationID == nil || *req.ConversationID == "":
+	case !req.hasConversationID || req.conversationID == "":
 		return in, invalidField("conversation_id", "required: a string of 1 to 128 characters")
-	case utf8.RuneCountInString(*req.ConversationID) > maxConversationID:
+	case len(req.conversationID) > maxConversationID && utf8.RuneCountInString(req.conversationID) > maxConversationID:
 		return in, invalidField("conversation_id", "longer than 128 characters")
-	case hasControl(*req.ConversationID):
+	case hasControl(req.conversationID):
 		return in, invalidField("conversation_id", "contains control characters")
 	}
-	in.conversationID = *req.ConversationID
-	if req.Channel == nil || *req.Channel == "" {
+	in.conversationID = req.conversationID
+	if !req.hasChannel || req.channel == "" {
 		return in, invalidField("channel", "required: a lower-case token such as web or whatsapp")
 	}
-	if !channelToken.MatchString(*req.Channel) {
+	if !validChannel(req.channel) {
 		return in, invalidField("channel", "must be a lower-case token of letters, digits, - and _ (at most 32)")
 	}
-	in.channel = *req.Channel
-	if req.Message != nil {
-		if len(*req.Message) > maxMessageLen {
+	in.channel = req.channel
+	if req.hasMessage {
+		if len(req.message) > maxMessageLen {
 			return in, invalidField("message", fmt.Sprintf("longer than %d bytes", maxMessageLen))
 		}
-		if hasNUL(*req.Message) {
+		if hasNUL(req.message) {
 			return in, invalidField("message", "contains a NUL character")
 		}
-		in.message, in.hasMessage = *req.Message, true
+		in.message, in.hasMessage = req.message, true
 	}
 	in.occurredAt = now
-	if req.OccurredAt != nil {
-		t, err := time.Parse(time.RFC3339Nano, *req.OccurredAt)
+	if req.hasOccurredAt {
+		t, err := time.Parse(time.RFC3339Nano, req.occurredAt)
 		if err != nil {
 			return in, invalidField("occurred_at", "must be an RFC 3339 timestamp such as 2026-11-25T10:00:00Z")
 		}
 		in.occurredAt = t
 	}
-	if len(req.Signals) > maxSignals {
-		return in, invalidField("signals", fmt.Sprintf("has %d keys; at most %d are accepted", len(req.Signals), maxSignals))
+	in.signals = req.signals
+	if in.signals == nil {
+		in.signals = map[string]any{}
 	}
-	in.signals = make(map[string]any, len(req.Signals))
-	for k, raw := range req.Signals {
-		v, err := parseSignal(k, raw)
-		if err != nil {
-			return in, err
-		}
-		in.signals[k] = v
-	}
-	if req.Signals == nil {
+	in.rawSignals = req.rawSignals
+	if len(in.rawSignals) == 0 {
 		in.rawSignals = []byte("{}")
-	} else {
-		raw, err := json.Marshal(req.Signals)
-		if err != nil {
-			return in, fmt.Errorf("encode signals: %w", err)
-		}
-		in.rawSignals = raw
 	}
 	return in, nil
-}
-
-func parseSignal(key string, raw json.RawMessage) (any, error) {
-	field := "signals." + key
-	switch {
-	case len(key) > maxSignalKeyLen:
-		return nil, invalidField("signals", fmt.Sprintf("key %.20q... is longer than %d characters", key, maxSignalKeyLen))
-	case !signalKey.MatchString(key):
-		return nil, invalidField(field, "a signal name is letters, digits and _ and does not start with a digit")
-	case key == "channel" || key == "message":
-		return nil, invalidField(field, "channel and message travel beside the signals, not inside them")
-	}
-	if len(raw) == 0 {
-		return nil, invalidField(field, "empty value")
-	}
-	switch raw[0] {
-	case 'n':
-		return nil, nil
-	case 't':
-		return true, nil
-	case 'f':
-		return false, nil
-	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, invalidField(field, "invalid string")
-		}
-		if len(s) > maxSignalStringLen {
-			return nil, invalidField(field, fmt.Sprintf("string longer than %d bytes", maxSignalStringLen))
-		}
-		if hasNUL(s) {
-			return nil, invalidField(field, "contains a NUL character")
-		}
-		return s, nil
-	case '{', '[':
-		return nil, invalidField(field, "must be a number, boolean, string or null, not an object or array")
-	default:
-		f, err := strconv.ParseFloat(string(raw), 64)
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, invalidField(field, "number out of range")
-		}
-		return f, nil
-	}
 }
 
 func hasNUL(s string) bool {
@@ -370,24 +252,58 @@ func (s *Server) handleScore(c *gin.Context) {
 	}
 	s.countDecision(live, in.channel, d)
 
-	resp := scoreResponse{
-		DecisionID:     rec.ID,
-		ConversationID: in.conversationID,
-		Channel:        in.channel,
-		Score:          d.Score,
-		Tier:           rec.Tier,
-		Reasons:        reasons,
-		Route:          d.Route,
-		RulesetVersion: live.policyVersion,
+	c.Data(http.StatusOK, "application/json; charset=utf-8",
+		appendScoreResponse(make([]byte, 0, 256+len(reasonsJSON)), &rec, prev, reasonsJSON, routeJSON))
+}
+
+// appendScoreResponse writes the JSON of scoreResponse by hand, reusing
+// the reasons and route already encoded for storage; a test checks it
+// against encoding/json.
+func appendScoreResponse(b []byte, rec *feedback.Decision, prev string, reasons, route []byte) []byte {
+	b = append(b, `{"decision_id":`...)
+	b = appendJSONString(b, rec.ID)
+	b = append(b, `,"conversation_id":`...)
+	b = appendJSONString(b, rec.ConversationID)
+	b = append(b, `,"channel":`...)
+	b = appendJSONString(b, rec.Channel)
+	b = append(b, `,"score":`...)
+	b = strconv.AppendFloat(b, rec.Score, 'g', -1, 64)
+	b = append(b, `,"tier":`...)
+	b = appendJSONString(b, rec.Tier)
+	b = append(b, `,"previous_tier":`...)
+	if prev == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, prev)
 	}
-	if prev != "" {
-		resp.PreviousTier = &prev
+	b = append(b, `,"reasons":`...)
+	b = append(b, reasons...)
+	b = append(b, `,"route":`...)
+	b = append(b, route...)
+	b = append(b, `,"alert":null,"model_version":`...)
+	if rec.ModelVersion == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, int64(rec.ModelVersion), 10)
 	}
-	if live.modelVersion != 0 {
-		mv := live.modelVersion
-		resp.ModelVersion = &mv
+	b = append(b, `,"ruleset_version":`...)
+	b = strconv.AppendInt(b, int64(rec.PolicyVersion), 10)
+	return append(b, '}')
+}
+
+// appendJSONString quotes s as a JSON string; plain strings, the common
+// case, are copied as they are.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
 	}
-	c.JSON(http.StatusOK, resp)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // commonChannels are counted under their own name in metrics even when the

@@ -29,6 +29,7 @@ type Config struct {
 	ReloadInterval  time.Duration
 	KeyCacheTTL     time.Duration
 	WriterConns     int
+	Writers         int
 }
 
 // dbFlags are the flags every database command shares.
@@ -169,7 +170,8 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain in-flight requests on shutdown")
 	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", 2*time.Second, "how often to look for a new live ruleset or model")
 	fs.DurationVar(&cfg.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an authenticated API key is trusted before asking the database again")
-	fs.IntVar(&cfg.WriterConns, "writer-conns", 4, "PostgreSQL connections of the decision writer")
+	fs.IntVar(&cfg.WriterConns, "writer-conns", 4, "PostgreSQL connections of the decision writers")
+	fs.IntVar(&cfg.Writers, "writers", 1, "PostgreSQL decision writers committing in parallel (conversations are spread over them)")
 	rest, err := parseFlags(fs, args, env)
 	if err != nil {
 		return cfg, err
@@ -198,6 +200,9 @@ func (c Config) validate() error {
 	if c.WriterConns < 1 || c.WriterConns > 64 {
 		errs = append(errs, "--writer-conns: must be between 1 and 64")
 	}
+	if c.Writers < 1 || c.Writers > c.WriterConns {
+		errs = append(errs, "--writers: must be between 1 and --writer-conns")
+	}
 	return invalid(errs)
 }
 
@@ -214,6 +219,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("reload_interval", c.ReloadInterval.String()),
 		slog.String("key_cache_ttl", c.KeyCacheTTL.String()),
 		slog.Int("writer_conns", c.WriterConns),
+		slog.Int("writers", c.Writers),
 	)
 }
 

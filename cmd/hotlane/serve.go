@@ -31,7 +31,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	log := (&dbFlags{LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat}).logger(stderr)
 	log.Info("starting hotlane", slog.String("version", version), slog.Any("config", cfg))
 
-	store, err := feedback.Open(ctx, cfg.DB, feedback.Options{Logger: log, WriterConns: cfg.WriterConns})
+	store, err := feedback.Open(ctx, cfg.DB, feedback.Options{Logger: log, WriterConns: cfg.WriterConns, Writers: cfg.Writers})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}

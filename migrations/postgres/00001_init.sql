@@ -46,8 +46,11 @@ CREATE TABLE conversations (
     decisions        bigint NOT NULL,
     first_seen_at    timestamptz NOT NULL,
     updated_at       timestamptz NOT NULL
-);
-CREATE INDEX conversations_updated_at ON conversations (updated_at);
+) WITH (fillfactor = 80);
+-- No index on updated_at or tier: every decision updates its conversation,
+-- and an indexed column would turn those heap-only (HOT) updates into index
+-- writes on the hot path. Room left in each page (fillfactor) keeps the
+-- updates on the same page.
 
 -- One row per scoring decision; ids are UUIDv7 strings made by the caller.
 -- conversation_id has no foreign key on purpose: decisions are written in

@@ -47,7 +47,7 @@ CREATE TABLE conversations (
     first_seen_at    DATETIME NOT NULL,
     updated_at       DATETIME NOT NULL
 );
-CREATE INDEX conversations_updated_at ON conversations (updated_at);
+-- No index on updated_at: every decision updates its conversation.
 
 -- One row per scoring decision; ids are UUIDv7 strings made by the caller.
 -- conversation_id has no foreign key on purpose: decisions are written in
