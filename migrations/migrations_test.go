@@ -15,7 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
-var tables = []string{"api_keys", "conversations", "decisions", "models", "policies"}
+var tables = []string{"alerts", "api_keys", "conversations", "decisions", "models", "policies"}
 
 func openSQLite(t *testing.T) *sql.DB {
 	t.Helper()
