@@ -24,10 +24,13 @@ type Decision struct {
 	LatencyMicros  int64
 	OccurredAt     time.Time
 	CreatedAt      time.Time
+	// Alert is how the policy alerts on this decision; it is not stored
+	// with the decision but decides the alert row written beside it.
+	Alert AlertPlan
 }
 
 // Conversation is the current state of a conversation: the outcome of its
-// latest decision and how many decisions it has had.
+// latest decision, how many decisions it has had, and its alert state.
 type Conversation struct {
 	ID             string
 	Channel        string
@@ -37,17 +40,32 @@ type Conversation struct {
 	Decisions      int64
 	FirstSeenAt    time.Time
 	UpdatedAt      time.Time
+	// AlertedTier is the highest tier a tier alert fired for, "" if none.
+	AlertedTier string
+	// LastAlertAt is when the last tier alert fired, for the cooldown.
+	LastAlertAt *time.Time
+	// FirstTopAt is the first urgent or high decision: the SLA clock.
+	FirstTopAt *time.Time
+	// FirstResponseAt is the first human response reported by an event.
+	FirstResponseAt *time.Time
+	// SLAEscalatedAt is when the SLA escalation was raised.
+	SLAEscalatedAt *time.Time
 }
 
 type conversationRow struct {
-	ID             string `gorm:"primaryKey"`
-	Channel        string
-	Tier           string
-	Score          float64
-	LastDecisionID string
-	Decisions      int64
-	FirstSeenAt    time.Time
-	UpdatedAt      time.Time
+	ID              string `gorm:"primaryKey"`
+	Channel         string
+	Tier            string
+	Score           float64
+	LastDecisionID  string
+	Decisions       int64
+	FirstSeenAt     time.Time
+	UpdatedAt       time.Time
+	AlertedTier     string
+	LastAlertAt     *time.Time
+	FirstTopAt      *time.Time
+	FirstResponseAt *time.Time
+	SLAEscalatedAt  *time.Time `gorm:"column:sla_escalated_at"`
 }
 
 func (conversationRow) TableName() string { return "conversations" }
@@ -56,6 +74,8 @@ func (r conversationRow) toConversation() Conversation {
 	return Conversation{
 		ID: r.ID, Channel: r.Channel, Tier: r.Tier, Score: r.Score, LastDecisionID: r.LastDecisionID,
 		Decisions: r.Decisions, FirstSeenAt: r.FirstSeenAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		AlertedTier: r.AlertedTier, LastAlertAt: utcPtr(r.LastAlertAt), FirstTopAt: utcPtr(r.FirstTopAt),
+		FirstResponseAt: utcPtr(r.FirstResponseAt), SLAEscalatedAt: utcPtr(r.SLAEscalatedAt),
 	}
 }
 
@@ -114,14 +134,22 @@ func (r decisionRow) toDecision() Decision {
 // ends first RecordDecision returns an error wrapping ctx.Err(); the decision
 // may still be committed.
 func (s *Store) RecordDecision(ctx context.Context, d Decision) (previousTier string, err error) {
+	rec, err := s.Record(ctx, d)
+	return rec.PreviousTier, err
+}
+
+// Record is RecordDecision that also reports the alert row written with the
+// decision, in the same transaction, as d.Alert and the conversation's
+// alert state decide (see planAlerts).
+func (s *Store) Record(ctx context.Context, d Decision) (Recorded, error) {
 	if err := prepareDecision(&d); err != nil {
-		return "", fmt.Errorf("feedback: record decision: %w", err)
+		return Recorded{}, fmt.Errorf("feedback: record decision: %w", err)
 	}
-	prev, err := s.w.submit(ctx, d)
+	rec, err := s.w.submit(ctx, d)
 	if err != nil {
-		return "", fmt.Errorf("feedback: record decision: %w", err)
+		return Recorded{}, fmt.Errorf("feedback: record decision: %w", err)
 	}
-	return prev, nil
+	return rec, nil
 }
 
 func prepareDecision(d *Decision) error {

@@ -260,8 +260,8 @@ func TestBatchRepeatsConversation(t *testing.T) {
 		wantPrev := []string{"medium", "", "low", "urgent", "high"}
 		for i, r := range batch {
 			res := <-r.done
-			if res.err != nil || res.prev != wantPrev[i] {
-				t.Errorf("request %d: got %q, %v; want %q", i, res.prev, res.err, wantPrev[i])
+			if res.err != nil || res.rec.PreviousTier != wantPrev[i] {
+				t.Errorf("request %d: got %q, %v; want %q", i, res.rec.PreviousTier, res.err, wantPrev[i])
 			}
 		}
 		for _, tt := range []struct {

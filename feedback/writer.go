@@ -26,13 +26,13 @@ import (
 type writeReq struct {
 	ctx  context.Context
 	d    Decision
-	prev string           // set by the flush
+	rec  Recorded         // set by the flush
 	done chan writeResult // buffered: the writer never blocks on a caller that left
 }
 
 type writeResult struct {
-	prev string
-	err  error
+	rec Recorded
+	err error
 }
 
 type writer struct {
@@ -70,7 +70,7 @@ func newWriter(s *Store, opts Options) *shardedWriter {
 	return sw
 }
 
-func (sw *shardedWriter) submit(ctx context.Context, d Decision) (string, error) {
+func (sw *shardedWriter) submit(ctx context.Context, d Decision) (Recorded, error) {
 	if len(sw.shards) == 1 {
 		return sw.shards[0].submit(ctx, d)
 	}
@@ -102,28 +102,28 @@ func startWriter(log *slog.Logger, opts Options, flush func(context.Context, []*
 	return w
 }
 
-func (w *writer) submit(ctx context.Context, d Decision) (string, error) {
+func (w *writer) submit(ctx context.Context, d Decision) (Recorded, error) {
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return Recorded{}, err
 	}
 	r := &writeReq{ctx: ctx, d: d, done: make(chan writeResult, 1)}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return "", ErrClosed
+		return Recorded{}, ErrClosed
 	}
 	select {
 	case w.queue <- r:
 		w.mu.RUnlock()
 	case <-ctx.Done():
 		w.mu.RUnlock()
-		return "", ctx.Err()
+		return Recorded{}, ctx.Err()
 	}
 	select {
 	case res := <-r.done:
-		return res.prev, res.err
+		return res.rec, res.err
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return Recorded{}, ctx.Err()
 	}
 }
 
@@ -198,7 +198,7 @@ func (w *writer) commit(batch []*writeReq) {
 		w.log.Warn("decision batch refused, retrying one by one", slog.Int("batch_size", len(live)), slog.Any("error", err))
 		for _, r := range live {
 			err := w.tryFlush([]*writeReq{r})
-			r.done <- writeResult{prev: r.prev, err: translate(err)}
+			r.done <- writeResult{rec: r.rec, err: translate(err)}
 		}
 		return
 	}
@@ -210,7 +210,7 @@ func (w *writer) commit(batch []*writeReq) {
 		if err != nil {
 			r.done <- writeResult{err: err}
 		} else {
-			r.done <- writeResult{prev: r.prev}
+			r.done <- writeResult{rec: r.rec}
 		}
 	}
 }
@@ -258,7 +258,9 @@ type convPlan struct {
 }
 
 // planConversations combines the batch's decisions per conversation, sorted
-// by id so that concurrent writers lock rows in the same order.
+// by id so that concurrent writers lock rows in the same order. FirstTopAt
+// is the batch's first urgent or high decision; the upsert keeps a stored
+// one.
 func planConversations(batch []*writeReq) []convPlan {
 	idx := make(map[string]int, len(batch))
 	plans := make([]convPlan, 0, len(batch))
@@ -274,16 +276,33 @@ func planConversations(batch []*writeReq) []convPlan {
 		p.row.Channel, p.row.Tier, p.row.Score, p.row.LastDecisionID = d.Channel, d.Tier, d.Score, d.ID
 		p.row.UpdatedAt = d.CreatedAt
 		p.row.Decisions++
+		if p.row.FirstTopAt == nil && isTopTier(d.Tier) {
+			at := d.CreatedAt
+			p.row.FirstTopAt = &at
+		}
 	}
 	slices.SortFunc(plans, func(a, b convPlan) int { return strings.Compare(a.row.ID, b.row.ID) })
 	return plans
 }
 
-// chainTiers sets each request's previous tier from the tiers stored before
-// the batch, then from the batch's own earlier decisions, in order.
-func chainTiers(batch []*writeReq, stored map[string]string) {
-	for _, r := range batch {
-		r.prev = stored[r.d.ConversationID]
+// setAlertState copies the conversations' alert state after the batch into
+// their plans.
+func setAlertState(plans []convPlan, final map[string]alertState) {
+	for i := range plans {
+		st := final[plans[i].row.ID]
+		plans[i].row.AlertedTier, plans[i].row.LastAlertAt = st.alertedTier, st.lastAlertAt
+	}
+}
+
+// finishBatch answers each request: its previous tier, from the tiers
+// stored before the batch then from the batch's own earlier decisions in
+// order, and its alert (alerts may be nil when no decision needed one).
+func finishBatch(batch []*writeReq, stored map[string]string, alerts *batchAlerts) {
+	for i, r := range batch {
+		r.rec = Recorded{PreviousTier: stored[r.d.ConversationID]}
+		if alerts != nil {
+			r.rec.Alert = alerts.outcomes[i]
+		}
 		stored[r.d.ConversationID] = r.d.Tier
 	}
 }
@@ -292,41 +311,81 @@ const (
 	// A join with unnest rather than "id = ANY($1)": with stale statistics
 	// (a young, fast-growing table) the planner chose a sequential scan for
 	// ANY, whose cost grows with the table; the join stays on the index.
-	pgSelectConversations = `SELECT c.id, c.tier FROM unnest($1::text[]) AS k(id)
+	pgSelectConversations = `SELECT c.id, c.tier, c.alerted_tier, c.last_alert_at FROM unnest($1::text[]) AS k(id)
   JOIN conversations c ON c.id = k.id ORDER BY c.id FOR UPDATE OF c`
+	// pgUpsertConversations leaves the alert state alone: the batch had no
+	// decision that could change it.
 	pgUpsertConversations = `INSERT INTO conversations
-  (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[], $8::timestamptz[])
+  (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
+  $8::timestamptz[], $9::timestamptz[])
 ON CONFLICT (id) DO UPDATE SET
   channel = excluded.channel, tier = excluded.tier, score = excluded.score,
   last_decision_id = excluded.last_decision_id,
   decisions = conversations.decisions + excluded.decisions,
-  updated_at = excluded.updated_at`
+  updated_at = excluded.updated_at,
+  first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at)`
+	// pgUpsertConversationsAlerted also writes the alert state the batch
+	// computed from the locked rows.
+	pgUpsertConversationsAlerted = `INSERT INTO conversations
+  (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
+   alerted_tier, last_alert_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
+  $8::timestamptz[], $9::timestamptz[], $10::text[], $11::timestamptz[])
+ON CONFLICT (id) DO UPDATE SET
+  channel = excluded.channel, tier = excluded.tier, score = excluded.score,
+  last_decision_id = excluded.last_decision_id,
+  decisions = conversations.decisions + excluded.decisions,
+  updated_at = excluded.updated_at,
+  first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at),
+  alerted_tier = excluded.alerted_tier, last_alert_at = excluded.last_alert_at`
 	pgInsertDecisions = `INSERT INTO decisions
   (id, conversation_id, channel, signals, message, score, tier, reasons, route,
    model_version, policy_version, latency_us, occurred_at, created_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::float8[], $7::text[],
   $8::jsonb[], $9::jsonb[], $10::int4[], $11::int4[], $12::int8[], $13::timestamptz[], $14::timestamptz[])`
+	// pgLockBudgets serialises the batches that may spend the same team's
+	// budget (several writers or processes), so each counts the others'
+	// fired alerts. Taken after the row locks, in team order.
+	pgLockBudgets = `SELECT pg_advisory_xact_lock(hashtextextended('hotlane.alert_budget.' || t, 0))
+  FROM unnest($1::text[]) AS t`
+	pgCountFired = `SELECT team, count(*) FROM alerts
+  WHERE status = 'fired' AND kind = 'tier' AND team = ANY($1::text[]) AND created_at > $2
+  GROUP BY team`
+	pgReviewed = `SELECT DISTINCT conversation_id FROM alerts
+  WHERE conversation_id = ANY($1::text[]) AND kind = 'review'`
+	pgInsertAlerts = `INSERT INTO alerts
+  (id, kind, conversation_id, decision_id, channel, tier, score, team, owner, status, reason, sample_rate, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],
+  $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], $13::timestamptz[])`
 )
 
-// flushPostgres commits a batch in one round trip: the three statements are
-// pipelined with a single Sync, which PostgreSQL runs as one implicit
-// transaction (all or nothing). The select locks the batch's existing
-// conversations, in id order, before anything changes, and reads the tiers
-// that the previous-tier chain starts from.
-func (s *Store) flushPostgres(ctx context.Context, batch []*writeReq) error {
-	plans := planConversations(batch)
-	n, m := len(batch), len(plans)
-
-	cIDs, cChannels, cTiers, cLast := make([]string, m), make([]string, m), make([]string, m), make([]string, m)
-	cScores, cCounts := make([]float64, m), make([]int64, m)
-	cFirst, cUpdated := make([]time.Time, m), make([]time.Time, m)
+// pgConversationArgs are the arguments of the conversation upsert; with
+// alert state for pgUpsertConversationsAlerted.
+func pgConversationArgs(plans []convPlan, alertState bool) []any {
+	m := len(plans)
+	ids, channels, tiers, last := make([]string, m), make([]string, m), make([]string, m), make([]string, m)
+	scores, counts := make([]float64, m), make([]int64, m)
+	first, updated := make([]time.Time, m), make([]time.Time, m)
+	top := make([]*time.Time, m)
 	for i, p := range plans {
 		r := &p.row
-		cIDs[i], cChannels[i], cTiers[i], cLast[i] = r.ID, r.Channel, r.Tier, r.LastDecisionID
-		cScores[i], cCounts[i], cFirst[i], cUpdated[i] = r.Score, r.Decisions, r.FirstSeenAt, r.UpdatedAt
+		ids[i], channels[i], tiers[i], last[i] = r.ID, r.Channel, r.Tier, r.LastDecisionID
+		scores[i], counts[i], first[i], updated[i], top[i] = r.Score, r.Decisions, r.FirstSeenAt, r.UpdatedAt, r.FirstTopAt
 	}
+	args := []any{ids, channels, tiers, scores, last, counts, first, updated, top}
+	if !alertState {
+		return args
+	}
+	alerted, lastAlert := make([]string, m), make([]*time.Time, m)
+	for i, p := range plans {
+		alerted[i], lastAlert[i] = p.row.AlertedTier, p.row.LastAlertAt
+	}
+	return append(args, alerted, lastAlert)
+}
 
+func pgDecisionArgs(batch []*writeReq) []any {
+	n := len(batch)
 	ids, convs, channels, tiers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	signals, reasons, routes := make([][]byte, n), make([][]byte, n), make([][]byte, n)
 	messages, models := make([]*string, n), make([]*int32, n)
@@ -345,35 +404,56 @@ func (s *Store) flushPostgres(ctx context.Context, batch []*writeReq) error {
 		}
 		occurred[i], created[i] = d.OccurredAt, d.CreatedAt
 	}
+	return []any{ids, convs, channels, signals, messages, scores, tiers, reasons, routes,
+		models, policies, latencies, occurred, created}
+}
 
+func pgAlertArgs(rows []scoreAlertRow) []any {
+	n := len(rows)
+	ids, kinds, convs, decs, channels, tiers := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	teams, owners, statuses, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	scores, rates, created := make([]float64, n), make([]*float64, n), make([]time.Time, n)
+	for i, a := range rows {
+		ids[i], kinds[i], convs[i], decs[i], channels[i], tiers[i] = a.ID, a.Kind, a.ConversationID, a.DecisionID, a.Channel, a.Tier
+		teams[i], owners[i], statuses[i], reasons[i] = a.Team, a.Owner, a.Status, a.Reason
+		scores[i], rates[i], created[i] = a.Score, a.SampleRate, a.CreatedAt
+	}
+	return []any{ids, kinds, convs, decs, channels, tiers, scores, teams, owners, statuses, reasons, rates, created}
+}
+
+// flushPostgres commits a batch. A batch in which no decision can alert
+// (none in an alerting tier, none in the exploration sample) takes one round
+// trip: its statements are pipelined with a single Sync, which PostgreSQL
+// runs as one implicit transaction (all or nothing). The select locks the
+// batch's existing conversations, in id order, before anything changes, and
+// reads the tiers that the previous-tier chain starts from. Any other batch
+// needs the locked alert state before it can decide its alerts, so it takes
+// two: see flushPostgresAlerts.
+func (s *Store) flushPostgres(ctx context.Context, batch []*writeReq) error {
+	plans := planConversations(batch)
+	if slices.ContainsFunc(batch, func(r *writeReq) bool { return needsAlertState(&r.d) }) {
+		return s.flushPostgresAlerts(ctx, batch, plans)
+	}
+	cIDs := make([]string, len(plans))
+	for i, p := range plans {
+		cIDs[i] = p.row.ID
+	}
 	b := &pgx.Batch{}
 	b.Queue(pgSelectConversations, cIDs)
-	b.Queue(pgInsertDecisions, ids, convs, channels, signals, messages, scores, tiers, reasons, routes,
-		models, policies, latencies, occurred, created)
-	b.Queue(pgUpsertConversations, cIDs, cChannels, cTiers, cScores, cLast, cCounts, cFirst, cUpdated)
+	b.Queue(pgInsertDecisions, pgDecisionArgs(batch)...)
+	b.Queue(pgUpsertConversations, pgConversationArgs(plans, false)...)
 	br := s.pool.SendBatch(ctx, b)
 
-	stored := make(map[string]string, m)
+	stored := make(map[string]string, len(plans))
 	err := func() error {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id, tier string
-			if err := rows.Scan(&id, &tier); err != nil {
-				rows.Close()
-				return err
-			}
-			stored[id] = tier
-		}
-		if err := rows.Err(); err != nil {
+		if err := scanConversations(br, stored, nil); err != nil {
 			return err
 		}
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		_, err = br.Exec()
+		_, err := br.Exec()
 		return err
 	}()
 	// Close reads up to the Sync's ReadyForQuery, that is past the commit.
@@ -383,36 +463,209 @@ func (s *Store) flushPostgres(ctx context.Context, batch []*writeReq) error {
 	if err != nil {
 		return err
 	}
-	chainTiers(batch, stored)
+	finishBatch(batch, stored, nil)
+	return nil
+}
+
+// scanConversations reads pgSelectConversations into the stored tiers and,
+// when state is not nil, the alert state.
+func scanConversations(br pgx.BatchResults, tiers map[string]string, state map[string]alertState) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, tier, alerted string
+		var last *time.Time
+		if err := rows.Scan(&id, &tier, &alerted, &last); err != nil {
+			return err
+		}
+		tiers[id] = tier
+		if state != nil {
+			state[id] = alertState{alertedTier: alerted, lastAlertAt: last}
+		}
+	}
+	return rows.Err()
+}
+
+// flushPostgresAlerts commits a batch that may alert in one explicit
+// transaction of two round trips. The first locks the conversations and
+// reads their alert state, locks and counts the budgets of the teams the
+// batch may alert, reads which sampled conversations were reviewed before,
+// and inserts the decisions; planAlerts then decides every alert, and the
+// second upserts the conversations with their new alert state, inserts the
+// alerts and commits.
+func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plans []convPlan) (err error) {
+	cIDs := make([]string, len(plans))
+	for i, p := range plans {
+		cIDs[i] = p.row.ID
+	}
+	teams, since := alertTeams(batch)
+	sampled := sampledConversations(batch)
+
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' && !conn.Conn().IsClosed() {
+			// Release destroys a connection left in a transaction; a
+			// rollback keeps it for the next batch.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_, _ = conn.Exec(rctx, "ROLLBACK")
+			cancel()
+		}
+		conn.Release()
+	}()
+
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(pgSelectConversations, cIDs)
+	if len(teams) > 0 {
+		b.Queue(pgLockBudgets, teams)
+		b.Queue(pgCountFired, teams, since)
+	}
+	if len(sampled) > 0 {
+		b.Queue(pgReviewed, sampled)
+	}
+	b.Queue(pgInsertDecisions, pgDecisionArgs(batch)...)
+	br := conn.SendBatch(ctx, b)
+
+	stored := make(map[string]string, len(plans))
+	state := make(map[string]alertState, len(plans))
+	fired := map[string]int{}
+	err = func() error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		if err := scanConversations(br, stored, state); err != nil {
+			return err
+		}
+		if len(teams) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			var team string
+			var n int
+			if _, err := pgx.ForEachRow(rows, []any{&team, &n}, func() error { fired[team] = n; return nil }); err != nil {
+				return err
+			}
+		}
+		if len(sampled) > 0 {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			var id string
+			if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+				st := state[id]
+				st.reviewed = true
+				state[id] = st
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		_, err := br.Exec()
+		return err
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+
+	alerts := planAlerts(batch, state, fired)
+	setAlertState(plans, alerts.final)
+	b = &pgx.Batch{}
+	b.Queue(pgUpsertConversationsAlerted, pgConversationArgs(plans, true)...)
+	if len(alerts.rows) > 0 {
+		b.Queue(pgInsertAlerts, pgAlertArgs(alerts.rows)...)
+	}
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		// COMMIT of a transaction that failed is a rollback that reports
+		// no error; an open transaction here means something went wrong.
+		return errors.New("decision batch: transaction did not commit")
+	}
+	finishBatch(batch, stored, &alerts)
 	return nil
 }
 
 // flushSQLite commits a batch in one transaction, with the same logic as
-// flushPostgres.
+// flushPostgres; SQLite runs one writer at a time, so the budget needs no
+// lock of its own.
 func (s *Store) flushSQLite(ctx context.Context, batch []*writeReq) error {
 	plans := planConversations(batch)
 	ids := make([]string, len(plans))
-	convRows := make([]conversationRow, len(plans))
 	for i, p := range plans {
-		ids[i], convRows[i] = p.row.ID, p.row
+		ids[i] = p.row.ID
 	}
 	decRows := make([]decisionRow, len(batch))
 	for i, r := range batch {
 		decRows[i] = newDecisionRow(&r.d)
 	}
+	teams, since := alertTeams(batch)
+	sampled := sampledConversations(batch)
 	stored := make(map[string]string, len(plans))
+	var alerts batchAlerts
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var cur []struct{ ID, Tier string }
+		state := make(map[string]alertState, len(plans))
 		for chunk := range slices.Chunk(ids, 500) {
-			var part []struct{ ID, Tier string }
-			if err := tx.Model(&conversationRow{}).Select("id, tier").Where("id IN ?", chunk).Find(&part).Error; err != nil {
+			var part []conversationRow
+			if err := tx.Select("id, tier, alerted_tier, last_alert_at").Where("id IN ?", chunk).Find(&part).Error; err != nil {
 				return err
 			}
-			cur = append(cur, part...)
+			for _, c := range part {
+				stored[c.ID] = c.Tier
+				state[c.ID] = alertState{alertedTier: c.AlertedTier, lastAlertAt: c.LastAlertAt}
+			}
 		}
-		for _, c := range cur {
-			stored[c.ID] = c.Tier
+		fired := map[string]int{}
+		if len(teams) > 0 {
+			var counts []struct {
+				Team string
+				N    int
+			}
+			err := tx.Model(&scoreAlertRow{}).Select("team, count(*) AS n").
+				Where("status = ? AND kind = ? AND team IN ? AND created_at > ?", AlertStatusFired, AlertKindTier, teams, since).
+				Group("team").Find(&counts).Error
+			if err != nil {
+				return err
+			}
+			for _, c := range counts {
+				fired[c.Team] = c.N
+			}
 		}
+		for chunk := range slices.Chunk(sampled, 500) {
+			var reviewed []string
+			err := tx.Model(&scoreAlertRow{}).Distinct("conversation_id").
+				Where("conversation_id IN ? AND kind = ?", chunk, AlertKindReview).Pluck("conversation_id", &reviewed).Error
+			if err != nil {
+				return err
+			}
+			for _, id := range reviewed {
+				st := state[id]
+				st.reviewed = true
+				state[id] = st
+			}
+		}
+		alerts = planAlerts(batch, state, fired)
+		setAlertState(plans, alerts.final)
+		convRows := make([]conversationRow, len(plans))
+		for i, p := range plans {
+			convRows[i] = p.row
+		}
+
 		upsert := clause.OnConflict{
 			Columns: []clause.Column{{Name: "id"}},
 			DoUpdates: clause.Assignments(map[string]any{
@@ -422,16 +675,25 @@ func (s *Store) flushSQLite(ctx context.Context, batch []*writeReq) error {
 				"last_decision_id": gorm.Expr("excluded.last_decision_id"),
 				"decisions":        gorm.Expr("conversations.decisions + excluded.decisions"),
 				"updated_at":       gorm.Expr("excluded.updated_at"),
+				"first_top_at":     gorm.Expr("COALESCE(conversations.first_top_at, excluded.first_top_at)"),
+				"alerted_tier":     gorm.Expr("excluded.alerted_tier"),
+				"last_alert_at":    gorm.Expr("excluded.last_alert_at"),
 			}),
 		}
 		if err := tx.CreateInBatches(&decRows, 500).Error; err != nil {
 			return err
 		}
-		return tx.Clauses(upsert).CreateInBatches(&convRows, 500).Error
+		if err := tx.Clauses(upsert).CreateInBatches(&convRows, 500).Error; err != nil {
+			return err
+		}
+		if len(alerts.rows) > 0 {
+			return tx.CreateInBatches(&alerts.rows, 500).Error
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	chainTiers(batch, stored)
+	finishBatch(batch, stored, &alerts)
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
-var tables = []string{"alerts", "api_keys", "conversations", "decisions", "models", "policies"}
+var tables = []string{"alert_labels", "alerts", "api_keys", "conversation_events", "conversations", "decisions", "deliveries", "delivery_attempts", "destinations", "idempotency_keys", "models", "policies"}
 
 func openSQLite(t *testing.T) *sql.DB {
 	t.Helper()

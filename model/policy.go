@@ -41,6 +41,9 @@ type PolicyDoc struct {
 	Thresholds map[string]Thresholds `json:"thresholds" yaml:"thresholds"`
 	// Routes are tried in order; the first that matches names the team.
 	Routes []RouteSpec `json:"routes,omitempty" yaml:"routes"`
+	// Alerts says which decisions alert and how alerts are rationed; nil
+	// means every default (see AlertsSpec).
+	Alerts *AlertsSpec `json:"alerts,omitempty" yaml:"alerts"`
 }
 
 // RuleSpec is one hand-written rule.
@@ -274,6 +277,7 @@ func (d PolicyDoc) clone() PolicyDoc {
 		}
 	}
 	c.Routes = slices.Clone(d.Routes)
+	c.Alerts = d.Alerts.clone()
 	return c
 }
 
@@ -284,6 +288,7 @@ type Policy struct {
 	rules      []rule
 	thresholds map[string]Thresholds
 	routes     []route
+	alerts     *AlertPolicy
 	channels   []string
 	// envNames are the identifiers the rules read, other than channel and
 	// message; only these are copied from the signals into the rule env.
@@ -428,6 +433,10 @@ func CompilePolicy(doc PolicyDoc) (*Policy, error) {
 		p.routes = append(p.routes, rt)
 	}
 
+	alerts, alertProbs := compileAlerts(doc.Alerts)
+	probs = append(probs, alertProbs...)
+	p.alerts = alerts
+
 	if len(probs) > 0 {
 		return nil, &PolicyError{Problems: probs}
 	}
@@ -451,6 +460,9 @@ func CompilePolicy(doc PolicyDoc) (*Policy, error) {
 
 // Doc returns a copy of the document the policy was compiled from.
 func (p *Policy) Doc() PolicyDoc { return p.doc.clone() }
+
+// Alerts returns the policy's compiled alerts section.
+func (p *Policy) Alerts() *AlertPolicy { return p.alerts }
 
 // Channels returns the channels that have their own thresholds, sorted;
 // "default" is not among them.

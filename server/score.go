@@ -59,15 +59,18 @@ type scoreResponse struct {
 	RulesetVersion int            `json:"ruleset_version"`
 }
 
-// alertRef names the alert a decision fired, suppressed or deduplicated.
+// alertRef names the alert a decision fired, suppressed or deduplicated,
+// or the review request it raised (kind review).
 type alertRef struct {
 	ID     string `json:"id"`
+	Kind   string `json:"kind"`
 	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // decisionRecorder is what the score handler needs from the store.
 type decisionRecorder interface {
-	RecordDecision(ctx context.Context, d feedback.Decision) (previousTier string, err error)
+	Record(ctx context.Context, d feedback.Decision) (feedback.Recorded, error)
 }
 
 // readJSONBody enforces the content type and size limit shared by every
@@ -242,7 +245,8 @@ func (s *Server) handleScore(c *gin.Context) {
 		msg := in.message
 		rec.Message = &msg
 	}
-	prev, err := s.decisions.RecordDecision(c.Request.Context(), rec)
+	rec.Alert = alertPlan(live.scorer.Policy().Alerts(), in.channel, d)
+	out, err := s.decisions.Record(c.Request.Context(), rec)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("record decision: %w: %w", errUnavailable, err)
@@ -253,13 +257,27 @@ func (s *Server) handleScore(c *gin.Context) {
 	s.countDecision(live, in.channel, d)
 
 	c.Data(http.StatusOK, "application/json; charset=utf-8",
-		appendScoreResponse(make([]byte, 0, 256+len(reasonsJSON)), &rec, prev, reasonsJSON, routeJSON))
+		appendScoreResponse(make([]byte, 0, 320+len(reasonsJSON)), &rec, out, reasonsJSON, routeJSON))
+}
+
+// alertPlan is what the policy's alerts section says about decision d, in
+// the terms the store applies it.
+func alertPlan(ap *model.AlertPolicy, channel string, d model.Decision) feedback.AlertPlan {
+	return feedback.AlertPlan{
+		Alerts:          ap.Alerts(channel, d.Tier),
+		Team:            d.Route.Team,
+		Owner:           d.Route.Owner,
+		Cooldown:        ap.Cooldown(),
+		HourlyBudget:    ap.HourlyBudget(d.Route.Team),
+		ExplorationRate: ap.ExplorationRate(),
+	}
 }
 
 // appendScoreResponse writes the JSON of scoreResponse by hand, reusing
 // the reasons and route already encoded for storage; a test checks it
 // against encoding/json.
-func appendScoreResponse(b []byte, rec *feedback.Decision, prev string, reasons, route []byte) []byte {
+func appendScoreResponse(b []byte, rec *feedback.Decision, out feedback.Recorded, reasons, route []byte) []byte {
+	prev := out.PreviousTier
 	b = append(b, `{"decision_id":`...)
 	b = appendJSONString(b, rec.ID)
 	b = append(b, `,"conversation_id":`...)
@@ -280,7 +298,23 @@ func appendScoreResponse(b []byte, rec *feedback.Decision, prev string, reasons,
 	b = append(b, reasons...)
 	b = append(b, `,"route":`...)
 	b = append(b, route...)
-	b = append(b, `,"alert":null,"model_version":`...)
+	b = append(b, `,"alert":`...)
+	if a := out.Alert; a == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"id":`...)
+		b = appendJSONString(b, a.ID)
+		b = append(b, `,"kind":`...)
+		b = appendJSONString(b, a.Kind)
+		b = append(b, `,"status":`...)
+		b = appendJSONString(b, a.Status)
+		if a.Reason != "" {
+			b = append(b, `,"reason":`...)
+			b = appendJSONString(b, a.Reason)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"model_version":`...)
 	if rec.ModelVersion == 0 {
 		b = append(b, "null"...)
 	} else {

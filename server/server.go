@@ -42,6 +42,9 @@ type Store interface {
 	policyAdmin
 	modelAdmin
 	readStore
+	destinationAdmin
+	feedbackStore
+	kpiStore
 	Ping(ctx context.Context) error
 }
 
@@ -59,6 +62,9 @@ type Server struct {
 	reads     readStore
 	pinger    interface{ Ping(context.Context) error }
 	engine    *gin.Engine
+
+	destinations destinationAdmin
+	fb           feedbackAPI
 }
 
 // New builds the server and its routes. It does not load the scorer: call
@@ -85,6 +91,8 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 		reads:     store,
 		pinger:    store,
 	}
+	s.destinations = store
+	s.fb = feedbackAPI{store: store, kpis: store}
 	s.engine = s.routes()
 	return s
 }
@@ -134,5 +142,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/models", admin, s.handleCreateModel)
 	v1.GET("/models/:version", admin, s.handleGetModel)
 	v1.POST("/models/:version/activate", admin, s.handleActivateModel)
+	s.destinationRoutes(v1, admin)
+	s.feedbackRoutes(v1)
 	return r
 }

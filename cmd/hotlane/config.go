@@ -30,6 +30,11 @@ type Config struct {
 	KeyCacheTTL     time.Duration
 	WriterConns     int
 	Writers         int
+
+	// Alert delivery and SLA checks.
+	DeliveryInterval time.Duration
+	SLAInterval      time.Duration
+	PublicURL        string
 }
 
 // dbFlags are the flags every database command shares.
@@ -172,6 +177,9 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an authenticated API key is trusted before asking the database again")
 	fs.IntVar(&cfg.WriterConns, "writer-conns", 4, "PostgreSQL connections of the decision writers")
 	fs.IntVar(&cfg.Writers, "writers", 1, "PostgreSQL decision writers committing in parallel (conversations are spread over them)")
+	fs.DurationVar(&cfg.DeliveryInterval, "delivery-interval", time.Second, "how often to look for alerts to deliver and deliveries due")
+	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL of the web UI, for links in alerts (for example https://hotlane.example.com)")
 	rest, err := parseFlags(fs, args, env)
 	if err != nil {
 		return cfg, err
@@ -203,6 +211,17 @@ func (c Config) validate() error {
 	if c.Writers < 1 || c.Writers > c.WriterConns {
 		errs = append(errs, "--writers: must be between 1 and --writer-conns")
 	}
+	if c.DeliveryInterval < 100*time.Millisecond {
+		errs = append(errs, "--delivery-interval: must be at least 100ms")
+	}
+	if c.SLAInterval < 100*time.Millisecond {
+		errs = append(errs, "--sla-interval: must be at least 100ms")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Sprintf("--public-url: %q is not an absolute http or https URL", c.PublicURL))
+		}
+	}
 	return invalid(errs)
 }
 
@@ -220,6 +239,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("key_cache_ttl", c.KeyCacheTTL.String()),
 		slog.Int("writer_conns", c.WriterConns),
 		slog.Int("writers", c.Writers),
+		slog.String("delivery_interval", c.DeliveryInterval.String()),
+		slog.String("sla_interval", c.SLAInterval.String()),
+		slog.String("public_url", c.PublicURL),
 	)
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/jobs"
 	"github.com/hotlane/hotlane/server"
 )
 
@@ -77,6 +78,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Live().Watch(bg, cfg.ReloadInterval) })
+	deliverer := &jobs.Deliverer{Store: store, PublicURL: cfg.PublicURL, Interval: cfg.DeliveryInterval, Log: log}
+	slaChecker := &jobs.SLAChecker{Store: store, SLA: (&jobs.LiveSLA{Store: store}).SLA, Interval: cfg.SLAInterval, Log: log}
+	wg.Go(func() { runJob(bg, log, "deliver", deliverer.Run) })
+	wg.Go(func() { runJob(bg, log, "sla", slaChecker.Run) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -103,4 +108,28 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// runJob runs a background job until ctx ends. A job that panics or
+// returns early is logged and started again after a pause, so a bug in one
+// pass cannot stop alert delivery for the life of the process.
+func runJob(ctx context.Context, log *slog.Logger, name string, run func(context.Context) error) {
+	for ctx.Err() == nil {
+		err := func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			return run(ctx)
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("background job stopped; restarting", slog.String("job", name), slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }

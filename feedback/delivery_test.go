@@ -1,0 +1,272 @@
+package feedback
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustDestination(t *testing.T, s *Store, nd NewDestination) (Destination, string) {
+	t.Helper()
+	d, secret, err := s.CreateDestination(context.Background(), nd)
+	if err != nil {
+		t.Fatalf("CreateDestination(%+v): %v", nd, err)
+	}
+	return d, secret
+}
+
+func TestDestinations(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		hook, secret := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://crm.example.com/h"})
+		if !strings.HasPrefix(secret, webhookSecretPfx) || len(secret) != len(webhookSecretPfx)+64 {
+			t.Errorf("webhook secret = %q, want whsec_ and 64 hex digits", secret)
+		}
+		_, slackSecret := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationSlack, URL: "https://hooks.slack.com/services/T/B/x", Lead: true})
+		if slackSecret != "" {
+			t.Errorf("slack destination got secret %q, want none", slackSecret)
+		}
+		mustDestination(t, s, NewDestination{Team: "support", Kind: DestinationFeed})
+
+		bad := []NewDestination{
+			{Team: "", Kind: DestinationFeed},
+			{Team: " sales", Kind: DestinationFeed},
+			{Team: "sales", Kind: "email", URL: "https://x"},
+			{Team: "sales", Kind: DestinationFeed, URL: "https://x"},
+			{Team: "sales", Kind: DestinationWebhook},
+			{Team: "sales", Kind: DestinationWebhook, URL: "ftp://x/y"},
+			{Team: "sales", Kind: DestinationWebhook, URL: "https://user:pw@x/y"},
+			{Team: strings.Repeat("t", 129), Kind: DestinationFeed},
+		}
+		for _, nd := range bad {
+			if _, _, err := s.CreateDestination(ctx, nd); !errors.Is(err, ErrInvalid) {
+				t.Errorf("CreateDestination(%+v) = %v, want ErrInvalid", nd, err)
+			}
+		}
+
+		all, err := s.ListDestinations(ctx, "")
+		if err != nil || len(all) != 3 {
+			t.Fatalf("ListDestinations = %d, %v; want 3", len(all), err)
+		}
+		sales, _ := s.ListDestinations(ctx, "sales")
+		if len(sales) != 2 || sales[0].ID != hook.ID || !sales[1].Lead {
+			t.Errorf("sales destinations = %+v", sales)
+		}
+
+		d, newSecret, err := s.RotateDestinationSecret(ctx, hook.ID, time.Hour)
+		if err != nil || newSecret == secret || !d.HasPreviousSecret || d.PreviousSecretExpiresAt == nil {
+			t.Fatalf("rotate = %+v, %q, %v", d, newSecret, err)
+		}
+		if _, _, err := s.RotateDestinationSecret(ctx, sales[1].ID, time.Hour); !errors.Is(err, ErrInvalid) {
+			t.Errorf("rotating a slack destination = %v, want ErrInvalid", err)
+		}
+		if _, _, err := s.RotateDestinationSecret(ctx, "nope", time.Hour); !errors.Is(err, ErrNotFound) {
+			t.Errorf("rotating an unknown destination = %v, want ErrNotFound", err)
+		}
+		d, _, err = s.RotateDestinationSecret(ctx, hook.ID, 0)
+		if err != nil || d.HasPreviousSecret {
+			t.Errorf("rotate with no grace = %+v, %v; want no previous secret", d, err)
+		}
+
+		if err := s.DeleteDestination(ctx, hook.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteDestination(ctx, hook.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("second delete = %v, want ErrNotFound", err)
+		}
+		if _, err := s.Destination(ctx, hook.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("deleted destination = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestDispatchRoutesAndClaims(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		hook, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://a.example/h"})
+		slack, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationSlack, URL: "https://b.example/s"})
+		mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationFeed})
+		lead, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationSlack, URL: "https://c.example/l", Lead: true})
+		mustDestination(t, s, NewDestination{Team: "support", Kind: DestinationWebhook, URL: "https://d.example/h"})
+
+		d := newDecision("conv-1", "urgent")
+		if _, err := s.RecordDecision(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]string{}
+		for _, kind := range []string{AlertKindTier, AlertKindReview, AlertKindSLA} {
+			a, err := s.RaiseAlert(ctx, OutboxAlert{Kind: kind, ConversationID: "conv-1", DecisionID: d.ID,
+				Channel: "web", Tier: "urgent", Score: 0.95, Team: "sales", CreatedAt: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch kind {
+			case AlertKindTier:
+				want[a.ID] = []string{hook.ID, slack.ID}
+			case AlertKindReview:
+				want[a.ID] = []string{hook.ID}
+			case AlertKindSLA:
+				want[a.ID] = []string{lead.ID}
+			}
+		}
+		if _, err := s.RaiseAlert(ctx, OutboxAlert{Kind: "page", ConversationID: "c"}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("RaiseAlert with kind page = %v, want ErrInvalid", err)
+		}
+
+		n, err := s.DispatchAlerts(ctx, at, 2)
+		if err != nil || n != 2 {
+			t.Fatalf("first DispatchAlerts = %d, %v; want 2 (the limit)", n, err)
+		}
+		if n, err = s.DispatchAlerts(ctx, at, 2); err != nil || n != 1 {
+			t.Fatalf("second DispatchAlerts = %d, %v; want 1", n, err)
+		}
+		if n, err = s.DispatchAlerts(ctx, at, 2); err != nil || n != 0 {
+			t.Fatalf("third DispatchAlerts = %d, %v; want 0", n, err)
+		}
+		total := 0
+		for id, dests := range want {
+			ds, err := s.AlertDeliveries(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, x := range ds {
+				got = append(got, x.DestinationID)
+				if x.Status != DeliveryPending || !x.NextAttemptAt.Equal(at) {
+					t.Errorf("new delivery = %+v, want pending and due at %v", x, at)
+				}
+			}
+			slices.Sort(got)
+			slices.Sort(dests)
+			if !slices.Equal(got, dests) {
+				t.Errorf("alert %s went to %v, want %v", id, got, dests)
+			}
+			total += len(ds)
+		}
+
+		if due, err := s.ClaimDeliveries(ctx, at.Add(-time.Second), time.Minute, 10); err != nil || len(due) != 0 {
+			t.Fatalf("claim before due = %d, %v; want none", len(due), err)
+		}
+		due, err := s.ClaimDeliveries(ctx, at, time.Minute, 10)
+		if err != nil || len(due) != total {
+			t.Fatalf("claim = %d, %v; want %d", len(due), err, total)
+		}
+		for _, p := range due {
+			if p.Destination.Kind == DestinationWebhook && len(p.Secrets) != 1 {
+				t.Errorf("webhook delivery has %d secrets, want 1", len(p.Secrets))
+			}
+			var got, want any
+			_ = json.Unmarshal(p.Alert.Reasons, &got)
+			_ = json.Unmarshal(d.Reasons, &want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("reasons = %s, want the decision's %s", p.Alert.Reasons, d.Reasons)
+			}
+		}
+		if again, _ := s.ClaimDeliveries(ctx, at.Add(59*time.Second), time.Minute, 10); len(again) != 0 {
+			t.Errorf("claimed %d leased deliveries, want none", len(again))
+		}
+		again, err := s.ClaimDeliveries(ctx, at.Add(time.Minute), time.Minute, 10)
+		if err != nil || len(again) != total {
+			t.Fatalf("claim after the lease = %d, %v; want %d", len(again), err, total)
+		}
+
+		// The first claim's lease is gone: its outcome is recorded as an
+		// attempt but does not move the delivery.
+		stale := due[0]
+		if err := s.FinishDelivery(ctx, DeliveryOutcome{DeliveryID: stale.ID, Claim: stale.Claim, Attempt: 1,
+			At: at, Delivered: true, StatusCode: 200}); err != nil {
+			t.Fatal(err)
+		}
+		var current PendingDelivery
+		for _, p := range again {
+			if p.ID == stale.ID {
+				current = p
+			}
+		}
+		ds, _ := s.AlertDeliveries(ctx, stale.Alert.ID)
+		for _, x := range ds {
+			if x.ID == stale.ID && x.Status != DeliveryPending {
+				t.Errorf("stale claim moved the delivery to %s", x.Status)
+			}
+		}
+		retry := at.Add(2 * time.Minute)
+		if err := s.FinishDelivery(ctx, DeliveryOutcome{DeliveryID: current.ID, Claim: current.Claim, Attempt: 2,
+			At: at.Add(time.Minute), StatusCode: 503, Error: "receiver answered 503", RetryAt: &retry}); err != nil {
+			t.Fatal(err)
+		}
+		atts, err := s.DeliveryAttempts(ctx, stale.ID)
+		if err != nil || len(atts) != 2 || atts[1].StatusCode != 503 || atts[1].Error == "" {
+			t.Fatalf("attempts = %+v, %v", atts, err)
+		}
+		ds, _ = s.AlertDeliveries(ctx, stale.Alert.ID)
+		for _, x := range ds {
+			if x.ID == stale.ID && (x.Status != DeliveryPending || x.Attempts != 1 || !x.NextAttemptAt.Equal(retry) || x.LastStatus != 503) {
+				t.Errorf("after a failed attempt delivery = %+v, want pending, 1 attempt counted (the stale one is only recorded), due %v", x, retry)
+			}
+		}
+
+		// Deleting a destination cancels what is still pending for it.
+		if err := s.DeleteDestination(ctx, hook.ID); err != nil {
+			t.Fatal(err)
+		}
+		for id := range want {
+			ds, _ := s.AlertDeliveries(ctx, id)
+			for _, x := range ds {
+				if x.DestinationID == hook.ID && x.Status != DeliveryCanceled {
+					t.Errorf("delivery to a deleted destination is %s, want canceled", x.Status)
+				}
+			}
+		}
+	})
+}
+
+func TestEscalateSLA(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		top := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		for _, c := range []struct{ id, tier string }{{"urgent-1", "urgent"}, {"high-1", "high"}, {"answered", "urgent"}, {"medium-1", "medium"}} {
+			d := newDecision(c.id, c.tier)
+			d.Route = []byte(`{"team":"sales","owner":"ana@example.com","via":"owner"}`)
+			if _, err := s.RecordDecision(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.db.Exec("UPDATE conversations SET first_top_at = ? WHERE id = ?", top, c.id).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.db.Exec("UPDATE conversations SET first_response_at = ? WHERE id = ?", top.Add(time.Second), "answered").Error; err != nil {
+			t.Fatal(err)
+		}
+		now := top.Add(2 * time.Minute) // past urgent's 60 s, within high's 180 s
+		deadlines := map[string]time.Time{"urgent": now.Add(-time.Minute), "high": now.Add(-3 * time.Minute)}
+		ids, err := s.SLABreaches(ctx, deadlines, 10)
+		if err != nil || !slices.Equal(ids, []string{"urgent-1"}) {
+			t.Fatalf("SLABreaches = %v, %v; want [urgent-1]", ids, err)
+		}
+		a, ok, err := s.EscalateSLA(ctx, "urgent-1", now)
+		if err != nil || !ok {
+			t.Fatalf("EscalateSLA = %v, %v", ok, err)
+		}
+		if a.Kind != AlertKindSLA || a.Team != "sales" || a.Owner != "ana@example.com" || a.Tier != "urgent" || !a.CreatedAt.Equal(now) {
+			t.Errorf("escalation = %+v", a)
+		}
+		if _, ok, err := s.EscalateSLA(ctx, "urgent-1", now); err != nil || ok {
+			t.Errorf("second EscalateSLA = %v, %v; want false", ok, err)
+		}
+		if _, ok, err := s.EscalateSLA(ctx, "answered", now); err != nil || ok {
+			t.Errorf("EscalateSLA of an answered conversation = %v, %v; want false", ok, err)
+		}
+		if ids, _ := s.SLABreaches(ctx, deadlines, 10); len(ids) != 0 {
+			t.Errorf("breaches after escalation = %v, want none", ids)
+		}
+		if n, err := s.DispatchAlerts(ctx, now, 10); err != nil || n != 1 {
+			t.Errorf("DispatchAlerts after escalation = %d, %v; want 1", n, err)
+		}
+	})
+}
