@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,33 +55,7 @@ func TestKilledServerLosesNothingAcknowledged(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			dsn := testDSN(t, engine)
 			addr := freeAddr(t)
-			cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "serve", "--demo", "--addr", addr, "--db", dsn, "--log-level", "warn")
-			cmd.Env = append(os.Environ(), "HOTLANE_TEST_MAIN=1")
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = io.Discard
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-			keyCh := make(chan string, 1)
-			go func() {
-				sc := bufio.NewScanner(stdout)
-				re := regexp.MustCompile(`hl_\S+`)
-				for sc.Scan() {
-					if k := re.FindString(sc.Text()); k != "" {
-						keyCh <- k
-					}
-				}
-			}()
-			var key string
-			select {
-			case key = <-keyCh:
-			case <-time.After(60 * time.Second):
-				t.Fatal("the server printed no demo key")
-			}
+			cmd, key := startProcess(t, "--demo", "--addr", addr, "--db", dsn, "--log-level", "warn")
 			waitReady(t, "http://"+addr+"/readyz")
 
 			var mu sync.Mutex
