@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
@@ -427,8 +428,11 @@ func CompilePolicy(doc PolicyDoc) (*Policy, error) {
 			}
 			rt.rule = j
 		}
-		if strings.TrimSpace(rs.Team) == "" {
+		switch {
+		case strings.TrimSpace(rs.Team) == "":
 			add(Problem{Field: field("team"), Message: "must not be empty"})
+		case len(rs.Team) > maxTeamLen || !plainText(rs.Team):
+			add(Problem{Field: field("team"), Message: fmt.Sprintf("must be at most %d bytes of text without control characters", maxTeamLen)})
 		}
 		p.routes = append(p.routes, rt)
 	}
@@ -477,3 +481,20 @@ func (p *Policy) thresholdsFor(channel string) Thresholds {
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// maxTeamLen bounds a team name, which is stored with every alert.
+const maxTeamLen = 64
+
+// plainText reports whether s is valid UTF-8 without control characters:
+// names that every database stores and every log shows as they are.
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -266,6 +266,11 @@ func TestCompilePolicyErrors(t *testing.T) {
 			want: []wantProblem{{field: "routes[0].rule", rule: "b", message: `unknown rule "b"`}},
 		},
 		{
+			name: "route team with a control character",
+			src:  okThresholds + "routes:\n  - {team: \"sa\\0les\"}\n",
+			want: []wantProblem{{field: "routes[0].team", message: "without control characters"}},
+		},
+		{
 			name: "route tier and team",
 			src:  okThresholds + "routes:\n  - {tier: hot, team: ' '}\n",
 			want: []wantProblem{{field: "routes[0].tier", message: `unknown tier "hot"`}, {field: "routes[0].team", message: "must not be empty"}},

@@ -102,6 +102,12 @@ func (s *Server) handleCreateDestination(c *gin.Context) {
 		return
 	}
 	nd := feedback.NewDestination{Team: *req.Team, Kind: *req.Kind, URL: req.URL, Lead: req.Lead}
+	for field, v := range map[string]string{"team": nd.Team, "kind": nd.Kind, "url": nd.URL} {
+		if !cleanText(v) {
+			writeError(c, s.log, unprocessable(field, "must be valid UTF-8 without control characters"))
+			return
+		}
+	}
 	if err := feedback.ValidateDestination(nd); err != nil {
 		writeError(c, s.log, destinationFieldError(nd, err))
 		return

@@ -65,7 +65,12 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	case errors.Is(err, feedback.ErrConflict):
 		apiErr = &APIError{Status: http.StatusConflict, Code: "conflict", Message: "conflicts with the current state"}
 	case errors.Is(err, feedback.ErrInvalid):
-		apiErr = &APIError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: err.Error()}
+		msg := err.Error()
+		if fromDatabase(err) {
+			log.Warn("database refused a value", slog.String("request_id", requestID(c)), slog.String("path", c.FullPath()), slog.Any("err", err))
+			msg = "the database refused a value of this request"
+		}
+		apiErr = &APIError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: msg}
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		apiErr = &APIError{Status: 499, Code: "canceled", Message: "request canceled"}

@@ -56,6 +56,9 @@ func fromInvalid(err error) error {
 	if !errors.Is(err, feedback.ErrInvalid) {
 		return err
 	}
+	if fromDatabase(err) {
+		return unprocessable("", "the database refused a value of this request")
+	}
 	msg := err.Error()
 	if i := strings.LastIndex(msg, feedback.ErrInvalid.Error()+": "); i >= 0 {
 		msg = msg[i+len(feedback.ErrInvalid.Error())+2:]
@@ -308,9 +311,9 @@ func (s *Server) handleAddEvent(c *gin.Context) {
 	}
 	e := feedback.Event{ConversationID: id, Type: req.Type, Value: req.Value, Tier: req.Tier, Agent: req.Agent}
 	if req.At != nil {
-		t, err := time.Parse(time.RFC3339Nano, *req.At)
+		t, err := parseEventTime("at", *req.At, s.now(), http.StatusUnprocessableEntity)
 		if err != nil {
-			writeError(c, s.log, unprocessable("at", "must be an RFC 3339 timestamp such as 2026-11-25T10:00:00Z"))
+			writeError(c, s.log, err)
 			return
 		}
 		e.At = t

@@ -288,3 +288,24 @@ func TestKPIsAPI(t *testing.T) {
 		})
 	}
 }
+
+// An event time Go cannot encode back as JSON must be refused, not stored
+// and then break every read of the conversation's events and the KPIs.
+func TestEventTimeOutOfRange(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{})
+	h.publish(testPolicy)
+	if _, rec := h.score(`{"conversation_id":"c1","channel":"web"}`); rec.Code != http.StatusOK {
+		t.Fatalf("score: %d", rec.Code)
+	}
+	for _, at := range []string{"9999-12-31T23:59:59-10:00", "0000-01-01T00:00:00+01:00", "1999-12-31T23:59:59Z"} {
+		rec := h.do(http.MethodPost, "/v1/conversations/c1/events", "application/json",
+			`{"type":"first_response","at":"`+at+`"}`, h.key, nil)
+		if rec.Code != http.StatusUnprocessableEntity {
+			t.Errorf("at %s: status %d, want 422: %s", at, rec.Code, rec.Body.String())
+		}
+	}
+	rec := h.do(http.MethodGet, "/v1/conversations/c1/events", "", "", h.key, nil)
+	if rec.Code != http.StatusOK {
+		t.Errorf("events after refused writes: %d %s", rec.Code, rec.Body.String())
+	}
+}

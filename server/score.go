@@ -148,9 +148,9 @@ func parseScoreRequest(body []byte, now time.Time) (scoreInput, error) {
 	}
 	in.occurredAt = now
 	if req.hasOccurredAt {
-		t, err := time.Parse(time.RFC3339Nano, req.occurredAt)
+		t, err := parseEventTime("occurred_at", req.occurredAt, now, http.StatusBadRequest)
 		if err != nil {
-			return in, invalidField("occurred_at", "must be an RFC 3339 timestamp such as 2026-11-25T10:00:00Z")
+			return in, err
 		}
 		in.occurredAt = t
 	}

@@ -315,3 +315,54 @@ func TestScoreOccurredAtIsKept(t *testing.T) {
 		t.Errorf("signals = %s, want {}", raw["signals"])
 	}
 }
+
+func TestScoreRefusesWhatADatabaseCannotStore(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{})
+	h.publish(testPolicy)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		field  string
+	}{
+		{"lone high surrogate", `{"conversation_id":"c1","channel":"web","signals":{"a":"x\ud800y"}}`, 400, "signals.a"},
+		{"lone low surrogate", `{"conversation_id":"c1","channel":"web","signals":{"a":"\udc00"}}`, 400, "signals.a"},
+		{"occurred_at in year 10000 once in UTC", `{"conversation_id":"c1","channel":"web","occurred_at":"9999-12-31T23:59:59-10:00"}`, 422, "occurred_at"},
+		{"occurred_at in year 0", `{"conversation_id":"c1","channel":"web","occurred_at":"0000-01-01T00:00:00+01:00"}`, 422, "occurred_at"},
+		{"occurred_at two days ahead", `{"conversation_id":"c1","channel":"web","occurred_at":"2026-11-27T10:00:01Z"}`, 422, "occurred_at"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := h.do(http.MethodPost, "/v1/score", "application/json", tt.body, h.key, nil)
+			if rec.Code != tt.status {
+				t.Fatalf("status = %d, want %d: %s", rec.Code, tt.status, rec.Body.String())
+			}
+			if e := decodeError(t, rec); e.Error.Field != tt.field {
+				t.Errorf("field = %q, want %q", e.Error.Field, tt.field)
+			}
+		})
+	}
+	// A correctly paired escape is fine and kept as sent.
+	got, rec := h.score(`{"conversation_id":"c1","channel":"web","signals":{"a":"\ud83d\ude00"}}`)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("paired surrogates: status %d: %s", rec.Code, rec.Body.String())
+	}
+	var raw map[string]json.RawMessage
+	h.do(http.MethodGet, "/v1/decisions/"+got.DecisionID, "", "", h.key, &raw)
+	var sig map[string]string
+	if err := json.Unmarshal(raw["signals"], &sig); err != nil || sig["a"] != "\U0001F600" {
+		t.Errorf("signals = %s, want the emoji", raw["signals"])
+	}
+}
+
+func TestParamsMustBeCleanText(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{})
+	for _, path := range []string{"/v1/decisions/%ff", "/v1/conversations/a%00b", "/v1/alerts?team=%00", "/v1/alerts?team=%ff"} {
+		rec := h.do(http.MethodGet, path, "", "", h.key, nil)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("GET %s = %d, want 400: %s", path, rec.Code, rec.Body.String())
+			continue
+		}
+		decodeError(t, rec)
+	}
+}

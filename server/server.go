@@ -109,7 +109,7 @@ func (s *Server) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(withRequestID(), withRecovery(s.log), withAccessLog(s.log), withMetrics(s.metrics))
+	r.Use(withRequestID(), withRecovery(s.log), withAccessLog(s.log), withMetrics(s.metrics), withSaneParams())
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, s.log, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"})
 	})

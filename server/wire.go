@@ -250,9 +250,13 @@ func (s *scanner) signals(req *scoreWire) error {
 			s.skip()
 			req.signals[key] = false
 		case '"':
+			at := s.i
 			str, err := s.str()
 			if err != nil {
 				return err
+			}
+			if !pairedSurrogates(s.b[at:s.i]) {
+				return invalidField(field, "contains a \\u escape of an unpaired UTF-16 surrogate")
 			}
 			if len(str) > maxSignalStringLen {
 				return invalidField(field, fmt.Sprintf("string longer than %d bytes", maxSignalStringLen))
@@ -320,4 +324,61 @@ type scoreWire struct {
 	hasConversationID, hasChannel, hasMessage, hasOccurredAt bool
 	signals                                                  map[string]any
 	rawSignals                                               []byte
+}
+
+// pairedSurrogates reports whether every \u escape of a UTF-16 surrogate
+// in a raw JSON string is half of a pair. encoding/json quietly turns a
+// lone one into U+FFFD, but the raw signals are stored as they came, and
+// PostgreSQL's jsonb refuses them.
+func pairedSurrogates(raw []byte) bool {
+	for i := 0; i+1 < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // skip the escaped character, which may be a backslash
+			continue
+		}
+		u, ok := hex4(raw, i+2)
+		if !ok {
+			return false
+		}
+		switch {
+		case u >= 0xDC00 && u <= 0xDFFF:
+			return false
+		case u >= 0xD800 && u <= 0xDBFF:
+			if i+11 >= len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' {
+				return false
+			}
+			lo, ok := hex4(raw, i+8)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 11
+		default:
+			i += 5
+		}
+	}
+	return true
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[at : at+4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
