@@ -33,6 +33,7 @@ const (
 
 var (
 	clauseForUpdate = clause.Locking{Strength: "UPDATE"}
+	clauseForShare  = clause.Locking{Strength: "SHARE"}
 	clauseSkipLock  = clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}
 )
 
@@ -225,6 +226,13 @@ func routesTo(kind string, d destinationRow) bool {
 // in one transaction it creates one pending delivery per destination of
 // the alert's team (due at) and marks the alerts dispatched. Safe to run
 // from several processes at once. It returns how many alerts it took.
+//
+// On PostgreSQL the destinations are read FOR SHARE: a DeleteDestination
+// that has marked one deleted makes the read wait and then skip it, and one
+// that comes after waits for the commit, so that its cancel sees the
+// deliveries made here. (The foreign key of a delivery only takes a key
+// share lock, which a delete's update does not conflict with.) SQLite runs
+// one write transaction at a time and needs no lock.
 func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		limit = 100
@@ -253,8 +261,11 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 			}
 		}
 		var dests []destinationRow
-		if err := tx.Select("id, team, kind, lead").Where("team IN ? AND deleted_at IS NULL", teams).
-			Order("created_at, id").Find(&dests).Error; err != nil {
+		dq := tx.Select("id, team, kind, lead").Where("team IN ? AND deleted_at IS NULL", teams).Order("created_at, id")
+		if s.dialect == DialectPostgres {
+			dq = dq.Clauses(clauseForShare)
+		}
+		if err := dq.Find(&dests).Error; err != nil {
 			return translate(err)
 		}
 		var rows []deliveryRow
@@ -286,7 +297,9 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 // ClaimDeliveries takes up to limit pending deliveries due at or before at
 // and leases them to the caller until at+lease: no other worker takes them
 // meanwhile, and if the caller dies they are due again when the lease ends.
-// Safe to run from several processes at once.
+// A due delivery whose destination has been deleted is canceled instead of
+// claimed (one made by a dispatch that raced the delete). Safe to run from
+// several processes at once.
 func (s *Store) ClaimDeliveries(ctx context.Context, at time.Time, lease time.Duration, limit int) ([]PendingDelivery, error) {
 	if limit <= 0 {
 		limit = 50
@@ -295,13 +308,36 @@ func (s *Store) ClaimDeliveries(ctx context.Context, at time.Time, lease time.Du
 	claim := uuid.Must(uuid.NewV7()).String()
 	var ids []string
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx.Model(&deliveryRow{}).Where("status = ? AND next_attempt_at <= ?", DeliveryPending, at).
+		var due []struct {
+			ID   string
+			Dead bool // its destination is deleted
+		}
+		q := tx.Model(&deliveryRow{}).
+			Select(`id, EXISTS (SELECT 1 FROM destinations d
+  WHERE d.id = deliveries.destination_id AND d.deleted_at IS NOT NULL) AS dead`).
+			Where("status = ? AND next_attempt_at <= ?", DeliveryPending, at).
 			Order("next_attempt_at, id").Limit(limit)
 		if s.dialect == DialectPostgres {
 			q = q.Clauses(clauseSkipLock)
 		}
-		if err := q.Pluck("id", &ids).Error; err != nil {
+		if err := q.Find(&due).Error; err != nil {
 			return translate(err)
+		}
+		var dead []string
+		for _, d := range due {
+			if d.Dead {
+				dead = append(dead, d.ID)
+			} else {
+				ids = append(ids, d.ID)
+			}
+		}
+		if len(dead) > 0 {
+			// As DeleteDestination does with the deliveries it sees.
+			err := tx.Model(&deliveryRow{}).Where("id IN ? AND status = ?", dead, DeliveryPending).
+				Updates(map[string]any{"status": DeliveryCanceled, "claim": ""}).Error
+			if err != nil {
+				return translate(err)
+			}
 		}
 		if len(ids) == 0 {
 			return nil
@@ -322,10 +358,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, at time.Time, lease time.Du
 	return out, nil
 }
 
+// loadPending reads what the sender needs for the deliveries claimed with
+// claim. A delivery canceled since the claim (its destination deleted) no
+// longer matches and is left out, and so is one whose destination is
+// deleted: nothing is sent to a deleted destination.
 func (s *Store) loadPending(ctx context.Context, ids []string, claim string, at time.Time) ([]PendingDelivery, error) {
 	db := s.db.WithContext(ctx)
 	var rows []deliveryRow
-	if err := db.Where("id IN ? AND claim = ?", ids, claim).Order("next_attempt_at, id").Find(&rows).Error; err != nil {
+	if err := db.Where("id IN ? AND claim = ? AND status = ?", ids, claim, DeliveryPending).
+		Order("next_attempt_at, id").Find(&rows).Error; err != nil {
 		return nil, translate(err)
 	}
 	var alertIDs, destIDs []string
@@ -367,6 +408,9 @@ func (s *Store) loadPending(ctx context.Context, ids []string, claim string, at 
 	out := make([]PendingDelivery, 0, len(rows))
 	for _, r := range rows {
 		a, d := alertByID[r.AlertID], destByID[r.DestinationID]
+		if d.DeletedAt != nil {
+			continue // deleted since its row was read, and canceled by that delete
+		}
 		oa := a.toOutboxAlert()
 		oa.Reasons = []byte(reasonsByID[a.DecisionID])
 		if len(oa.Reasons) == 0 {

@@ -270,3 +270,126 @@ func TestEscalateSLA(t *testing.T) {
 		}
 	})
 }
+
+// TestDeletedDestinationGetsNothing covers deliveries made for a
+// destination that a concurrent DeleteDestination had just deleted: the
+// delete's cancel did not see them, so the claim must cancel them rather
+// than send them.
+func TestDeletedDestinationGetsNothing(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		gone, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://gone.example/h"})
+		kept, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://kept.example/h"})
+		d := newDecision("conv-1", "urgent")
+		if _, err := s.RecordDecision(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		a, err := s.RaiseAlert(ctx, OutboxAlert{Kind: AlertKindTier, ConversationID: "conv-1", DecisionID: d.ID,
+			Channel: "web", Tier: "urgent", Score: 0.95, Team: "sales", CreatedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.DispatchAlerts(ctx, at, 10); err != nil || n != 1 {
+			t.Fatalf("DispatchAlerts = %d, %v; want 1", n, err)
+		}
+		// The state the race left: the destination deleted, its delivery
+		// still pending.
+		if err := s.db.Exec("UPDATE destinations SET deleted_at = ? WHERE id = ?", at, gone.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+
+		due, err := s.ClaimDeliveries(ctx, at, time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range due {
+			got = append(got, p.Destination.ID)
+		}
+		if want := []string{kept.ID}; !slices.Equal(got, want) {
+			t.Errorf("claimed deliveries to %v, want only the kept destination %v", got, want)
+		}
+		ds, err := s.AlertDeliveries(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range ds {
+			if x.DestinationID == gone.ID && x.Status != DeliveryCanceled {
+				t.Errorf("delivery to the deleted destination is %s, want canceled", x.Status)
+			}
+		}
+		if again, err := s.ClaimDeliveries(ctx, at.Add(time.Hour), time.Minute, 10); err != nil || len(again) != 1 || again[0].Destination.ID != kept.ID {
+			t.Errorf("claim after the lease = %d deliveries, %v; want the kept one only", len(again), err)
+		}
+	})
+}
+
+// TestDispatchWaitsForDestinationDelete holds a destination deleted but
+// not yet committed, as DeleteDestination does between its two statements,
+// while DispatchAlerts runs: the dispatch must wait for the delete and then
+// make no delivery for the deleted destination. PostgreSQL only: SQLite
+// runs one write transaction at a time.
+func TestDispatchWaitsForDestinationDelete(t *testing.T) {
+	s := openStore(t, freshPostgres(t), Options{})
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	dest, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://gone.example/h"})
+	d := newDecision("conv-1", "urgent")
+	if _, err := s.RecordDecision(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.RaiseAlert(ctx, OutboxAlert{Kind: AlertKindTier, ConversationID: "conv-1", DecisionID: d.ID,
+		Channel: "web", Tier: "urgent", Team: "sales", CreatedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	del := s.db.Begin()
+	// Ends the transaction if the test fails first (a no-op after Commit),
+	// before the schema it locks is dropped.
+	t.Cleanup(func() { del.Rollback() })
+	if err := del.Exec("UPDATE destinations SET deleted_at = ? WHERE id = ?", at, dest.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.DispatchAlerts(ctx, at, 10)
+		done <- err
+	}()
+	// Wait until the dispatch blocks on the destination's row lock (or
+	// give up after a while: committing early only weakens the test).
+	for range 100 {
+		var waiting int64
+		err := s.db.Raw(`SELECT count(*) FROM pg_stat_activity
+  WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%destinations%FOR SHARE%'`).Scan(&waiting).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("DispatchAlerts returned (%v) while the delete was uncommitted; want it to wait", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// What DeleteDestination's cancel sees: nothing yet.
+	if err := del.Exec("UPDATE deliveries SET status = 'canceled' WHERE destination_id = ? AND status = 'pending'", dest.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := del.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.AlertDeliveries(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 0 {
+		t.Errorf("deliveries after dispatch = %+v, want none: the destination was deleted", ds)
+	}
+}

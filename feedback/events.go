@@ -131,7 +131,8 @@ func fingerprint(e Event) string {
 // first_response_at when it is the earliest so far. With an idempotency key
 // (Key not empty), a retry of the same request within IdempotencyTTL returns
 // the event the first request wrote, with replayed true and nothing written;
-// the same key with a different request is ErrConflict. The event, its
+// the same key with a different request is ErrIdempotencyConflict (which
+// is also ErrConflict). The event, its
 // effect on the conversation and the key are committed together.
 func (s *Store) AddEvent(ctx context.Context, e Event, idem Idempotency) (ev Event, replayed bool, err error) {
 	if err := ValidateEvent(e); err != nil {
@@ -207,7 +208,7 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) erro
 
 // claimIdempotencyKey takes the key for a new write and returns "", or
 // returns the id of the event an earlier identical request wrote, or fails
-// with ErrConflict when the key was used for a different request. A
+// with ErrIdempotencyConflict when the key was used for a different request. A
 // concurrent first use of the same key waits on the row lock (PostgreSQL) or
 // the write lock (SQLite) and then sees the committed row.
 func claimIdempotencyKey(tx *gorm.DB, idem Idempotency, fp, eventID string, t time.Time) (string, error) {
@@ -230,7 +231,7 @@ func claimIdempotencyKey(tx *gorm.DB, idem Idempotency, fp, eventID string, t ti
 		return "", err
 	}
 	if prior.Fingerprint != fp {
-		return "", fmt.Errorf("%w: idempotency key already used for a different request", ErrConflict)
+		return "", ErrIdempotencyConflict
 	}
 	return prior.EventID, nil
 }

@@ -74,11 +74,12 @@ func TestAddEventIdempotency(t *testing.T) {
 		if err != nil || !replayed || again != first {
 			t.Fatalf("retry = %+v, replayed %v, %v; want %+v replayed", again, replayed, err, first)
 		}
-		// Same key, other body: conflict.
+		// Same key, other body: an idempotency conflict, which is also a
+		// conflict.
 		other := e
 		other.Type = EventClosed
-		if _, _, err := s.AddEvent(ctx, other, key); !errors.Is(err, ErrConflict) {
-			t.Errorf("other body: err = %v, want ErrConflict", err)
+		if _, _, err := s.AddEvent(ctx, other, key); !errors.Is(err, ErrIdempotencyConflict) || !errors.Is(err, ErrConflict) {
+			t.Errorf("other body: err = %v, want ErrIdempotencyConflict and ErrConflict", err)
 		}
 		// The key is scoped by API key.
 		if _, replayed, err := s.AddEvent(ctx, e, Idempotency{APIKeyID: 2, Key: "k-1"}); err != nil || replayed {

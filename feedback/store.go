@@ -1,8 +1,8 @@
 // Package feedback owns Hotlane's persistent state: API keys, policy and model
 // versions, conversations and scoring decisions, and the store that keeps
 // them in PostgreSQL or SQLite. It is the only package that talks to the
-// database; callers get plain types and the errors ErrNotFound, ErrConflict
-// and ErrInvalid. Decisions are written by a group-commit writer: many
+// database; callers get plain types and the errors ErrNotFound, ErrConflict,
+// ErrInvalid and ErrUnavailable. Decisions are written by a group-commit writer: many
 // concurrent RecordDecision calls share one transaction.
 package feedback
 
@@ -37,6 +37,15 @@ var (
 	// ErrConflict means the write clashes with existing data, such as a
 	// duplicate decision id or a concurrent publish.
 	ErrConflict = errors.New("conflict")
+	// ErrIdempotencyConflict means an idempotency key was already used for
+	// a different request. It wraps ErrConflict, so errors.Is(err,
+	// ErrConflict) holds for it too.
+	ErrIdempotencyConflict = fmt.Errorf("idempotency key already used for a different request: %w", ErrConflict)
+	// ErrUnavailable means the database could not complete the operation
+	// this time (a serialization failure or a deadlock, PostgreSQL 40001
+	// and 40P01) and the same call may succeed if retried. It is not
+	// ErrConflict: nothing the caller sent clashes with stored data.
+	ErrUnavailable = errors.New("database temporarily unavailable")
 	// ErrInvalid means the caller passed a value the store refuses, such as
 	// an unknown scope, an empty name or malformed JSON.
 	ErrInvalid = errors.New("invalid input")
@@ -297,8 +306,10 @@ func translate(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "23505", "23503", "23P01", "40001", "40P01": // unique, foreign key, exclusion, serialization, deadlock
+		case "23505", "23503", "23P01": // unique, foreign key, exclusion
 			return fmt.Errorf("%w: %w", ErrConflict, err)
+		case "40001", "40P01": // serialization failure, deadlock: transient, worth a retry
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		case "23502", "23514", "22P02", "22P05", "22023", "22021": // not null, check, bad text/json
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/hotlane/hotlane/migrations"
 )
 
@@ -381,5 +384,38 @@ func TestOpenUnreachablePostgres(t *testing.T) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Open on a closed port hung until the deadline: %v", err)
+	}
+}
+
+// TestTranslate checks the error kinds the store reports for driver errors;
+// a serialization failure or a deadlock is worth a retry and is not a
+// conflict with stored data.
+func TestTranslate(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		want    error
+		notWant error
+	}{
+		{"unique", &pgconn.PgError{Code: "23505"}, ErrConflict, ErrUnavailable},
+		{"foreign key", &pgconn.PgError{Code: "23503"}, ErrConflict, ErrUnavailable},
+		{"not null", &pgconn.PgError{Code: "23502"}, ErrInvalid, ErrConflict},
+		{"serialization failure", &pgconn.PgError{Code: "40001"}, ErrUnavailable, ErrConflict},
+		{"deadlock", &pgconn.PgError{Code: "40P01"}, ErrUnavailable, ErrConflict},
+		{"no rows", pgx.ErrNoRows, ErrNotFound, ErrConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := translate(fmt.Errorf("wrapped: %w", tt.err))
+			if !errors.Is(got, tt.want) || errors.Is(got, tt.notWant) {
+				t.Errorf("translate(%v) = %v, want %v and not %v", tt.err, got, tt.want, tt.notWant)
+			}
+			if !errors.Is(got, tt.err) {
+				t.Errorf("translate(%v) = %v, lost the original error", tt.err, got)
+			}
+		})
+	}
+	if errors.Is(ErrUnavailable, ErrIdempotencyConflict) || !errors.Is(ErrIdempotencyConflict, ErrConflict) {
+		t.Error("ErrIdempotencyConflict must be ErrConflict, and ErrUnavailable neither")
 	}
 }

@@ -339,6 +339,20 @@ ON CONFLICT (id) DO UPDATE SET
   updated_at = excluded.updated_at,
   first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at),
   alerted_tier = excluded.alerted_tier, last_alert_at = excluded.last_alert_at`
+	// pgInsertPlaceholders makes sure every conversation of an alerting
+	// batch has a row to lock before its alert state is read. Without it
+	// two processes scoring the first decisions of a new conversation both
+	// find no row, lock nothing and both fire. The placeholder counts no
+	// decision and has no tier, so the tiers read back and the counts the
+	// upsert adds up are those of a conversation without a row; the upsert
+	// fills in the rest (first_seen_at, which the upsert keeps, is the
+	// batch's own). Rows are inserted in id order, so two batches wait on
+	// each other's placeholders in the order they lock rows; a row that
+	// exists is left alone (and unlocked: the select after this locks it).
+	pgInsertPlaceholders = `INSERT INTO conversations
+  (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at)
+SELECT k.id, '', '', 0, '', 0, k.at, k.at FROM unnest($1::text[], $2::timestamptz[]) AS k(id, at)
+ON CONFLICT (id) DO NOTHING`
 	pgInsertDecisions = `INSERT INTO decisions
   (id, conversation_id, channel, signals, message, score, tier, reasons, route,
    model_version, policy_version, latency_us, occurred_at, created_at)
@@ -496,10 +510,19 @@ func scanConversations(br pgx.BatchResults, tiers map[string]string, state map[s
 // and inserts the decisions; planAlerts then decides every alert, and the
 // second upserts the conversations with their new alert state, inserts the
 // alerts and commits.
+//
+// The conversations are locked in three steps so that every conversation
+// is locked, new ones too, and in the order flushPostgres takes its locks
+// (rows that exist, then rows it inserts), which keeps the two paths from
+// deadlocking each other: lock the rows that exist, insert placeholders for
+// the others (waiting for, then skipping, those another batch is inserting),
+// and lock and read them all. The last select runs after any wait, so it
+// reads the alert state a concurrent batch committed.
 func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plans []convPlan) (err error) {
 	cIDs := make([]string, len(plans))
+	firstSeen := make([]time.Time, len(plans))
 	for i, p := range plans {
-		cIDs[i] = p.row.ID
+		cIDs[i], firstSeen[i] = p.row.ID, p.row.FirstSeenAt
 	}
 	teams, since := alertTeams(batch)
 	sampled := sampledConversations(batch)
@@ -522,6 +545,8 @@ func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plan
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(pgSelectConversations, cIDs)
+	b.Queue(pgInsertPlaceholders, cIDs, firstSeen)
+	b.Queue(pgSelectConversations, cIDs)
 	if len(teams) > 0 {
 		b.Queue(pgLockBudgets, teams)
 		b.Queue(pgCountFired, teams, since)
@@ -536,8 +561,10 @@ func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plan
 	state := make(map[string]alertState, len(plans))
 	fired := map[string]int{}
 	err = func() error {
-		if _, err := br.Exec(); err != nil {
-			return err
+		for range 3 { // BEGIN, the first lock, the placeholders
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
 		if err := scanConversations(br, stored, state); err != nil {
 			return err

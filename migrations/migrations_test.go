@@ -184,3 +184,71 @@ func TestUnknownDialect(t *testing.T) {
 		t.Error("Latest with dialect mysql succeeded, want error")
 	}
 }
+
+// TestAlertOnce checks 00005: alerts written twice by the race it closes
+// are marked deduplicated, all but the first, and the same duplicates are
+// refused afterwards.
+func TestAlertOnce(t *testing.T) {
+	tests := []struct {
+		dialect string
+		open    func(t *testing.T) *sql.DB
+	}{
+		{DialectSQLite, openSQLite},
+		{DialectPostgres, openPostgres},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dialect, func(t *testing.T) {
+			ctx := context.Background()
+			db := tt.open(t)
+			if err := Up(ctx, db, tt.dialect); err != nil {
+				t.Fatal(err)
+			}
+			if err := DownTo(ctx, db, tt.dialect, 4); err != nil {
+				t.Fatal(err)
+			}
+			ins := func(id, kind, conv, tier, status, at string) error {
+				_, err := db.Exec(`INSERT INTO alerts (id, kind, conversation_id, decision_id, channel, tier, score, status, created_at)
+VALUES ('` + id + `', '` + kind + `', '` + conv + `', 'd', 'web', '` + tier + `', 0.9, '` + status + `', '2025-01-01 00:00:` + at + `+00:00')`)
+				return err
+			}
+			rows := [][]string{
+				{"t1", "tier", "c1", "high", "fired", "01"},
+				{"t2", "tier", "c1", "high", "fired", "02"}, // the race's duplicate
+				{"t3", "tier", "c1", "urgent", "fired", "03"},
+				{"t4", "tier", "c1", "high", "deduplicated", "04"},
+				{"r1", "review", "c2", "low", "fired", "01"},
+				{"r2", "review", "c2", "low", "fired", "02"}, // the race's duplicate
+				{"s1", "sla", "c1", "high", "fired", "05"},
+				{"s2", "sla", "c1", "high", "fired", "06"},
+			}
+			for _, r := range rows {
+				if err := ins(r[0], r[1], r[2], r[3], r[4], r[5]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := Up(ctx, db, tt.dialect); err != nil {
+				t.Fatalf("Up over duplicates: %v", err)
+			}
+			want := map[string]string{"t1": "fired", "t2": "deduplicated", "t3": "fired", "t4": "deduplicated",
+				"r1": "fired", "r2": "deduplicated", "s1": "fired", "s2": "fired"}
+			for id, status := range want {
+				var got string
+				if err := db.QueryRow(`SELECT status FROM alerts WHERE id = '` + id + `'`).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got != status {
+					t.Errorf("alert %s status = %s, want %s", id, got, status)
+				}
+			}
+			if err := ins("t5", "tier", "c1", "urgent", "fired", "07"); err == nil {
+				t.Error("a second fired urgent alert of c1 was accepted")
+			}
+			if err := ins("r3", "review", "c2", "low", "fired", "07"); err == nil {
+				t.Error("a second review request of c2 was accepted")
+			}
+			if err := ins("t6", "tier", "c3", "urgent", "fired", "07"); err != nil {
+				t.Errorf("the first fired alert of another conversation: %v", err)
+			}
+		})
+	}
+}

@@ -74,7 +74,8 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		apiErr = &APIError{Status: 499, Code: "canceled", Message: "request canceled"}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnavailable):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnavailable), errors.Is(err, feedback.ErrUnavailable):
+		c.Header("Retry-After", "1")
 		log.Error("request failed", slog.String("request_id", requestID(c)), slog.String("path", c.FullPath()), slog.Any("err", err))
 		apiErr = &APIError{Status: http.StatusServiceUnavailable, Code: "unavailable",
 			Message: "the database is not answering; retry later"}

@@ -326,7 +326,7 @@ func (s *Server) handleAddEvent(c *gin.Context) {
 	}
 	ev, replayed, err := s.fb.store.AddEvent(c.Request.Context(), e, idem)
 	if err != nil {
-		if errors.Is(err, feedback.ErrConflict) {
+		if errors.Is(err, feedback.ErrIdempotencyConflict) {
 			writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "idempotency_conflict",
 				Message: "this Idempotency-Key was already used with a different request"})
 			return

@@ -26,6 +26,10 @@ func (h *harness) doHeaders(method, path, body string, headers map[string]string
 	return rec
 }
 
+// testPolicyNoAlerts scores like testPolicy but never alerts, for tests
+// that place their alerts by hand.
+const testPolicyNoAlerts = testPolicy + "alerts:\n  tiers: {default: []}\n  exploration_rate: 0\n"
+
 func (h *harness) insertAlert(id, conv, decision, channel, tier string) {
 	h.t.Helper()
 	err := h.store.InsertAlertRow(context.Background(), feedback.FeedAlert{ID: id, Kind: "tier", Status: "fired",
@@ -39,7 +43,8 @@ func TestLabelsAndFeedAPI(t *testing.T) {
 	for _, engine := range engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			h := newHarness(t, engine, Config{})
-			h.publish(testPolicy)
+			// Alerts come from insertAlert here, not from scoring.
+			h.publish(testPolicyNoAlerts)
 			for i := range 3 {
 				d, rec := h.score(fmt.Sprintf(`{"conversation_id":"c%d","channel":"web","signals":{"deal_size":20000}}`, i))
 				if rec.Code != http.StatusOK {
@@ -206,7 +211,8 @@ func TestKPIsAPI(t *testing.T) {
 	for _, engine := range engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			h := newHarness(t, engine, Config{}) // clock: Wed 2026-11-25 10:00 UTC, week 2026-W48
-			h.publish(testPolicy)
+			// Alerts come from insertAlert here, not from scoring.
+			h.publish(testPolicyNoAlerts)
 			post := func(path, body string) {
 				t.Helper()
 				rec := h.do(http.MethodPost, path, "application/json", body, h.key, nil)
