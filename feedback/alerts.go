@@ -128,12 +128,13 @@ type alertState struct {
 // batch.
 type batchAlerts struct {
 	outcomes []*AlertOutcome
-	rows     []scoreAlertRow
+	rows     []alertRow
 	final    map[string]alertState
 }
 
-// scoreAlertRow is an alerts row as the score path writes it.
-type scoreAlertRow struct {
+// alertRow is a row of the alerts table, shared by the score path that
+// writes it, the outbox that dispatches it and the feed that lists it.
+type alertRow struct {
 	ID             string `gorm:"primaryKey"`
 	Kind           string
 	ConversationID string
@@ -147,9 +148,10 @@ type scoreAlertRow struct {
 	Reason         string
 	SampleRate     *float64
 	CreatedAt      time.Time
+	DispatchedAt   *time.Time
 }
 
-func (scoreAlertRow) TableName() string { return "alerts" }
+func (alertRow) TableName() string { return "alerts" }
 
 // alertTeams returns, sorted, the teams whose budget the batch may spend,
 // and the start of the budget window that covers every decision.
@@ -257,7 +259,7 @@ func planAlerts(batch []*writeReq, stored map[string]alertState, firedPastHour m
 		}
 		o.ID = uuid.Must(uuid.NewV7()).String()
 		d := &batch[i].d
-		row := scoreAlertRow{
+		row := alertRow{
 			ID: o.ID, Kind: o.Kind, ConversationID: d.ConversationID, DecisionID: d.ID, Channel: d.Channel,
 			Tier: d.Tier, Score: d.Score, Team: d.Alert.Team, Owner: d.Alert.Owner, Status: o.Status,
 			Reason: o.Reason, CreatedAt: d.CreatedAt,

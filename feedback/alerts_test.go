@@ -41,9 +41,9 @@ func alertString(a *AlertOutcome) string {
 	return a.Kind + "/" + a.Status + "/" + a.Reason
 }
 
-func storedScoreAlert(t *testing.T, s *Store, id string) scoreAlertRow {
+func storedScoreAlert(t *testing.T, s *Store, id string) alertRow {
 	t.Helper()
-	var row scoreAlertRow
+	var row alertRow
 	if err := s.db.Where("id = ?", id).Take(&row).Error; err != nil {
 		t.Fatalf("alert %s: %v", id, err)
 	}

@@ -55,26 +55,7 @@ type OutboxAlert struct {
 	Reasons []byte
 }
 
-type outboxAlertRow struct {
-	ID             string `gorm:"primaryKey"`
-	Kind           string
-	ConversationID string
-	DecisionID     string
-	Channel        string
-	Tier           string
-	Score          float64
-	Team           string
-	Owner          string
-	Status         string
-	Reason         string
-	SampleRate     *float64
-	CreatedAt      time.Time
-	DispatchedAt   *time.Time
-}
-
-func (outboxAlertRow) TableName() string { return "alerts" }
-
-func (r outboxAlertRow) toOutboxAlert() OutboxAlert {
+func (r alertRow) toOutboxAlert() OutboxAlert {
 	return OutboxAlert{
 		ID: r.ID, Kind: r.Kind, ConversationID: r.ConversationID, DecisionID: r.DecisionID, Channel: r.Channel,
 		Tier: r.Tier, Score: r.Score, Team: r.Team, Owner: r.Owner, SampleRate: r.SampleRate, CreatedAt: r.CreatedAt.UTC(),
@@ -195,7 +176,7 @@ func raiseAlert(tx *gorm.DB, a *OutboxAlert) error {
 	} else {
 		a.CreatedAt = normTime(a.CreatedAt)
 	}
-	row := outboxAlertRow{
+	row := alertRow{
 		ID: a.ID, Kind: a.Kind, ConversationID: a.ConversationID, DecisionID: a.DecisionID, Channel: a.Channel,
 		Tier: a.Tier, Score: a.Score, Team: a.Team, Owner: a.Owner, Status: "fired", SampleRate: a.SampleRate,
 		CreatedAt: a.CreatedAt,
@@ -245,7 +226,7 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 		if s.dialect == DialectPostgres {
 			q = q.Clauses(clauseSkipLock)
 		}
-		var alerts []outboxAlertRow
+		var alerts []alertRow
 		if err := q.Find(&alerts).Error; err != nil {
 			return translate(err)
 		}
@@ -286,7 +267,7 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 				return translate(err)
 			}
 		}
-		return translate(tx.Model(&outboxAlertRow{}).Where("id IN ?", ids).Update("dispatched_at", at).Error)
+		return translate(tx.Model(&alertRow{}).Where("id IN ?", ids).Update("dispatched_at", at).Error)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("feedback: dispatch alerts: %w", err)
@@ -374,7 +355,7 @@ func (s *Store) loadPending(ctx context.Context, ids []string, claim string, at 
 		alertIDs = append(alertIDs, r.AlertID)
 		destIDs = append(destIDs, r.DestinationID)
 	}
-	var alerts []outboxAlertRow
+	var alerts []alertRow
 	if err := db.Where("id IN ?", alertIDs).Find(&alerts).Error; err != nil {
 		return nil, translate(err)
 	}
@@ -393,7 +374,7 @@ func (s *Store) loadPending(ctx context.Context, ids []string, claim string, at 
 	if err := db.Table("decisions").Select("id, reasons").Where("id IN ?", decisionIDs).Find(&reasons).Error; err != nil {
 		return nil, translate(err)
 	}
-	alertByID := make(map[string]outboxAlertRow, len(alerts))
+	alertByID := make(map[string]alertRow, len(alerts))
 	for _, a := range alerts {
 		alertByID[a.ID] = a
 	}

@@ -66,26 +66,7 @@ type AlertLabel struct {
 	UpdatedAt      time.Time // when the agent last changed it
 }
 
-type feedAlertRow struct {
-	ID             string `gorm:"primaryKey"`
-	Kind           string
-	ConversationID string
-	DecisionID     string
-	Channel        string
-	Tier           string
-	Score          float64
-	Team           string
-	Owner          string
-	Status         string
-	Reason         string
-	SampleRate     *float64
-	CreatedAt      time.Time
-	DispatchedAt   *time.Time
-}
-
-func (feedAlertRow) TableName() string { return "alerts" }
-
-func (r feedAlertRow) toFeedAlert() FeedAlert {
+func (r alertRow) toFeedAlert() FeedAlert {
 	a := FeedAlert{
 		ID: r.ID, Kind: r.Kind, ConversationID: r.ConversationID, DecisionID: r.DecisionID, Channel: r.Channel,
 		Tier: r.Tier, Score: r.Score, Team: r.Team, Owner: r.Owner, Status: r.Status, Reason: r.Reason,
@@ -124,7 +105,7 @@ func (s *Store) InsertAlertRow(ctx context.Context, a FeedAlert) error {
 	if a.CreatedAt.IsZero() {
 		a.CreatedAt = now()
 	}
-	row := feedAlertRow{
+	row := alertRow{
 		ID: a.ID, Kind: a.Kind, ConversationID: a.ConversationID, DecisionID: a.DecisionID, Channel: a.Channel,
 		Tier: a.Tier, Score: a.Score, Team: a.Team, Owner: a.Owner, Status: a.Status, Reason: a.Reason,
 		CreatedAt: normTime(a.CreatedAt), DispatchedAt: a.DispatchedAt,
@@ -183,7 +164,7 @@ func (s *Store) LabelAlert(ctx context.Context, alertID, agent, label, note stri
 	t := now()
 	var out alertLabelRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var a feedAlertRow
+		var a alertRow
 		if err := tx.Select("id, conversation_id").Where("id = ?", alertID).Take(&a).Error; err != nil {
 			return err
 		}
@@ -207,7 +188,7 @@ func (s *Store) LabelAlert(ctx context.Context, alertID, agent, label, note stri
 // FeedAlert returns the alert with id and its labels; ErrNotFound when there
 // is none.
 func (s *Store) FeedAlert(ctx context.Context, id string) (FeedAlert, error) {
-	var row feedAlertRow
+	var row alertRow
 	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return FeedAlert{}, fmt.Errorf("feedback: alert %q: %w", id, translate(err))
 	}
@@ -251,7 +232,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertQuery) (AlertPage, error) {
 		q.Limit = 50
 	}
 	q.Limit = min(q.Limit, 500)
-	db := s.db.WithContext(ctx).Model(&feedAlertRow{})
+	db := s.db.WithContext(ctx).Model(&alertRow{})
 	labelled := "EXISTS (SELECT 1 FROM alert_labels l WHERE l.alert_id = alerts.id)"
 	switch q.Status {
 	case "":
@@ -277,7 +258,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertQuery) (AlertPage, error) {
 		}
 		db = db.Where("(created_at < ? OR (created_at = ? AND id < ?))", at, at, id)
 	}
-	var rows []feedAlertRow
+	var rows []alertRow
 	if err := db.Order("created_at DESC, id DESC").Limit(q.Limit + 1).Find(&rows).Error; err != nil {
 		return AlertPage{}, fmt.Errorf("feedback: alerts: %w", translate(err))
 	}

@@ -422,7 +422,7 @@ func pgDecisionArgs(batch []*writeReq) []any {
 		models, policies, latencies, occurred, created}
 }
 
-func pgAlertArgs(rows []scoreAlertRow) []any {
+func pgAlertArgs(rows []alertRow) []any {
 	n := len(rows)
 	ids, kinds, convs, decs, channels, tiers := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n)
@@ -663,7 +663,7 @@ func (s *Store) flushSQLite(ctx context.Context, batch []*writeReq) error {
 				Team string
 				N    int
 			}
-			err := tx.Model(&scoreAlertRow{}).Select("team, count(*) AS n").
+			err := tx.Model(&alertRow{}).Select("team, count(*) AS n").
 				Where("status = ? AND kind = ? AND team IN ? AND created_at > ?", AlertStatusFired, AlertKindTier, teams, since).
 				Group("team").Find(&counts).Error
 			if err != nil {
@@ -675,7 +675,7 @@ func (s *Store) flushSQLite(ctx context.Context, batch []*writeReq) error {
 		}
 		for chunk := range slices.Chunk(sampled, 500) {
 			var reviewed []string
-			err := tx.Model(&scoreAlertRow{}).Distinct("conversation_id").
+			err := tx.Model(&alertRow{}).Distinct("conversation_id").
 				Where("conversation_id IN ? AND kind = ?", chunk, AlertKindReview).Pluck("conversation_id", &reviewed).Error
 			if err != nil {
 				return err
