@@ -431,7 +431,7 @@ func CompilePolicy(doc PolicyDoc) (*Policy, error) {
 		switch {
 		case strings.TrimSpace(rs.Team) == "":
 			add(Problem{Field: field("team"), Message: "must not be empty"})
-		case len(rs.Team) > maxTeamLen || !plainText(rs.Team):
+		case len(rs.Team) > maxTeamLen || !PlainText(rs.Team):
 			add(Problem{Field: field("team"), Message: fmt.Sprintf("must be at most %d bytes of text without control characters", maxTeamLen)})
 		}
 		p.routes = append(p.routes, rt)
@@ -485,9 +485,9 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 // maxTeamLen bounds a team name, which is stored with every alert.
 const maxTeamLen = 64
 
-// plainText reports whether s is valid UTF-8 without control characters:
-// names that every database stores and every log shows as they are.
-func plainText(s string) bool {
+// PlainText reports whether s is valid UTF-8 without control characters:
+// text that every database stores and every log shows as it is.
+func PlainText(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 // defaultRotationGrace is how long a rotated-out webhook secret keeps
@@ -103,7 +104,7 @@ func (s *Server) handleCreateDestination(c *gin.Context) {
 	}
 	nd := feedback.NewDestination{Team: *req.Team, Kind: *req.Kind, URL: req.URL, Lead: req.Lead}
 	for field, v := range map[string]string{"team": nd.Team, "kind": nd.Kind, "url": nd.URL} {
-		if !cleanText(v) {
+		if !model.PlainText(v) {
 			writeError(c, s.log, unprocessable(field, "must be valid UTF-8 without control characters"))
 			return
 		}

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/hotlane/hotlane/model"
 )
 
 // Values a client can send that every database must store the same way.
@@ -21,14 +23,14 @@ import (
 func withSaneParams() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		for _, p := range c.Params {
-			if !cleanText(p.Value) {
+			if !model.PlainText(p.Value) {
 				abortInvalid(c, p.Key)
 				return
 			}
 		}
 		for k, vs := range c.Request.URL.Query() {
 			for _, v := range vs {
-				if !cleanText(k) || !cleanText(v) {
+				if !model.PlainText(k) || !model.PlainText(v) {
 					abortInvalid(c, k)
 					return
 				}
@@ -44,19 +46,6 @@ func abortInvalid(c *gin.Context, field string) {
 	}
 	c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": invalidField(field,
 		"must be valid UTF-8 without control characters")})
-}
-
-// cleanText reports whether s is valid UTF-8 without control characters.
-func cleanText(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // maxFuture is how far ahead of the server's clock a reported time may be:
