@@ -18,23 +18,8 @@ import (
 	"github.com/hotlane/hotlane/jobs"
 )
 
-// clock is a settable fake clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// clock is the shared settable test clock.
+type clock = feedbacktest.Clock
 
 // request is one request a receiver saw.
 type request struct {
@@ -131,7 +116,7 @@ func TestDeliverSignedWebhookAndSlack(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := openStore(t, dsn)
-		clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+		clk := feedbacktest.NewClock(time.Now().UTC().Truncate(time.Second))
 		hook, slack, lead := newReceiver(t), newReceiver(t), newReceiver(t)
 		_, secret, err := s.CreateDestination(ctx, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: hook.URL + "/in"})
 		if err != nil {
@@ -221,7 +206,7 @@ func TestRetriesSurviveRestart(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := openStore(t, dsn)
-		clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+		clk := feedbacktest.NewClock(time.Now().UTC().Truncate(time.Second))
 		recv := newReceiver(t)
 		recv.setStatus(http.StatusServiceUnavailable)
 		if _, _, err := s.CreateDestination(ctx, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: recv.URL}); err != nil {
@@ -290,7 +275,7 @@ func TestGivesUpAfterADay(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := openStore(t, dsn)
-		clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+		clk := feedbacktest.NewClock(time.Now().UTC().Truncate(time.Second))
 		recv := newReceiver(t)
 		recv.setStatus(http.StatusInternalServerError)
 		if _, _, err := s.CreateDestination(ctx, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: recv.URL}); err != nil {
@@ -308,7 +293,7 @@ func TestGivesUpAfterADay(t *testing.T) {
 			if ds[0].Status != feedback.DeliveryPending {
 				break
 			}
-			clk.t = ds[0].NextAttemptAt
+			clk.Set(ds[0].NextAttemptAt)
 		}
 		want := []time.Duration{0, 30 * time.Second, 150 * time.Second, 750 * time.Second, 4350 * time.Second,
 			18750 * time.Second, 61950 * time.Second, 24 * time.Hour}
@@ -333,7 +318,7 @@ func TestLeaseAfterCrash(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := openStore(t, dsn)
-		clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+		clk := feedbacktest.NewClock(time.Now().UTC().Truncate(time.Second))
 		recv := newReceiver(t)
 		if _, _, err := s.CreateDestination(ctx, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: recv.URL}); err != nil {
 			t.Fatal(err)
@@ -366,7 +351,7 @@ func TestRotationSendsBothSignatures(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := openStore(t, dsn)
-		clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+		clk := feedbacktest.NewClock(time.Now().UTC().Truncate(time.Second))
 		recv := newReceiver(t)
 		dest, oldSecret, err := s.CreateDestination(ctx, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: recv.URL})
 		if err != nil {
@@ -413,7 +398,7 @@ func TestConcurrentWorkers(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := openStore(t, dsn)
-		clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+		clk := feedbacktest.NewClock(time.Now().UTC().Truncate(time.Second))
 		recv := newReceiver(t)
 		if _, _, err := s.CreateDestination(ctx, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: recv.URL}); err != nil {
 			t.Fatal(err)

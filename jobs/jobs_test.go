@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/feedbacktest"
 	"github.com/hotlane/hotlane/jobs"
 )
 
@@ -117,7 +118,7 @@ func TestSLAChecker(t *testing.T) {
 		top:       map[string]time.Time{"u": t0, "h": t0, "m": t0},
 		escalated: map[string]bool{},
 	}
-	clk := &clock{t: t0.Add(59 * time.Second)}
+	clk := feedbacktest.NewClock(t0.Add(59 * time.Second))
 	c := &jobs.SLAChecker{Store: store, Now: clk.Now, Batch: 1}
 	steps := []struct {
 		advance time.Duration

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,23 +40,8 @@ func quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// fakeClock is a settable clock for key-cache expiry.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// fakeClock is the shared settable test clock.
+type fakeClock = feedbacktest.Clock
 
 // harness is a server on a real store with an all-scopes key.
 type harness struct {
@@ -71,7 +55,7 @@ type harness struct {
 func newHarness(t *testing.T, engine string, cfg Config) *harness {
 	t.Helper()
 	store := openStore(t, engine)
-	clock := &fakeClock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	clock := feedbacktest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	if cfg.Now == nil {
 		cfg.Now = clock.Now
 	}
