@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/feedbacktest"
+)
+
+// TestShutdownDrains stops a server in the middle of a load: every request
+// answered before the stop is committed, none is answered with a server
+// error, and serve returns cleanly once the decision writer has drained.
+func TestShutdownDrains(t *testing.T) {
+	for _, engine := range feedbacktest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			dsn := feedbacktest.DSN(t, engine)
+			cfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--db", dsn, "--demo", "--log-level", "error"},
+				envOf(nil), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout bytes.Buffer
+			ready := make(chan string, 1)
+			done := make(chan error, 1)
+			go func() { done <- serve(ctx, cfg, &stdout, io.Discard, ready) }()
+			var addr string
+			select {
+			case addr = <-ready:
+			case err := <-done:
+				t.Fatalf("serve: %v", err)
+			}
+			key := regexp.MustCompile(`hl_\S+`).FindString(stdout.String())
+
+			var mu sync.Mutex
+			var acked []string
+			var bad []string
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range 16 {
+				wg.Go(func() {
+					client := &http.Client{Timeout: 10 * time.Second}
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						body := fmt.Sprintf(`{"conversation_id":"drain-%d-%d","channel":"web","signals":{"deal_size":%d}}`, w, i%5, i*100)
+						req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/score", strings.NewReader(body))
+						req.Header.Set("Content-Type", "application/json")
+						req.Header.Set("Authorization", "Bearer "+key)
+						resp, err := client.Do(req)
+						if err != nil {
+							continue // refused or closed once the server stops listening
+						}
+						var out struct {
+							DecisionID string `json:"decision_id"`
+						}
+						_ = json.NewDecoder(resp.Body).Decode(&out)
+						resp.Body.Close()
+						mu.Lock()
+						if resp.StatusCode == http.StatusOK {
+							acked = append(acked, out.DecisionID)
+						} else {
+							bad = append(bad, fmt.Sprint(resp.StatusCode))
+						}
+						mu.Unlock()
+					}
+				})
+			}
+			time.Sleep(300 * time.Millisecond)
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve after shutdown: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("serve did not return after the shutdown")
+			}
+			close(stop)
+			wg.Wait()
+			if len(bad) > 0 {
+				t.Errorf("answers other than 200 during the shutdown: %v", bad)
+			}
+			if len(acked) == 0 {
+				t.Fatal("no request was answered before the shutdown")
+			}
+			store, err := feedback.Open(context.Background(), dsn, feedback.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			for _, id := range acked {
+				if _, err := store.Decision(context.Background(), id); err != nil {
+					t.Fatalf("decision %s answered before the shutdown is missing: %v", id, err)
+				}
+			}
+		})
+	}
+}
