@@ -531,3 +531,30 @@ func TestCloseDrainsStore(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestObserveFlushSeesEveryBatch(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			var mu sync.Mutex
+			total, calls := 0, 0
+			s := openStore(t, e.dsn(t), Options{ObserveFlush: func(n int, took time.Duration, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					total += n
+				}
+				calls++
+			}})
+			for i := range 5 {
+				if _, err := s.RecordDecision(context.Background(), newDecision(fmt.Sprintf("obs-%d", i), "low")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if total != 5 || calls < 1 || calls > 5 {
+				t.Errorf("observed %d decisions in %d calls, want 5 in 1 to 5", total, calls)
+			}
+		})
+	}
+}

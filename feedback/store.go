@@ -74,6 +74,10 @@ type Options struct {
 	// are spread over them by id. 0 means 1, which measured best on two
 	// cores (bigger batches); it is capped at WriterConns.
 	Writers int
+	// ObserveFlush, when set, is called after every decision batch commit
+	// attempt with the batch size, its duration and its error, so the owner
+	// can export writer metrics without this package knowing about them.
+	ObserveFlush func(size int, took time.Duration, err error)
 	// MaxBatch caps the number of decisions committed together; 0 means 1000.
 	MaxBatch int
 }

@@ -37,6 +37,7 @@ type writeResult struct {
 
 type writer struct {
 	log      *slog.Logger
+	observe  func(size int, took time.Duration, err error)
 	maxBatch int
 	timeout  time.Duration
 	flush    func(ctx context.Context, batch []*writeReq) error
@@ -91,6 +92,7 @@ func (sw *shardedWriter) close() {
 func startWriter(log *slog.Logger, opts Options, flush func(context.Context, []*writeReq) error) *writer {
 	w := &writer{
 		log:      log,
+		observe:  opts.ObserveFlush,
 		maxBatch: opts.MaxBatch,
 		timeout:  opts.WriteTimeout,
 		flush:    flush,
@@ -218,6 +220,10 @@ func (w *writer) commit(batch []*writeReq) {
 func (w *writer) tryFlush(batch []*writeReq) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
+	if w.observe != nil {
+		start := time.Now()
+		defer func() { w.observe(len(batch), time.Since(start), err) }()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("decision batch panicked: %v", p)

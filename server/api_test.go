@@ -224,6 +224,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	h.publish(testPolicy)
 	h.score(`{"conversation_id":"c1","channel":"whatsapp","signals":{"deal_size":20000}}`)
 	h.score(`{"conversation_id":"c1","channel":"weird-channel","signals":{}}`)
+	h.srv.ObserveFlush(5, 3*time.Millisecond, nil)
 	rec = h.do(http.MethodGet, "/metrics", "", "", "", nil)
 	body := rec.Body.String()
 	for _, want := range []string{
@@ -232,6 +233,8 @@ func TestOperationsEndpoints(t *testing.T) {
 		`hotlane_rule_hits_total{rule="big-deal"} 1`,
 		`hotlane_http_requests_total{method="POST",route="/v1/score",status="200"} 2`,
 		`hotlane_http_request_duration_seconds_bucket{method="POST",route="/v1/score"`,
+		`hotlane_decision_batch_size_sum 5`,
+		`hotlane_decision_flush_seconds_count{outcome="ok"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

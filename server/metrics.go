@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -16,6 +18,8 @@ type metrics struct {
 	ruleErrs  *prometheus.CounterVec
 	scoreTime prometheus.Histogram
 	reloads   *prometheus.CounterVec
+	batchSize prometheus.Histogram
+	flushTime *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -47,12 +51,34 @@ func newMetrics() *metrics {
 			Help:    "In-process scoring time of one decision, without I/O.",
 			Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 1e-3},
 		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hotlane_decision_batch_size",
+			Help:    "Decisions committed together by the group-commit writer.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+		}),
+		flushTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hotlane_decision_flush_seconds",
+			Help:    "Time to commit one decision batch, by outcome.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1, 5},
+		}, []string{"outcome"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hotlane_scorer_reloads_total",
 			Help: "Loads of a new live ruleset or model, by outcome.",
 		}, []string{"outcome"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.decisions, m.ruleHits, m.ruleErrs, m.scoreTime, m.reloads,
+		m.batchSize, m.flushTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ObserveFlush records one decision batch commit of the store's writer;
+// pass it as feedback.Options.ObserveFlush.
+func (s *Server) ObserveFlush(size int, took time.Duration, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	s.metrics.batchSize.Observe(float64(size))
+	s.metrics.flushTime.WithLabelValues(outcome).Observe(took.Seconds())
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
@@ -32,7 +33,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	log := (&dbFlags{LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat}).logger(stderr)
 	log.Info("starting hotlane", slog.String("version", version), slog.Any("config", cfg))
 
-	store, err := feedback.Open(ctx, cfg.DB, feedback.Options{Logger: log, WriterConns: cfg.WriterConns, Writers: cfg.Writers})
+	// The writer starts with the store, the metrics with the server: the
+	// observer is connected once both exist.
+	var observeFlush atomic.Pointer[func(int, time.Duration, error)]
+	store, err := feedback.Open(ctx, cfg.DB, feedback.Options{Logger: log, WriterConns: cfg.WriterConns, Writers: cfg.Writers,
+		ObserveFlush: func(n int, took time.Duration, err error) {
+			if f := observeFlush.Load(); f != nil {
+				(*f)(n, took, err)
+			}
+		}})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -57,6 +66,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		KeyCacheTTL:   cfg.KeyCacheTTL,
 		Version:       version,
 	}, store, log)
+	observe := srv.ObserveFlush
+	observeFlush.Store(&observe)
 	if err := srv.Live().Refresh(ctx); err != nil {
 		return fmt.Errorf("load ruleset: %w", err)
 	}
