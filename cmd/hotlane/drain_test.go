@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,24 +21,8 @@ func TestShutdownDrains(t *testing.T) {
 	for _, engine := range feedbacktest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			dsn := feedbacktest.DSN(t, engine)
-			cfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--db", dsn, "--demo", "--log-level", "error"},
-				envOf(nil), io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var stdout bytes.Buffer
-			ready := make(chan string, 1)
-			done := make(chan error, 1)
-			go func() { done <- serve(ctx, cfg, &stdout, io.Discard, ready) }()
-			var addr string
-			select {
-			case addr = <-ready:
-			case err := <-done:
-				t.Fatalf("serve: %v", err)
-			}
-			key := regexp.MustCompile(`hl_\S+`).FindString(stdout.String())
+			srv := startServe(t, "--db", dsn, "--demo", "--log-level", "error")
+			addr, key := srv.addr, srv.key
 
 			var mu sync.Mutex
 			var acked []string
@@ -81,14 +62,8 @@ func TestShutdownDrains(t *testing.T) {
 				})
 			}
 			time.Sleep(300 * time.Millisecond)
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve after shutdown: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("serve did not return after the shutdown")
+			if err := srv.stop(t); err != nil {
+				t.Errorf("serve after shutdown: %v", err)
 			}
 			close(stop)
 			wg.Wait()

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -122,29 +119,14 @@ func TestAlertLoopEndToEnd(t *testing.T) {
 	for _, engine := range feedbacktest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			dsn := feedbacktest.DSN(t, engine)
-			cfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--db", dsn, "--demo", "--log-level", "error",
-				"--delivery-interval", "100ms", "--sla-interval", "1h"}, envOf(nil), io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			var stdout bytes.Buffer
-			ready := make(chan string, 1)
-			done := make(chan error, 1)
-			go func() { done <- serve(ctx, cfg, &stdout, io.Discard, ready) }()
+			srv := startServe(t, "--db", dsn, "--demo", "--log-level", "error",
+				"--delivery-interval", "100ms", "--sla-interval", "1h")
 			defer func() {
-				cancel()
-				if err := <-done; err != nil {
+				if err := srv.stop(t); err != nil {
 					t.Errorf("serve: %v", err)
 				}
 			}()
-			var addr string
-			select {
-			case addr = <-ready:
-			case err := <-done:
-				t.Fatalf("serve: %v", err)
-			}
-			c := client{t: t, base: "http://" + addr, key: regexp.MustCompile(`hl_\S+`).FindString(stdout.String())}
+			c := client{t: t, base: "http://" + srv.addr, key: srv.key}
 
 			rcv := &signedReceiver{}
 			hook := httptest.NewServer(rcv)

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 func runCLI(t *testing.T, args ...string) (string, string, error) {
@@ -96,26 +94,8 @@ func write(t *testing.T, path string, b []byte) {
 // cancel drains and stops the server.
 func TestServeDemo(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "demo.db")
-	cfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--db", db, "--demo", "--log-level", "warn"}, envOf(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout bytes.Buffer
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, &stdout, io.Discard, ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("serve ended early: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not start")
-	}
-	out := stdout.String()
-	m := regexp.MustCompile(`hl_\S+`).FindString(out)
+	srv := startServe(t, "--db", db, "--demo", "--log-level", "warn")
+	addr, out, m := srv.addr, srv.out, srv.key
 	if m == "" || !strings.Contains(out, "published ruleset version 1") {
 		t.Fatalf("demo output lacks the ruleset or the key:\n%s", out)
 	}
@@ -138,29 +118,16 @@ func TestServeDemo(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || got.Tier != "urgent" || got.Route.Owner != "ana@example.com" {
 		t.Errorf("score = %d %+v, want urgent routed to the owner", resp.StatusCode, got)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not stop")
+	if err := srv.stop(t); err != nil {
+		t.Errorf("shutdown: %v", err)
 	}
 
 	// A second start seeds nothing new.
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	stdout.Reset()
-	ready = make(chan string, 1)
-	go func() { done <- serve(ctx2, cfg, &stdout, io.Discard, ready) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("second start: %v", err)
+	again := startServe(t, "--db", db, "--demo", "--log-level", "warn")
+	if err := again.stop(t); err != nil {
+		t.Errorf("second shutdown: %v", err)
 	}
-	cancel2()
-	<-done
-	if strings.Contains(stdout.String(), "hl_") || strings.Contains(stdout.String(), "published") {
-		t.Errorf("second start seeded again:\n%s", stdout.String())
+	if strings.Contains(again.out, "hl_") || strings.Contains(again.out, "published") {
+		t.Errorf("second start seeded again:\n%s", again.out)
 	}
 }

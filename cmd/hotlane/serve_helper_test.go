@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// running is a server started in-process by startServe.
+type running struct {
+	addr   string // host:port it listens on
+	out    string // what it printed before it was ready (the demo's output)
+	key    string // the demo key in out, if any
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startServe runs `hotlane serve` in-process on a free loopback port with
+// the given flags and waits until it accepts requests.
+func startServe(t *testing.T, flags ...string) *running {
+	t.Helper()
+	cfg, err := parseServeConfig(append([]string{"--addr", "127.0.0.1:0"}, flags...), envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout bytes.Buffer
+	ready := make(chan string, 1)
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- serve(ctx, cfg, &stdout, io.Discard, ready) }()
+	select {
+	case r.addr = <-ready:
+	case err := <-r.done:
+		cancel()
+		t.Fatalf("serve ended before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("server did not start")
+	}
+	// serve prints only before it is ready, so stdout is settled here.
+	r.out = stdout.String()
+	r.key = regexp.MustCompile(`hl_\S+`).FindString(r.out)
+	return r
+}
+
+// stop cancels the server and returns what serve returned once it has
+// drained.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return after the shutdown")
+		return nil
+	}
+}
