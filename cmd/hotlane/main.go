@@ -68,6 +68,12 @@ Usage:
   hotlane rules list                         list every ruleset version
   hotlane rules rollback VERSION             make an earlier version live again
   hotlane bench --url URL --key KEY [--duration D] [--concurrency N] [--baseline] [--json]
+  hotlane tune [--as-of TIME] [--promotion auto|manual]   run the weekly tuning job now
+  hotlane models list|show V|promote V|rollback      the model registry
+  hotlane reports [latest|ID]                        print a tuning report as JSON
+  hotlane import --csv F --label COL [--positive V] [--channel C]
+  hotlane eval --csv F --label COL [--positive V] [--ignore COLS] [--folds K] [--json]
+  hotlane simulate [--url URL --key KEY] [--weeks N]  synthetic traffic through the weekly loop
   hotlane version
 
 Every flag can also be set as HOTLANE_<FLAG> (for example HOTLANE_DB,
@@ -94,6 +100,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runRules(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "tune":
+		return runTune(ctx, rest, stdout, stderr)
+	case "models":
+		return runModels(ctx, rest, stdout, stderr)
+	case "reports":
+		return runReports(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdout, stderr)
+	case "eval":
+		return runEval(ctx, rest, stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "hotlane", version)
 		return nil

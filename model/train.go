@@ -1,0 +1,124 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Dataset is a dense design matrix for training a logistic model: N rows
+// of P features, stored row-major in X (len N*P), with labels Y (0 or 1)
+// and optional row weights W (nil means every row weighs 1). The intercept
+// is not a column of X: trainers fit it separately and never penalise it.
+type Dataset struct {
+	X []float64
+	Y []float64
+	W []float64
+	P int
+}
+
+// Rows is the number of rows.
+func (d *Dataset) Rows() int {
+	if d.P == 0 {
+		return len(d.Y)
+	}
+	return len(d.X) / d.P
+}
+
+// Row returns row i of X, sharing its memory.
+func (d *Dataset) Row(i int) []float64 { return d.X[i*d.P : (i+1)*d.P] }
+
+// Weight returns the weight of row i.
+func (d *Dataset) Weight(i int) float64 {
+	if d.W == nil {
+		return 1
+	}
+	return d.W[i]
+}
+
+// TrainOptions control a trainer. The objective is the weighted log loss
+// sum_i w_i * loss_i plus L2/2 * |coef|^2; the intercept is not penalised.
+type TrainOptions struct {
+	// L2 is the penalty strength; 0 takes DefaultL2.
+	L2 float64
+	// MaxIter bounds the solver's iterations; 0 takes a trainer default.
+	MaxIter int
+	// Tol is the convergence tolerance; 0 takes a trainer default.
+	Tol float64
+}
+
+// DefaultL2 is the penalty used when TrainOptions.L2 is 0.
+const DefaultL2 = 1.0
+
+// Fit is a trained logistic model over a Dataset's columns.
+type Fit struct {
+	Intercept  float64
+	Coef       []float64 // one per column of X
+	Iterations int
+	Converged  bool
+}
+
+// Logit returns the fit's logit for one row of features.
+func (f *Fit) Logit(row []float64) float64 {
+	z := f.Intercept
+	for j, x := range row {
+		z += f.Coef[j] * x
+	}
+	return z
+}
+
+// Prob returns the fit's probability for one row of features.
+func (f *Fit) Prob(row []float64) float64 { return sigmoid(f.Logit(row)) }
+
+// Trainer fits an L2-regularised logistic regression.
+type Trainer interface {
+	Name() string
+	Train(ctx context.Context, d *Dataset, opt TrainOptions) (Fit, error)
+}
+
+var (
+	trainersMu sync.RWMutex
+	trainers   = map[string]Trainer{}
+)
+
+// RegisterTrainer makes a trainer available by name; optional trainers
+// built behind a build tag register themselves this way.
+func RegisterTrainer(t Trainer) {
+	trainersMu.Lock()
+	defer trainersMu.Unlock()
+	trainers[t.Name()] = t
+}
+
+// TrainerByName returns a registered trainer; "" is the default trainer.
+func TrainerByName(name string) (Trainer, error) {
+	if name == "" {
+		name = DefaultTrainer
+	}
+	trainersMu.RLock()
+	defer trainersMu.RUnlock()
+	t, ok := trainers[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown trainer %q (available: %v)", name, trainerNamesLocked())
+	}
+	return t, nil
+}
+
+// TrainerNames lists the registered trainers.
+func TrainerNames() []string {
+	trainersMu.RLock()
+	defer trainersMu.RUnlock()
+	return trainerNamesLocked()
+}
+
+func trainerNamesLocked() []string {
+	out := make([]string, 0, len(trainers))
+	for n := range trainers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// DefaultTrainer is the pure-Go trainer's name.
+const DefaultTrainer = "newton"
