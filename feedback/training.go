@@ -28,7 +28,7 @@ type TrainingInput struct {
 // conversation is unlabelled and must not be used; Weight is then 0.
 type TrainingLabel struct {
 	Label  string  // TrainingPositive, TrainingNegative or ""
-	Weight float64 // 1, or 1/SampleRate for a review-sampled conversation
+	Weight float64 // 1, or 1/SampleRate for agents' labels of a review-sampled conversation
 	Source string  // SourceAgent, SourceConverted, SourceLost or ""
 	// Conflict reports that agents disagreed evenly, so their verdict was
 	// set aside and the label (if any) comes from the outcome.
@@ -52,9 +52,11 @@ type TrainingLabel struct {
 // equal times converted wins (a sale is the stronger fact). Otherwise the
 // conversation is unlabelled.
 //
-// A labelled conversation weighs 1, or 1/SampleRate when it was sampled for
-// review, so that the review sample stands for the non-alerted
-// conversations it was drawn from.
+// A labelled conversation weighs 1, or 1/SampleRate when agents labelled it
+// after it was sampled for review, so that the review sample stands for
+// the non-alerted conversations it was drawn from. An outcome label weighs
+// 1 even then: outcomes are reported whether or not a conversation was
+// sampled, so the sampled ones stand only for themselves.
 func DeriveTrainingLabel(in TrainingInput) TrainingLabel {
 	var out TrainingLabel
 	label, conflict := agentsVerdict(in)
@@ -69,7 +71,7 @@ func DeriveTrainingLabel(in TrainingInput) TrainingLabel {
 		return out
 	}
 	out.Weight = 1
-	if in.SampleRate > 0 && in.SampleRate <= 1 {
+	if out.Source == SourceAgent && in.SampleRate > 0 && in.SampleRate <= 1 {
 		out.Weight = 1 / in.SampleRate
 	}
 	return out

@@ -74,7 +74,10 @@ func TestDeriveTrainingLabel(t *testing.T) {
 						want.Label, want.Source = oc.label, oc.source
 					}
 					if want.Label != "" {
-						want.Weight = sm.weight
+						want.Weight = 1
+						if want.Source == SourceAgent {
+							want.Weight = sm.weight
+						}
 					}
 					got := DeriveTrainingLabel(in)
 					if got != want {

@@ -3,6 +3,7 @@ package feedback
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -53,10 +54,17 @@ const (
 
 // ModelVersion is one stored version of the trained scoring model.
 type ModelVersion struct {
-	Version     int
-	Status      string // ModelCandidate, ModelActive or ModelRetired
-	Body        []byte // the model as JSON
-	Note        string
+	Version int
+	Status  string // ModelCandidate, ModelActive or ModelRetired
+	Body    []byte // the model as JSON
+	Note    string
+	// Trainer, WindowStart, WindowEnd, Metrics (JSON) and ReportID describe
+	// how a trained model was made; empty for a model stored by hand.
+	Trainer     string
+	WindowStart *time.Time
+	WindowEnd   *time.Time
+	Metrics     []byte
+	ReportID    string
 	CreatedAt   time.Time
 	ActivatedAt *time.Time
 }
@@ -66,6 +74,11 @@ type modelRow struct {
 	Status      string
 	Body        string
 	Note        string
+	Trainer     string
+	WindowStart *time.Time
+	WindowEnd   *time.Time
+	Metrics     string
+	ReportID    string
 	CreatedAt   time.Time
 	ActivatedAt *time.Time
 }
@@ -75,6 +88,8 @@ func (modelRow) TableName() string { return "models" }
 func (r modelRow) toModelVersion() ModelVersion {
 	return ModelVersion{
 		Version: r.Version, Status: r.Status, Body: []byte(r.Body), Note: r.Note,
+		Trainer: r.Trainer, WindowStart: utcPtr(r.WindowStart), WindowEnd: utcPtr(r.WindowEnd),
+		Metrics: []byte(r.Metrics), ReportID: r.ReportID,
 		CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utcPtr(r.ActivatedAt),
 	}
 }
@@ -188,6 +203,29 @@ func (s *Store) ActivatePolicy(ctx context.Context, version int) (PolicyVersion,
 // CreateModel stores body (the model as JSON) as the next model version,
 // with status candidate.
 func (s *Store) CreateModel(ctx context.Context, body []byte, note string) (ModelVersion, error) {
+	return s.CreateTrainedModel(ctx, body, ModelMeta{Note: note})
+}
+
+// ModelMeta is what the registry keeps beside a model's body.
+type ModelMeta struct {
+	Note        string
+	Trainer     string
+	WindowStart *time.Time
+	WindowEnd   *time.Time
+	Metrics     []byte // JSON; empty means {}
+	ReportID    string
+}
+
+// CreateTrainedModel stores body as the next model version, a candidate,
+// with how it was made.
+func (s *Store) CreateTrainedModel(ctx context.Context, body []byte, meta ModelMeta) (ModelVersion, error) {
+	metrics := meta.Metrics
+	if len(metrics) == 0 {
+		metrics = []byte("{}")
+	}
+	if !json.Valid(metrics) {
+		return ModelVersion{}, fmt.Errorf("feedback: create model: %w: metrics are not valid JSON", ErrInvalid)
+	}
 	if !json.Valid(body) {
 		return ModelVersion{}, fmt.Errorf("feedback: create model: %w: body is not valid JSON", ErrInvalid)
 	}
@@ -200,7 +238,9 @@ func (s *Store) CreateModel(ctx context.Context, body []byte, note string) (Mode
 		if err != nil {
 			return err
 		}
-		row = modelRow{Version: v, Status: ModelCandidate, Body: string(body), Note: note, CreatedAt: now()}
+		row = modelRow{Version: v, Status: ModelCandidate, Body: string(body), Note: meta.Note, Trainer: meta.Trainer,
+			WindowStart: normPtr(meta.WindowStart), WindowEnd: normPtr(meta.WindowEnd), Metrics: string(metrics),
+			ReportID: meta.ReportID, CreatedAt: now()}
 		return tx.Create(&row).Error
 	})
 	if err != nil {
@@ -282,4 +322,55 @@ func (s *Store) LiveVersions(ctx context.Context) (policy, model int, err error)
 		return 0, 0, fmt.Errorf("feedback: live versions: %w", translate(err))
 	}
 	return out.Policy, out.Model, nil
+}
+
+func normPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := normTime(*t)
+	return &u
+}
+
+// RollbackModel makes the model that was active before the current one
+// active again: the most recently activated model other than the active
+// one. Without such a model it retires the active model, so scoring goes
+// back to the policy's hand-set points. ErrNotFound when no model is
+// active. It returns the model now active, or a zero ModelVersion when
+// scoring is back to rules only.
+func (s *Store) RollbackModel(ctx context.Context) (ModelVersion, error) {
+	var out modelRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockTable(tx, "models"); err != nil {
+			return err
+		}
+		var active modelRow
+		if err := tx.Where("status = ?", ModelActive).Take(&active).Error; err != nil {
+			return err
+		}
+		var prev modelRow
+		err := tx.Where("status <> ? AND activated_at IS NOT NULL", ModelActive).
+			Order("activated_at DESC, version DESC").Take(&prev).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			return tx.Model(&modelRow{}).Where("version = ?", active.Version).Update("status", ModelRetired).Error
+		case err != nil:
+			return err
+		}
+		if err := tx.Model(&modelRow{}).Where("version = ?", active.Version).Update("status", ModelRetired).Error; err != nil {
+			return err
+		}
+		t := now()
+		prev.Status, prev.ActivatedAt = ModelActive, &t
+		out = prev
+		return tx.Model(&modelRow{}).Where("version = ?", prev.Version).
+			Updates(map[string]any{"status": ModelActive, "activated_at": t}).Error
+	})
+	if err != nil {
+		return ModelVersion{}, fmt.Errorf("feedback: roll back model: %w", translate(err))
+	}
+	if out.Version == 0 {
+		return ModelVersion{}, nil
+	}
+	return out.toModelVersion(), nil
 }

@@ -32,11 +32,20 @@ type modelJSON struct {
 	Note        string          `json:"note,omitempty"`
 	CreatedAt   time.Time       `json:"created_at"`
 	ActivatedAt *time.Time      `json:"activated_at,omitempty"`
+	Trainer     string          `json:"trainer,omitempty"`
+	WindowStart *time.Time      `json:"window_start,omitempty"`
+	WindowEnd   *time.Time      `json:"window_end,omitempty"`
+	Metrics     json.RawMessage `json:"metrics,omitempty"`
+	ReportID    string          `json:"report_id,omitempty"`
 	Model       json.RawMessage `json:"model,omitempty"`
 }
 
 func toModelJSON(m feedback.ModelVersion, full bool) modelJSON {
-	out := modelJSON{Version: m.Version, Status: m.Status, Note: m.Note, CreatedAt: m.CreatedAt, ActivatedAt: m.ActivatedAt}
+	out := modelJSON{Version: m.Version, Status: m.Status, Note: m.Note, CreatedAt: m.CreatedAt, ActivatedAt: m.ActivatedAt,
+		Trainer: m.Trainer, WindowStart: m.WindowStart, WindowEnd: m.WindowEnd, ReportID: m.ReportID}
+	if len(m.Metrics) > 0 && string(m.Metrics) != "{}" {
+		out.Metrics = json.RawMessage(m.Metrics)
+	}
 	if full {
 		out.Model = json.RawMessage(m.Body)
 	}

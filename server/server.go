@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/jobs"
 )
 
 // Config is the part of Hotlane's configuration the HTTP server uses.
@@ -30,6 +31,9 @@ type Config struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Tuner runs the tuning job for POST /v1/jobs/tune; nil means one
+	// with the default settings on the server's store.
+	Tuner *jobs.Tuner
 }
 
 // Store is everything the server needs from the feedback store. Each
@@ -45,6 +49,7 @@ type Store interface {
 	destinationAdmin
 	feedbackStore
 	kpiStore
+	tuningStore
 	Ping(ctx context.Context) error
 }
 
@@ -65,6 +70,8 @@ type Server struct {
 
 	destinations destinationAdmin
 	fb           feedbackAPI
+	tuning       tuningStore
+	tuner        *jobs.Tuner
 }
 
 // New builds the server and its routes. It does not load the scorer: call
@@ -92,6 +99,11 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 		pinger:    store,
 	}
 	s.destinations = store
+	s.tuning = store
+	s.tuner = cfg.Tuner
+	if s.tuner == nil {
+		s.tuner = &jobs.Tuner{Store: store, Log: log}
+	}
 	s.fb = feedbackAPI{store: store, kpis: store}
 	s.engine = s.routes()
 	return s
@@ -142,6 +154,14 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/models", admin, s.handleCreateModel)
 	v1.GET("/models/:version", admin, s.handleGetModel)
 	v1.POST("/models/:version/activate", admin, s.handleActivateModel)
+	v1.POST("/models/:version/promote", admin, s.handleActivateModel)
+	v1.POST("/models/rollback", admin, s.handleRollbackModel)
+
+	v1.POST("/jobs/tune", admin, s.handleTune)
+	v1.GET("/jobs/runs", admin, s.handleJobRuns)
+	v1.GET("/reports", admin, s.handleListReports)
+	v1.GET("/reports/:id", admin, s.handleGetReport)
+	v1.POST("/reports/:id/apply", admin, s.handleApplyReport)
 	s.destinationRoutes(v1, admin)
 	s.feedbackRoutes(v1)
 	return r

@@ -35,6 +35,11 @@ type Config struct {
 	DeliveryInterval time.Duration
 	SLAInterval      time.Duration
 	PublicURL        string
+
+	// The tuning job: its settings, its schedule and the schedule's zone.
+	Tune         tuneFlags
+	TuneSchedule string
+	TZ           string
 }
 
 // dbFlags are the flags every database command shares.
@@ -180,6 +185,9 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.DeliveryInterval, "delivery-interval", time.Second, "how often to look for alerts to deliver and deliveries due")
 	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL of the web UI, for links in alerts (for example https://hotlane.example.com)")
+	cfg.Tune.register(fs)
+	fs.StringVar(&cfg.TuneSchedule, "tune-schedule", "0 6 * * 1", "cron schedule of the tuning job (minute hour day month weekday), or off")
+	fs.StringVar(&cfg.TZ, "tz", "UTC", "time zone of --tune-schedule, for example Europe/Berlin")
 	rest, err := parseFlags(fs, args, env)
 	if err != nil {
 		return cfg, err
@@ -217,6 +225,10 @@ func (c Config) validate() error {
 	if c.SLAInterval < 100*time.Millisecond {
 		errs = append(errs, "--sla-interval: must be at least 100ms")
 	}
+	errs = append(errs, c.Tune.validate()...)
+	if _, _, err := parseSchedule(c.TuneSchedule, c.TZ, time.Now()); err != nil {
+		errs = append(errs, err.Error())
+	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Sprintf("--public-url: %q is not an absolute http or https URL", c.PublicURL))
@@ -242,6 +254,14 @@ func (c Config) LogValue() slog.Value {
 		slog.String("delivery_interval", c.DeliveryInterval.String()),
 		slog.String("sla_interval", c.SLAInterval.String()),
 		slog.String("public_url", c.PublicURL),
+		slog.String("tune_schedule", c.TuneSchedule),
+		slog.String("tz", c.TZ),
+		slog.String("trainer", c.Tune.Trainer),
+		slog.Float64("l2", c.Tune.L2),
+		slog.String("tune_window", c.Tune.Window.String()),
+		slog.String("holdout", c.Tune.Holdout.String()),
+		slog.Int("min_labelled", c.Tune.MinLabelled),
+		slog.String("promotion", c.Tune.Promotion),
 	)
 }
 

@@ -61,10 +61,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		}
 	}
 
+	tuner := cfg.Tune.tuner(store, log)
 	srv := server.New(server.Config{
 		StoreMessages: cfg.StoreMessages,
 		KeyCacheTTL:   cfg.KeyCacheTTL,
 		Version:       version,
+		Tuner:         tuner,
 	}, store, log)
 	observe := srv.ObserveFlush
 	observeFlush.Store(&observe)
@@ -93,6 +95,20 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	slaChecker := &jobs.SLAChecker{Store: store, SLA: (&jobs.LiveSLA{Store: store}).SLA, Interval: cfg.SLAInterval, Log: log}
 	wg.Go(func() { runJob(bg, log, "deliver", deliverer.Run) })
 	wg.Go(func() { runJob(bg, log, "sla", slaChecker.Run) })
+	if next, loc, _ := parseSchedule(cfg.TuneSchedule, cfg.TZ, time.Now()); !next.IsZero() {
+		sched, err := startTuneSchedule(bg, cfg.TuneSchedule, loc, tuner, log)
+		if err != nil {
+			stopBG()
+			wg.Wait()
+			return err
+		}
+		// Stop waits for a running tuning job, which ends with bg.
+		defer func() { <-sched.Stop().Done() }()
+		log.Info("tuning scheduled", slog.String("schedule", cfg.TuneSchedule), slog.String("tz", cfg.TZ),
+			slog.Time("next_run", next))
+	} else {
+		log.Info("tuning schedule off: run it with hotlane tune or POST /v1/jobs/tune")
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()

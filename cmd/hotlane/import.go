@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
+)
+
+// maxImportSignals matches the score endpoint's limit on signals.
+const maxImportSignals = 100
+
+// runImport loads labelled history from a CSV file: each row becomes a
+// past conversation with one decision, scored by the live ruleset and
+// model, and its outcome (converted for a positive label, lost otherwise),
+// so the tuning job learns from it. Importing the same file again adds
+// nothing.
+func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		path, label, positive, channel, at string
+	)
+	db, rest, log, err := parseDBCommand("import", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&path, "csv", "", "CSV file with a header line (required)")
+		fs.StringVar(&label, "label", "", "the label column (required)")
+		fs.StringVar(&positive, "positive", "", "label value meaning positive (default: TRUE, 1 or YES)")
+		fs.StringVar(&channel, "channel", "", "channel of every row (default: a \"channel\" column, else web)")
+		fs.StringVar(&at, "at", "", "when the history happened, RFC 3339 (default now); place it inside the tuning window")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("import takes no arguments")
+	}
+	if path == "" || label == "" {
+		return usagef("import needs --csv FILE and --label COLUMN")
+	}
+	when := time.Now().UTC()
+	if at != "" {
+		if when, err = time.Parse(time.RFC3339, at); err != nil {
+			return usagef("--at: %q is not an RFC 3339 time", at)
+		}
+	}
+	if channel != "" && !model.PlainText(channel) {
+		return usagef("--channel: %q is not a plain token", channel)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	data, err := readLabelledCSV(bytes.NewReader(raw), csvOptions{Label: label, Positive: positive})
+	if err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+
+	store, err := openStore(ctx, db, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	scorer, policyVersion, modelVersion, err := liveScorer(ctx, store)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+
+	// Ids come from the file's content and the row, so a second import of
+	// the same file finds its conversations and skips them.
+	sum := sha256.Sum256(raw)
+	prefix := "import-" + hex.EncodeToString(sum[:6]) + "-"
+	convs := make([]feedback.ImportedConversation, 0, len(data.Rows))
+	for i, signals := range data.Rows {
+		ch := channel
+		if v, ok := signals["channel"].(string); ok {
+			if ch == "" {
+				ch = v
+			}
+			delete(signals, "channel")
+		}
+		if ch == "" {
+			ch = "web"
+		}
+		msg, _ := signals["message"].(string)
+		delete(signals, "message")
+		if len(signals) > maxImportSignals {
+			return fmt.Errorf("import %s: line %d: %d signals, at most %d", path, data.Lines[i], len(signals), maxImportSignals)
+		}
+		d := scorer.Score(model.Input{Channel: ch, Message: msg, Signals: signals})
+		sig, err := json.Marshal(signals)
+		if err != nil {
+			return fmt.Errorf("import %s: line %d: %w", path, data.Lines[i], err)
+		}
+		reasons, _ := json.Marshal(d.Reasons)
+		route, _ := json.Marshal(d.Route)
+		outcome := feedback.EventLost
+		if data.Labels[i] {
+			outcome = feedback.EventConverted
+		}
+		id := fmt.Sprintf("%s%d", prefix, data.Lines[i])
+		convs = append(convs, feedback.ImportedConversation{
+			Decision: feedback.Decision{
+				ID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(id+"/decision")).String(), ConversationID: id, Channel: ch,
+				Signals: sig, Score: d.Score, Tier: d.Tier.String(), Reasons: reasons, Route: route,
+				PolicyVersion: policyVersion, ModelVersion: modelVersion, OccurredAt: when,
+			},
+			Outcome: outcome,
+			EventID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(id+"/outcome")).String(),
+		})
+	}
+	res, err := store.ImportHistory(ctx, convs)
+	if err != nil {
+		return fmt.Errorf("import %s: %w (%d conversations added before the failure)", path, err, res.Added)
+	}
+	fmt.Fprintf(stdout, "imported %d labelled conversations from %s (%d positive, %d signals each at most, channel %s); %d already present were skipped\n",
+		res.Added, filepath.Base(path), data.Positives, len(data.Signals), orDefault(channel, "from the file or web"), res.Skipped)
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// liveScorer builds the scorer of the live ruleset and active model.
+func liveScorer(ctx context.Context, store *feedback.Store) (*model.Scorer, int, int, error) {
+	pv, err := store.LivePolicy(ctx)
+	if errors.Is(err, feedback.ErrNotFound) {
+		return nil, 0, 0, errors.New("no live ruleset: publish one first (hotlane rules apply FILE)")
+	}
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	doc, err := model.ParsePolicy(pv.Document)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("ruleset %d: %w", pv.Version, err)
+	}
+	pol, err := model.CompilePolicy(doc)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("ruleset %d: %w", pv.Version, err)
+	}
+	var m *model.Model
+	modelVersion := 0
+	switch mv, err := store.ActiveModel(ctx); {
+	case errors.Is(err, feedback.ErrNotFound):
+	case err != nil:
+		return nil, 0, 0, err
+	default:
+		if m, err = model.ParseModel(mv.Body); err != nil {
+			return nil, 0, 0, fmt.Errorf("model %d: %w", mv.Version, err)
+		}
+		modelVersion = mv.Version
+	}
+	return model.NewScorer(pol, m), pv.Version, modelVersion, nil
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestImportThenTune loads labelled history from a CSV file, checks that a
+// second import adds nothing, and tunes on it from the command line.
+func TestImportThenTune(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "h.db")
+	var csv strings.Builder
+	csv.WriteString("Deal Size,Plan,Returning,Converted\n")
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 300 {
+		deal := 500 + rng.IntN(20000)
+		plan := []string{"free", "pro", "enterprise"}[rng.IntN(3)]
+		converted := (deal >= 10000 || plan == "enterprise") != (rng.IntN(8) == 0)
+		fmt.Fprintf(&csv, "%d,%s,%s,%s\n", deal, plan, []string{"TRUE", "FALSE"}[rng.IntN(2)], map[bool]string{true: "yes", false: "no"}[converted])
+	}
+	path := filepath.Join(dir, "history.csv")
+	write(t, path, []byte(csv.String()))
+
+	// Without a ruleset the history cannot be scored.
+	if _, _, err := runCLI(t, "import", "--db", db, "--csv", path, "--label", "Converted"); err == nil || !strings.Contains(err.Error(), "no live ruleset") {
+		t.Fatalf("import without ruleset: %v", err)
+	}
+	policy := filepath.Join(dir, "p.yaml")
+	write(t, policy, demoPolicy)
+	if _, _, err := runCLI(t, "rules", "apply", "--db", db, policy); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{
+		{"import", "--db", db, "--label", "Converted"},
+		{"import", "--db", db, "--csv", path},
+		{"import", "--db", db, "--csv", path, "--label", "Nope"},
+		{"import", "--db", db, "--csv", filepath.Join(dir, "missing.csv"), "--label", "Converted"},
+		{"import", "--db", db, "--csv", path, "--label", "Converted", "--at", "yesterday"},
+	} {
+		if _, _, err := runCLI(t, bad...); err == nil {
+			t.Errorf("%v: accepted", bad[3:])
+		}
+	}
+	out, _, err := runCLI(t, "import", "--db", db, "--csv", path, "--label", "Converted", "--positive", "yes", "--channel", "whatsapp")
+	if err != nil || !strings.Contains(out, "imported 300 labelled conversations") {
+		t.Fatalf("import: %q, %v", out, err)
+	}
+	out, _, err = runCLI(t, "import", "--db", db, "--csv", path, "--label", "Converted", "--positive", "yes", "--channel", "whatsapp")
+	if err != nil || !strings.Contains(out, "imported 0 ") || !strings.Contains(out, "300 already present") {
+		t.Fatalf("second import: %q, %v", out, err)
+	}
+
+	out, _, err = runCLI(t, "tune", "--db", db)
+	if err != nil {
+		t.Fatalf("tune: %v\n%s", err, out)
+	}
+	for _, want := range []string{"conversations 300, labelled 300", "candidate (model 1)", "whatsapp", "promotion (auto)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tune output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = runCLI(t, "models", "list", "--db", db)
+	if err != nil || !strings.Contains(out, "newton") {
+		t.Fatalf("models list: %q, %v", out, err)
+	}
+	out, _, err = runCLI(t, "reports", "--db", db, "latest")
+	if err != nil || !strings.Contains(out, `"candidate_model_version":1`) {
+		t.Fatalf("reports latest: %.200q, %v", out, err)
+	}
+	if _, _, err := runCLI(t, "reports", "--db", db, "--apply", "latest"); err != nil {
+		t.Fatalf("reports --apply: %v", err)
+	}
+	if _, _, err := runCLI(t, "models", "--db", db, "promote", "x"); err == nil {
+		t.Error("promote x accepted")
+	}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotlane/hotlane/feedback/feedbacktest"
+)
+
+func TestTuneSchedule(t *testing.T) {
+	from := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC) // a Wednesday
+	tests := []struct {
+		spec, tz string
+		want     time.Time
+	}{
+		{"0 6 * * 1", "UTC", time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)},
+		// 06:00 in Berlin (UTC+1 in winter) is 05:00 UTC.
+		{"0 6 * * 1", "Europe/Berlin", time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC)},
+		{"30 2 * * *", "UTC", time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)},
+		{"@daily", "UTC", time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		next, _, err := parseSchedule(tt.spec, tt.tz, from)
+		if err != nil {
+			t.Fatalf("%s in %s: %v", tt.spec, tt.tz, err)
+		}
+		if !next.Equal(tt.want) {
+			t.Errorf("%s in %s: next %v, want %v", tt.spec, tt.tz, next.UTC(), tt.want)
+		}
+	}
+	if next, _, err := parseSchedule("off", "UTC", from); err != nil || !next.IsZero() {
+		t.Errorf("off: %v, %v", next, err)
+	}
+	for _, bad := range [][2]string{{"0 6 * *", "UTC"}, {"61 * * * *", "UTC"}, {"0 6 * * 1", "Mars/Olympus"}} {
+		if _, _, err := parseSchedule(bad[0], bad[1], from); err == nil {
+			t.Errorf("%q in %q: accepted", bad[0], bad[1])
+		}
+	}
+	// serve refuses a bad schedule at start, with every problem listed.
+	_, err := parseServeConfig([]string{"--tune-schedule", "every monday", "--promotion", "sometimes"}, envOf(nil), io.Discard)
+	if err == nil {
+		t.Fatal("bad tuning flags accepted")
+	}
+	for _, want := range []string{"--tune-schedule", "--promotion"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+// TestTuneAcrossTwoServers runs the learning loop through HTTP with two
+// servers on one database: traffic and outcomes go to both, the tuning job
+// runs on one, and the other serves the promoted model within 5 seconds
+// (its reload interval is the default 2 s).
+func TestTuneAcrossTwoServers(t *testing.T) {
+	// Several processes on one database need PostgreSQL; SQLite serves one.
+	for _, engine := range []string{"postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			dsn := feedbacktest.DSN(t, engine)
+			a := startServe(t, "--db", dsn, "--demo", "--log-level", "error", "--tune-schedule", "off")
+			defer a.stop(t)
+			b := startServe(t, "--db", dsn, "--log-level", "error", "--tune-schedule", "off")
+			defer b.stop(t)
+			ca := client{t: t, base: "http://" + a.addr, key: a.key}
+			cb := client{t: t, base: "http://" + b.addr, key: a.key}
+
+			// Conversations whose conversion depends on their plan (which no
+			// rule reads) and on big deals; half go through each server.
+			rng := rand.New(rand.NewPCG(11, 12))
+			start := time.Now().UTC().Add(-20 * 24 * time.Hour)
+			for i := range 400 {
+				c := ca
+				if i%2 == 1 {
+					c = cb
+				}
+				plan := []string{"free", "pro", "enterprise"}[rng.IntN(3)]
+				deal := math.Round(math.Exp(rng.NormFloat64() + 8))
+				logit := -2 + 2.5*bf(plan == "enterprise") + 1.5*bf(deal >= 5000)
+				converted := rng.Float64() < 1/(1+math.Exp(-logit))
+				at := start.Add(time.Duration(i) * time.Hour).Format(time.RFC3339)
+				id := fmt.Sprintf("conv-%d", i)
+				body := fmt.Sprintf(`{"conversation_id":%q,"channel":"web","occurred_at":%q,"signals":{"plan":%q,"deal_size":%v,"lifecycle_stage":"lead"}}`,
+					id, at, plan, deal)
+				if code := c.call("POST", "/v1/score", body, nil); code != http.StatusOK {
+					t.Fatalf("score %d: %d", i, code)
+				}
+				typ := "lost"
+				if converted {
+					typ = "converted"
+				}
+				if code := c.call("POST", "/v1/conversations/"+id+"/events", fmt.Sprintf(`{"type":%q,"at":%q}`, typ, at), nil); code != http.StatusCreated {
+					t.Fatalf("event %d: %d", i, code)
+				}
+			}
+
+			var tuned struct {
+				Run struct {
+					Status string `json:"status"`
+				} `json:"run"`
+				Report struct {
+					ID                    string `json:"id"`
+					CandidateModelVersion int    `json:"candidate_model_version"`
+					Candidate             struct {
+						ROCAUC float64 `json:"roc_auc"`
+					} `json:"candidate"`
+					Promotion struct {
+						Promoted bool   `json:"promoted"`
+						Reason   string `json:"reason"`
+					} `json:"promotion"`
+				} `json:"report"`
+			}
+			if code := ca.call("POST", "/v1/jobs/tune", "", &tuned); code != http.StatusOK || tuned.Run.Status != "succeeded" {
+				t.Fatalf("tune: %d %+v", code, tuned)
+			}
+			v := tuned.Report.CandidateModelVersion
+			if v == 0 || tuned.Report.Candidate.ROCAUC < 0.7 {
+				t.Fatalf("report = %+v", tuned.Report)
+			}
+			if !tuned.Report.Promotion.Promoted {
+				if code := ca.call("POST", fmt.Sprintf("/v1/models/%d/promote", v), "", nil); code != http.StatusOK {
+					t.Fatalf("promote: %d", code)
+				}
+			}
+			promoted := time.Now()
+
+			// The other server serves the new model within 5 seconds.
+			for {
+				var out struct {
+					ModelVersion *int `json:"model_version"`
+				}
+				if code := cb.call("POST", "/v1/score", `{"conversation_id":"probe","channel":"web","signals":{"plan":"pro"}}`, &out); code != http.StatusOK {
+					t.Fatalf("probe: %d", code)
+				}
+				if out.ModelVersion != nil && *out.ModelVersion == v {
+					break
+				}
+				if time.Since(promoted) > 5*time.Second {
+					t.Fatalf("server b still scores with model %v five seconds after model %d was promoted", out.ModelVersion, v)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+
+			// Both servers serve the report.
+			for _, c := range []client{ca, cb} {
+				var rep struct {
+					ID string `json:"id"`
+				}
+				if code := c.call("GET", "/v1/reports/latest", "", &rep); code != http.StatusOK || rep.ID != tuned.Report.ID {
+					t.Errorf("latest report: %d %q, want %q", code, rep.ID, tuned.Report.ID)
+				}
+			}
+			// A bad as_of is the caller's mistake.
+			if code := ca.call("POST", "/v1/jobs/tune", `{"as_of":"last monday"}`, nil); code != http.StatusUnprocessableEntity && code != http.StatusBadRequest {
+				t.Errorf("bad as_of: %d", code)
+			}
+		})
+	}
+}
+
+func bf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,342 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/jobs"
+	"github.com/hotlane/hotlane/model"
+)
+
+// tunePolicy has one rule that matters (big-deal, under-weighted by hand)
+// and one that does not (returning, over-weighted by hand).
+const tunePolicy = `{
+  "base": -2,
+  "rules": [
+    {"name": "big-deal", "expression": "deal_size >= 5000", "points": 0.5},
+    {"name": "returning", "expression": "returning == true", "points": 2}
+  ],
+  "thresholds": {"default": {"urgent": 0.9, "high": 0.7, "medium": 0.4}}
+}`
+
+var asOf = time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
+
+func openTuneStore(t *testing.T, engine string) *feedback.Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := feedback.Open(ctx, feedbacktest.DSN(t, engine), feedback.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := model.ParsePolicy([]byte(tunePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical, err := doc.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PublishPolicy(ctx, canonical, tunePolicy, "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// seedHistory imports n conversations spread over the three weeks before
+// asOf whose outcome follows a known model: a big deal and a pro plan make
+// a conversion likely, returning visitors are no different.
+func seedHistory(t *testing.T, s *feedback.Store, n int, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	pv, err := s.LivePolicy(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := model.ParsePolicy(pv.Document)
+	pol, err := model.CompilePolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scorer := model.NewScorer(pol, nil)
+	rows := make([]feedback.ImportedConversation, n)
+	for i := range rows {
+		deal := math.Exp(rng.NormFloat64()*1.5 + 8)
+		plan := []string{"free", "pro", "team"}[rng.IntN(3)]
+		returning := rng.IntN(2) == 0
+		logit := -1.5 + 2.5*b2f(deal >= 5000) + 1.2*b2f(plan == "pro")
+		converted := rng.Float64() < 1/(1+math.Exp(-logit))
+		signals := map[string]any{"deal_size": deal, "plan": plan, "returning": returning}
+		d := scorer.Score(model.Input{Channel: "web", Signals: signals})
+		sig, _ := json.Marshal(signals)
+		reasons, _ := json.Marshal(d.Reasons)
+		outcome := feedback.EventLost
+		if converted {
+			outcome = feedback.EventConverted
+		}
+		at := asOf.Add(-time.Duration(float64(21*24*time.Hour) * float64(i+1) / float64(n+1)))
+		rows[i] = feedback.ImportedConversation{
+			Decision: feedback.Decision{ID: fmt.Sprintf("d-%d", i), ConversationID: fmt.Sprintf("c-%d", i), Channel: "web",
+				Signals: sig, Score: d.Score, Tier: d.Tier.String(), Reasons: reasons, PolicyVersion: pv.Version, OccurredAt: at},
+			Outcome: outcome, EventID: fmt.Sprintf("e-%d", i),
+		}
+	}
+	res, err := s.ImportHistory(context.Background(), rows)
+	if err != nil || res.Added != n {
+		t.Fatalf("import: %+v, %v", res, err)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestTuneTrainsReportsAndPromotes(t *testing.T) {
+	for _, engine := range feedbacktest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTuneStore(t, engine)
+			seedHistory(t, s, 1500, 7)
+			tuner := &jobs.Tuner{Store: s}
+			res, err := tuner.RunNow(ctx, jobs.TuneRequest{AsOf: asOf, Trigger: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Run.Status != feedback.RunSucceeded || res.Run.FinishedAt == nil || res.Run.Trigger != "test" {
+				t.Fatalf("run = %+v", res.Run)
+			}
+			rep := res.Report
+			if rep.Data.Conversations != 1500 || rep.Data.Labelled != 1500 || rep.Data.Holdout == 0 || rep.Data.Train == 0 {
+				t.Fatalf("data = %+v", rep.Data)
+			}
+			if !rep.Window.HoldoutStart.Equal(asOf.Add(-7 * 24 * time.Hour)) {
+				t.Errorf("holdout starts %v", rep.Window.HoldoutStart)
+			}
+			if rep.Live == nil || rep.Candidate == nil {
+				t.Fatal("no holdout metrics")
+			}
+			// The candidate learns the plan, which no rule knows: it must
+			// beat the rules on the holdout, and be promoted for it.
+			if !(rep.Candidate.ROCAUC > rep.Live.ROCAUC+0.03) {
+				t.Errorf("candidate ROC-AUC %.3f, live %.3f", rep.Candidate.ROCAUC, rep.Live.ROCAUC)
+			}
+			if !rep.Promotion.Promoted || rep.CandidateModelVersion == 0 {
+				t.Fatalf("promotion = %+v, candidate %d", rep.Promotion, rep.CandidateModelVersion)
+			}
+			active, err := s.ActiveModel(ctx)
+			if err != nil || active.Version != rep.CandidateModelVersion {
+				t.Fatalf("active model %d (%v), want %d", active.Version, err, rep.CandidateModelVersion)
+			}
+			if active.Trainer != model.DefaultTrainer || active.ReportID != rep.ID || active.WindowEnd == nil || !active.WindowEnd.Equal(asOf) {
+				t.Errorf("registry meta = trainer %q report %q window end %v", active.Trainer, active.ReportID, active.WindowEnd)
+			}
+			var m model.Metrics
+			if err := json.Unmarshal(active.Metrics, &m); err != nil || m.Rows != rep.Data.Holdout {
+				t.Errorf("stored metrics %s (%v)", active.Metrics, err)
+			}
+
+			rules := map[string]jobs.RuleRow{}
+			for _, r := range rep.Rules {
+				rules[r.Name] = r
+			}
+			big, ret := rules["big-deal"], rules["returning"]
+			if big.TunedWeight == nil || *big.TunedWeight < 1.5 || big.Verdict != jobs.VerdictReweight {
+				t.Errorf("big-deal = %+v (tuned %v)", big, fmtW(big.TunedWeight))
+			}
+			if ret.TunedWeight == nil || math.Abs(*ret.TunedWeight) > 0.4 || ret.Verdict != jobs.VerdictRetire {
+				t.Errorf("returning = %+v (tuned %v)", ret, fmtW(ret.TunedWeight))
+			}
+			if big.Hits == 0 || big.LabelledHits != big.Hits || big.HandSetWeight != 0.5 {
+				t.Errorf("big-deal counts = %+v", big)
+			}
+			if len(rep.Thresholds) != 2 || rep.Thresholds[0].Channel != "default" || rep.Thresholds[1].Channel != "web" {
+				t.Fatalf("thresholds = %+v", rep.Thresholds)
+			}
+			if len(rep.KPIs) != 4 {
+				t.Errorf("kpi weeks = %d", len(rep.KPIs))
+			}
+
+			stored, err := s.LatestReport(ctx)
+			if err != nil || stored.ID != rep.ID || stored.CandidateModel != rep.CandidateModelVersion || !stored.Promoted {
+				t.Fatalf("latest report = %+v, %v", stored, err)
+			}
+			runs, err := s.JobRuns(ctx, jobs.TuneJob, 10)
+			if err != nil || len(runs) != 1 || !strings.Contains(string(runs[0].Detail), rep.ID) {
+				t.Fatalf("runs = %+v, %v", runs, err)
+			}
+
+			// Applying the report publishes the tuned weights and the
+			// proposed thresholds as a new ruleset version.
+			pv, err := jobs.ApplyReport(ctx, s, rep.ID, "lead")
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := model.ParsePolicy(pv.Document)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := doc.Rules[0].Points; math.Abs(got-*big.TunedWeight) > 1e-4 {
+				t.Errorf("big-deal points %v, tuned %v", got, *big.TunedWeight)
+			}
+			if got, want := doc.Thresholds["web"].High, rep.Thresholds[1].Proposal.Thresholds.High; math.Abs(got-want) > 1e-4 {
+				t.Errorf("web high threshold %v, proposed %v", got, want)
+			}
+			if again, _ := s.Report(ctx, rep.ID); again.AppliedPolicy != pv.Version {
+				t.Errorf("report applied as %d, want %d", again.AppliedPolicy, pv.Version)
+			}
+		})
+	}
+}
+
+func fmtW(p *float64) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%.3f", *p)
+}
+
+func TestTuneManualPromotionWaits(t *testing.T) {
+	ctx := context.Background()
+	s := openTuneStore(t, "sqlite")
+	seedHistory(t, s, 600, 3)
+	res, err := (&jobs.Tuner{Store: s, Promotion: jobs.PromoteManual}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Report.Promotion.Promoted || res.Report.CandidateModelVersion == 0 || !strings.Contains(res.Report.Promotion.Reason, "manual") {
+		t.Fatalf("promotion = %+v", res.Report.Promotion)
+	}
+	if _, err := s.ActiveModel(ctx); !errors.Is(err, feedback.ErrNotFound) {
+		t.Fatalf("a model is active: %v", err)
+	}
+	m, err := s.Model(ctx, res.Report.CandidateModelVersion)
+	if err != nil || m.Status != feedback.ModelCandidate {
+		t.Fatalf("candidate = %+v, %v", m, err)
+	}
+}
+
+func TestTuneWithTooFewLabelsReportsWhy(t *testing.T) {
+	ctx := context.Background()
+	s := openTuneStore(t, "sqlite")
+	seedHistory(t, s, 20, 5)
+	res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.Report
+	if rep.CandidateModelVersion != 0 || rep.Promotion.Promoted || !strings.Contains(rep.Promotion.Reason, "at least 50 needed") {
+		t.Fatalf("report = %+v", rep.Promotion)
+	}
+	if list, _ := s.ListModels(ctx); len(list) != 0 {
+		t.Fatalf("models stored: %d", len(list))
+	}
+	if _, err := jobs.ApplyReport(ctx, s, rep.ID, "lead"); !errors.Is(err, jobs.ErrNothingToApply) {
+		t.Fatalf("apply = %v", err)
+	}
+}
+
+func TestTuneRunsOnceAtATime(t *testing.T) {
+	for _, engine := range feedbacktest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTuneStore(t, engine)
+			release, ok, err := s.TryJobLock(ctx, jobs.TuneJob)
+			if err != nil || !ok {
+				t.Fatalf("lock: %v %v", ok, err)
+			}
+			if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf}); !errors.Is(err, jobs.ErrTuneRunning) {
+				t.Fatalf("second run: %v", err)
+			}
+			// The scheduled entry point treats a held lock as nothing to do.
+			if err := (&jobs.Tuner{Store: s}).Run(ctx); err != nil {
+				t.Fatalf("scheduled run: %v", err)
+			}
+			release()
+			if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf}); err != nil {
+				t.Fatalf("after release: %v", err)
+			}
+		})
+	}
+}
+
+func TestTuneClosesARunInterruptedByACrash(t *testing.T) {
+	ctx := context.Background()
+	s := openTuneStore(t, "sqlite")
+	crashed, err := s.StartJobRun(ctx, jobs.TuneJob, "schedule")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.JobRuns(ctx, jobs.TuneJob, 10)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs = %+v, %v", runs, err)
+	}
+	for _, r := range runs {
+		if r.ID == crashed.ID && (r.Status != feedback.RunFailed || !strings.Contains(r.Error, "interrupted") || r.FinishedAt == nil) {
+			t.Errorf("crashed run = %+v", r)
+		}
+		if r.ID != crashed.ID && r.Status != feedback.RunSucceeded {
+			t.Errorf("new run = %+v", r)
+		}
+	}
+}
+
+func TestTuneFailureIsRecorded(t *testing.T) {
+	ctx := context.Background()
+	s, err := feedback.Open(ctx, feedbacktest.DSN(t, "sqlite"), feedback.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// No ruleset: the run fails, and says why.
+	res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+	if !errors.Is(err, feedback.ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	if res.Run.Status != feedback.RunFailed || !strings.Contains(res.Run.Error, "live ruleset") || res.Report != nil {
+		t.Fatalf("run = %+v", res.Run)
+	}
+}
+
+func TestRollbackModel(t *testing.T) {
+	ctx := context.Background()
+	s := openTuneStore(t, "sqlite")
+	body := []byte(`{"intercept":0,"rule_weights":{},"encoder":{"version":1,"features":[]},"beta":[]}`)
+	m1, _ := s.CreateModel(ctx, body, "one")
+	m2, _ := s.CreateModel(ctx, body, "two")
+	if _, err := s.RollbackModel(ctx); !errors.Is(err, feedback.ErrNotFound) {
+		t.Fatalf("rollback without an active model: %v", err)
+	}
+	for _, v := range []int{m1.Version, m2.Version} {
+		if _, err := s.ActivateModel(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back, err := s.RollbackModel(ctx)
+	if err != nil || back.Version != m1.Version {
+		t.Fatalf("rollback = %d, %v; want %d", back.Version, err, m1.Version)
+	}
+	if got, _ := s.Model(ctx, m2.Version); got.Status != feedback.ModelRetired {
+		t.Errorf("model 2 is %s", got.Status)
+	}
+}

@@ -1,0 +1,241 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/jobs"
+)
+
+// tuningStore is what the tuning, report and job endpoints need.
+type tuningStore interface {
+	jobs.TuneStore
+	jobs.ApplyStore
+	JobRuns(ctx context.Context, job string, limit int) ([]feedback.JobRun, error)
+	ListReports(ctx context.Context, limit int) ([]feedback.StoredReport, error)
+	LatestReport(ctx context.Context) (feedback.StoredReport, error)
+	RollbackModel(ctx context.Context) (feedback.ModelVersion, error)
+}
+
+// maxTuneBody bounds the tune request's body.
+const maxTuneBody = 4 << 10
+
+// jobRunJSON is a job run as the API shows it.
+type jobRunJSON struct {
+	ID         string          `json:"id"`
+	Job        string          `json:"job"`
+	Trigger    string          `json:"trigger"`
+	Status     string          `json:"status"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+	Error      string          `json:"error"`
+	Detail     json.RawMessage `json:"detail"`
+}
+
+func toJobRunJSON(r feedback.JobRun) jobRunJSON {
+	detail := json.RawMessage(r.Detail)
+	if len(detail) == 0 {
+		detail = json.RawMessage("{}")
+	}
+	return jobRunJSON{ID: r.ID, Job: r.Job, Trigger: r.Trigger, Status: r.Status, StartedAt: r.StartedAt,
+		FinishedAt: r.FinishedAt, Error: r.Error, Detail: detail}
+}
+
+// handleTune runs the tuning job now and answers with its run and report.
+// Body (optional): {"as_of": RFC 3339}, the end of the training window.
+func (s *Server) handleTune(c *gin.Context) {
+	var req struct {
+		AsOf *string `json:"as_of"`
+	}
+	if c.Request.ContentLength != 0 {
+		if _, err := readJSONContentType(c); err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		body, err := readBody(c, maxTuneBody)
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		if len(body) > 0 {
+			if err := decodeStrict(body, &req); err != nil {
+				writeError(c, s.log, err)
+				return
+			}
+		}
+	}
+	tr := jobs.TuneRequest{Trigger: "api"}
+	if req.AsOf != nil {
+		t, err := parseEventTime("as_of", *req.AsOf, s.now(), http.StatusUnprocessableEntity)
+		if err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		tr.AsOf = t
+	}
+	ctx := c.Request.Context()
+	res, err := s.tuner.RunNow(ctx, tr)
+	switch {
+	case errors.Is(err, jobs.ErrTuneRunning):
+		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "tune_running", Message: err.Error()})
+		return
+	case errors.Is(err, feedback.ErrNotFound) && res.Report == nil:
+		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "no_ruleset",
+			Message: "no live ruleset to tune: publish one first (PUT /v1/rules)"})
+		return
+	case err != nil && res.Run.ID == "":
+		writeError(c, s.log, fmt.Errorf("tune: %w", err))
+		return
+	}
+	if res.Report != nil && res.Report.Promotion.Promoted {
+		s.refreshAfterChange(ctx)
+	}
+	status := http.StatusOK
+	if err != nil {
+		// The run is recorded as failed; the answer says so with the run.
+		s.log.Error("tuning run failed", "run", res.Run.ID, "err", err)
+		status = http.StatusInternalServerError
+	}
+	c.JSON(status, gin.H{"run": toJobRunJSON(res.Run), "report": res.Report})
+}
+
+func (s *Server) handleJobRuns(c *gin.Context) {
+	limit, err := limitParam(c, 50, 500)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	runs, err := s.tuning.JobRuns(c.Request.Context(), c.Query("job"), limit)
+	if err != nil {
+		writeError(c, s.log, fmt.Errorf("job runs: %w", err))
+		return
+	}
+	out := make([]jobRunJSON, 0, len(runs))
+	for _, r := range runs {
+		out = append(out, toJobRunJSON(r))
+	}
+	c.JSON(http.StatusOK, gin.H{"runs": out})
+}
+
+func limitParam(c *gin.Context, def, maxLimit int) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, invalidField("limit", fmt.Sprintf("must be an integer from 1 to %d", maxLimit))
+	}
+	return n, nil
+}
+
+// reportSummaryJSON is a report in the list.
+type reportSummaryJSON struct {
+	ID                    string    `json:"id"`
+	RunID                 string    `json:"run_id"`
+	AsOf                  time.Time `json:"as_of"`
+	CandidateModelVersion int       `json:"candidate_model_version"`
+	Promoted              bool      `json:"promoted"`
+	AppliedPolicyVersion  int       `json:"applied_policy_version"`
+	CreatedAt             time.Time `json:"created_at"`
+}
+
+func (s *Server) handleListReports(c *gin.Context) {
+	limit, err := limitParam(c, 50, 500)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	list, err := s.tuning.ListReports(c.Request.Context(), limit)
+	if err != nil {
+		writeError(c, s.log, fmt.Errorf("list reports: %w", err))
+		return
+	}
+	out := make([]reportSummaryJSON, 0, len(list))
+	for _, r := range list {
+		out = append(out, reportSummaryJSON{ID: r.ID, RunID: r.RunID, AsOf: r.AsOf, CandidateModelVersion: r.CandidateModel,
+			Promoted: r.Promoted, AppliedPolicyVersion: r.AppliedPolicy, CreatedAt: r.CreatedAt})
+	}
+	c.JSON(http.StatusOK, gin.H{"reports": out})
+}
+
+// handleGetReport serves one stored report (id "latest" for the newest),
+// with the policy version its proposal was applied as.
+func (s *Server) handleGetReport(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("id")
+	var (
+		sr  feedback.StoredReport
+		err error
+	)
+	if id == "latest" {
+		sr, err = s.tuning.LatestReport(ctx)
+	} else {
+		if id, err = idParam(c); err != nil {
+			writeError(c, s.log, err)
+			return
+		}
+		sr, err = s.tuning.Report(ctx, id)
+	}
+	if err != nil {
+		writeError(c, s.log, fmt.Errorf("report %s: %w", id, err))
+		return
+	}
+	var body map[string]any
+	if err := json.Unmarshal(sr.Body, &body); err != nil {
+		writeError(c, s.log, fmt.Errorf("report %s: %w", sr.ID, err))
+		return
+	}
+	body["applied_policy_version"] = sr.AppliedPolicy
+	c.JSON(http.StatusOK, body)
+}
+
+// handleApplyReport publishes the report's tuned weights and proposed
+// thresholds as a new ruleset version.
+func (s *Server) handleApplyReport(c *gin.Context) {
+	id, err := idParam(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	ctx := c.Request.Context()
+	pv, err := jobs.ApplyReport(ctx, s.tuning, id, apiKeyName(c))
+	switch {
+	case errors.Is(err, jobs.ErrNothingToApply):
+		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "nothing_to_apply", Message: err.Error()})
+		return
+	case err != nil:
+		writeError(c, s.log, fmt.Errorf("apply report %s: %w", id, err))
+		return
+	}
+	s.refreshAfterChange(ctx)
+	c.JSON(http.StatusCreated, toRulesetJSON(pv, false))
+}
+
+// handleRollbackModel makes the previously active model active again, or
+// returns scoring to the rules when there is none.
+func (s *Server) handleRollbackModel(c *gin.Context) {
+	ctx := c.Request.Context()
+	m, err := s.tuning.RollbackModel(ctx)
+	if err != nil {
+		if errors.Is(err, feedback.ErrNotFound) {
+			err = &APIError{Status: http.StatusConflict, Code: "no_active_model", Message: "no model is active: scoring already uses the rules only"}
+		}
+		writeError(c, s.log, fmt.Errorf("roll back model: %w", err))
+		return
+	}
+	s.refreshAfterChange(ctx)
+	if m.Version == 0 {
+		c.JSON(http.StatusOK, gin.H{"active": nil, "message": "no earlier model: scoring uses the rules only"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"active": toModelJSON(m, false)})
+}
