@@ -32,8 +32,15 @@ var asOf = time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
 
 func openTuneStore(t *testing.T, engine string) *feedback.Store {
 	t.Helper()
+	return openTuneStoreWith(t, func() string { return feedbacktest.DSN(t, engine) })
+}
+
+// openTuneStoreWith opens and migrates the database dsn names and
+// publishes tunePolicy.
+func openTuneStoreWith(t *testing.T, dsn func() string) *feedback.Store {
+	t.Helper()
 	ctx := context.Background()
-	s, err := feedback.Open(ctx, feedbacktest.DSN(t, engine), feedback.Options{})
+	s, err := feedback.Open(ctx, dsn(), feedback.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
