@@ -2,6 +2,7 @@ package feedback
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -15,13 +16,15 @@ type TrainingRow struct {
 	ConversationID string
 	Channel        string
 	At             time.Time // when its latest decision in the window occurred
-	Signals        map[string]any
-	Message        string // only when messages are stored
-	Hits           []string
-	Score          float64
-	Tier           string
-	ModelVersion   int
-	PolicyVersion  int
+	// Signals is the decision's signals as stored, a JSON object; callers
+	// decode what they keep, so a window of millions is not held as maps.
+	Signals       json.RawMessage
+	Message       string // only when messages are stored
+	Hits          []string
+	Score         float64
+	Tier          string
+	ModelVersion  int
+	PolicyVersion int
 	// AlertTier is the highest tier of its fired tier alerts, "" when none.
 	AlertTier string
 	// SampleRate is the probability its review request was drawn with, 0
@@ -32,8 +35,8 @@ type TrainingRow struct {
 
 // TrainingRows calls fn with every conversation that has a decision
 // occurring in [from, to), in conversation id order, streaming the
-// decisions so a window of millions needs memory only for its labels and
-// outcome events.
+// decisions and their outcome events so a window of millions needs memory
+// only for its agents' labels and alerts.
 func (s *Store) TrainingRows(ctx context.Context, from, to time.Time, fn func(TrainingRow) error) error {
 	from, to = normTime(from), normTime(to)
 	db := s.db.WithContext(ctx)
@@ -46,16 +49,6 @@ func (s *Store) TrainingRows(ctx context.Context, from, to time.Time, fn func(Tr
 	}
 	for _, r := range labelRows {
 		labels[r.ConversationID] = append(labels[r.ConversationID], r.toLabel())
-	}
-
-	events := map[string][]Event{}
-	var eventRows []eventRow
-	if err := db.Where("type IN ? AND "+inWindow, []string{EventConverted, EventLost, EventTierFeedback}, from, to).
-		Find(&eventRows).Error; err != nil {
-		return fmt.Errorf("feedback: training events: %w", translate(err))
-	}
-	for _, r := range eventRows {
-		events[r.ConversationID] = append(events[r.ConversationID], r.toEvent())
 	}
 
 	type alertFact struct {
@@ -88,9 +81,24 @@ func (s *Store) TrainingRows(ctx context.Context, from, to time.Time, fn func(Tr
 		alerted[a.ConversationID] = f
 	}
 
+	// Decisions and outcome events are both read in conversation order and
+	// walked together, so neither is held whole. Byte order (COLLATE "C"
+	// in PostgreSQL, SQLite's default) is the order Go compares strings in.
+	collate := ""
+	if s.dialect == DialectPostgres {
+		collate = ` COLLATE "C"`
+	}
+	events, err := newEventCursor(db.Raw(`SELECT conversation_id, type, at, tier, agent FROM conversation_events
+WHERE type IN ? AND `+inWindow+` ORDER BY conversation_id`+collate+`, at, id`,
+		[]string{EventConverted, EventLost, EventTierFeedback}, from, to).Rows())
+	if err != nil {
+		return fmt.Errorf("feedback: training events: %w", translate(err))
+	}
+	defer events.close()
+
 	rows, err := db.Raw(`SELECT conversation_id, channel, signals, message, score, tier, reasons, model_version, policy_version, occurred_at
 FROM decisions WHERE occurred_at >= ? AND occurred_at < ?
-ORDER BY conversation_id, occurred_at, created_at, id`, from, to).Rows()
+ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Rows()
 	if err != nil {
 		return fmt.Errorf("feedback: training decisions: %w", translate(err))
 	}
@@ -120,12 +128,14 @@ ORDER BY conversation_id, occurred_at, created_at, id`, from, to).Rows()
 		if cur.modelVersion != nil {
 			r.ModelVersion = *cur.modelVersion
 		}
-		if err := json.Unmarshal(cur.signals, &r.Signals); err != nil {
-			return fmt.Errorf("feedback: training decisions: conversation %s: signals: %w", cur.convID, err)
-		}
+		r.Signals = cur.signals
 		a := alerted[cur.convID]
 		r.AlertTier, r.SampleRate = a.tier, a.sampleRate
-		r.Label = DeriveTrainingLabel(TrainingInput{Labels: labels[cur.convID], Events: events[cur.convID], SampleRate: a.sampleRate})
+		evs, err := events.take(cur.convID)
+		if err != nil {
+			return fmt.Errorf("feedback: training events: %w", translate(err))
+		}
+		r.Label = DeriveTrainingLabel(TrainingInput{Labels: labels[cur.convID], Events: evs, SampleRate: a.sampleRate})
 		return fn(r)
 	}
 	for rows.Next() {
@@ -147,3 +157,53 @@ ORDER BY conversation_id, occurred_at, created_at, id`, from, to).Rows()
 	}
 	return emit()
 }
+
+// eventCursor walks outcome events in conversation order alongside the
+// decisions.
+type eventCursor struct {
+	rows    *sql.Rows
+	next    Event
+	hasNext bool
+	err     error
+	buf     []Event
+}
+
+func newEventCursor(rows *sql.Rows, err error) (*eventCursor, error) {
+	if err != nil {
+		return nil, err
+	}
+	c := &eventCursor{rows: rows}
+	c.advance()
+	return c, c.err
+}
+
+func (c *eventCursor) advance() {
+	c.hasNext = false
+	if !c.rows.Next() {
+		c.err = c.rows.Err()
+		return
+	}
+	var e Event
+	if err := c.rows.Scan(&e.ConversationID, &e.Type, &e.At, &e.Tier, &e.Agent); err != nil {
+		c.err = err
+		return
+	}
+	e.At = e.At.UTC()
+	c.next, c.hasNext = e, true
+}
+
+// take returns the events of conversation id, skipping those of
+// conversations before it; the slice is reused by the next call.
+func (c *eventCursor) take(id string) ([]Event, error) {
+	c.buf = c.buf[:0]
+	for c.hasNext && c.next.ConversationID < id {
+		c.advance()
+	}
+	for c.hasNext && c.next.ConversationID == id {
+		c.buf = append(c.buf, c.next)
+		c.advance()
+	}
+	return c.buf, c.err
+}
+
+func (c *eventCursor) close() { _ = c.rows.Close() }

@@ -182,10 +182,17 @@ type gathered struct {
 	conversations int
 	ruleHits      map[string]int
 	labelled      []labelledRow
+	// unsampled and unsampledLabelled count the conversations that
+	// neither alerted nor were sampled for review, and those of them with
+	// a label (from an outcome or tier feedback).
+	unsampled, unsampledLabelled int
 }
 
 type labelledRow struct {
+	// ex holds everything but the signals, which stay in raw until the
+	// data set is built.
 	ex         model.Example
+	raw        json.RawMessage
 	at         time.Time
 	alertTier  string
 	sampleRate float64
@@ -251,13 +258,19 @@ func (t *Tuner) tune(ctx context.Context, runID string, req TuneRequest) (*Repor
 		for _, h := range r.Hits {
 			g.ruleHits[h]++
 		}
+		if r.AlertTier == "" && r.SampleRate == 0 {
+			g.unsampled++
+			if r.Label.Label != "" {
+				g.unsampledLabelled++
+			}
+		}
 		if r.Label.Label == "" {
 			return nil
 		}
 		g.labelled = append(g.labelled, labelledRow{
-			ex: model.Example{Channel: r.Channel, Signals: r.Signals, Hits: r.Hits,
+			ex: model.Example{Channel: r.Channel, Hits: r.Hits,
 				Label: r.Label.Label == feedback.TrainingPositive, Weight: r.Label.Weight},
-			at: r.At, alertTier: r.AlertTier, sampleRate: r.SampleRate, source: r.Label.Source,
+			raw: r.Signals, at: r.At, alertTier: r.AlertTier, sampleRate: r.SampleRate, source: r.Label.Source,
 		})
 		return nil
 	})
@@ -265,6 +278,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req TuneRequest) (*Repor
 		return nil, fmt.Errorf("gather: %w", err)
 	}
 	slices.SortStableFunc(g.labelled, func(a, b labelledRow) int { return a.at.Compare(b.at) })
+	note := reweightSample(&g)
 
 	rep := &Report{
 		ID: uuid.Must(uuid.NewV7()).String(), RunID: runID, AsOf: asOf, CreatedAt: t.now(),
@@ -273,6 +287,9 @@ func (t *Tuner) tune(ctx context.Context, runID string, req TuneRequest) (*Repor
 		Promotion: Promotion{Policy: promotion},
 	}
 	rep.Data.Conversations = g.conversations
+	if note != "" {
+		rep.Notes = append(rep.Notes, note)
+	}
 
 	// Split by time: the most recent week is the holdout. When too little
 	// labelled data comes before it (the first weeks of a deployment), the
@@ -303,30 +320,41 @@ func (t *Tuner) tune(ctx context.Context, runID string, req TuneRequest) (*Repor
 		return rep, nil
 	}
 
-	// The candidate measured on the holdout is fitted on the data before
-	// it; the model stored is then refitted on the whole window with the
-	// same settings, so the newest week is not thrown away.
-	design, fit, err := t.fit(ctx, trainer, pol, train)
+	// The encoder is learned from the data before the holdout; every
+	// labelled conversation is then laid out once, in time order, so the
+	// candidate measured on the holdout is fitted on a prefix of the data
+	// set, and the model stored is refitted on all of it with the same
+	// design, so the newest week is not thrown away.
+	design := &model.Design{Rules: pol.RuleNames(), Encoder: model.FitEncoder(sampleSignals(train), model.EncoderOptions{})}
+	ds, liveScores, err := buildDataset(design, pol, live, g.labelled, cut)
+	if err != nil {
+		return nil, err
+	}
+	opts := model.TrainOptions{L2: t.l2()}
+	fit, err := trainer.Train(ctx, prefix(ds, cut), opts)
 	if err != nil {
 		return nil, fmt.Errorf("fit: %w", err)
 	}
 	measured := design.Model(fit)
 	final, finalFit := measured, fit
 	if len(hold) > 0 {
-		d2, f2, err := t.fit(ctx, trainer, pol, g.labelled)
-		if err != nil {
+		if finalFit, err = trainer.Train(ctx, ds, opts); err != nil {
 			return nil, fmt.Errorf("refit: %w", err)
 		}
-		final, finalFit = d2.Model(f2), f2
+		final = design.Model(finalFit)
 	}
 	rep.Fit = FitSummary{Features: len(final.Encoder.Features), Rules: len(design.Rules), Iterations: finalFit.Iterations,
 		Converged: finalFit.Converged, Rows: len(g.labelled)}
 
-	liveEval := evaluate(pol, live, hold)
-	candEval := evaluate(pol, measured, hold)
+	candScores := make([]float64, len(hold))
+	for k := range hold {
+		candScores[k] = fit.Prob(ds.Row(cut + k))
+	}
+	liveEval := evaluate(pol, hold, liveScores)
+	candEval := evaluate(pol, hold, candScores)
 	rep.Live, rep.Candidate = liveEval, candEval
 	rep.Rules = ruleTable(pol, live, final, g.ruleHits, g.labelled)
-	rep.Thresholds = proposeThresholds(pol, measured, hold, t.targets())
+	rep.Thresholds = proposeThresholds(pol, hold, candScores, t.targets())
 	rep.Promotion.Promoted, rep.Promotion.Reason = decide(promotion, liveEval, candEval, liveVersion)
 
 	body, err := final.Marshal()
@@ -371,15 +399,57 @@ func (t *Tuner) targets() model.TargetPrecision {
 	return t.Targets
 }
 
-func (t *Tuner) fit(ctx context.Context, trainer model.Trainer, pol *model.Policy, rows []labelledRow) (*model.Design, model.Fit, error) {
-	signals := make([]map[string]any, len(rows))
-	examples := make([]model.Example, len(rows))
-	for i, r := range rows {
-		signals[i], examples[i] = r.ex.Signals, r.ex
+// maxEncoderSample bounds the rows the encoder is learned from: its
+// quantiles and category counts are settled long before that.
+const maxEncoderSample = 200_000
+
+// sampleSignals decodes the signals of rows, or of an evenly spaced sample
+// of them when there are many.
+func sampleSignals(rows []labelledRow) []map[string]any {
+	step := 1
+	if len(rows) > maxEncoderSample {
+		step = (len(rows) + maxEncoderSample - 1) / maxEncoderSample
 	}
-	design := &model.Design{Rules: pol.RuleNames(), Encoder: model.FitEncoder(signals, model.EncoderOptions{})}
-	fit, err := trainer.Train(ctx, design.Dataset(examples), model.TrainOptions{L2: t.l2()})
-	return design, fit, err
+	out := make([]map[string]any, 0, len(rows)/step+1)
+	for i := 0; i < len(rows); i += step {
+		var m map[string]any
+		if json.Unmarshal(rows[i].raw, &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// buildDataset lays every row out in the design, decoding each row's
+// signals once and dropping them after, and scores the rows from hold on
+// (the holdout) with the live policy and model.
+func buildDataset(design *model.Design, pol *model.Policy, live *model.Model, rows []labelledRow, hold int) (*model.Dataset, []float64, error) {
+	ds := &model.Dataset{P: design.Width(), X: make([]float64, 0, len(rows)*design.Width()), Y: make([]float64, 0, len(rows))}
+	liveScores := make([]float64, 0, len(rows)-hold)
+	for i := range rows {
+		r := &rows[i]
+		var signals map[string]any
+		if err := json.Unmarshal(r.raw, &signals); err != nil {
+			return nil, nil, fmt.Errorf("conversation at %s: signals: %w", r.at.Format(time.RFC3339), err)
+		}
+		r.raw = nil
+		ex := r.ex
+		ex.Signals = signals
+		design.Append(ds, ex)
+		if i >= hold {
+			liveScores = append(liveScores, sigmoid(model.PredictLogit(pol, live, r.ex.Hits, signals)))
+		}
+	}
+	return ds, liveScores, nil
+}
+
+// prefix is the first n rows of ds, sharing its memory.
+func prefix(ds *model.Dataset, n int) *model.Dataset {
+	out := &model.Dataset{X: ds.X[:n*ds.P], Y: ds.Y[:n], P: ds.P}
+	if ds.W != nil {
+		out.W = ds.W[:n]
+	}
+	return out
 }
 
 func (t *Tuner) save(ctx context.Context, rep *Report, candidate int) error {
@@ -392,6 +462,31 @@ func (t *Tuner) save(ctx context.Context, rep *Report, candidate int) error {
 		return fmt.Errorf("store report: %w", err)
 	}
 	return nil
+}
+
+// reweightSample decides what a review-sampled conversation stands for.
+// Agents' labels on the review sample weigh 1/sampling probability so
+// that the sample stands for the non-alerting conversations nobody
+// labelled. When outcome events already label most of those (at least
+// half), the sample stands only for itself: it weighs 1, like the
+// outcome-labelled conversations it would otherwise be counted over. It
+// returns a note for the report when it changes the weights.
+func reweightSample(g *gathered) string {
+	if g.unsampled == 0 || 2*g.unsampledLabelled < g.unsampled {
+		return ""
+	}
+	n := 0
+	for i := range g.labelled {
+		if g.labelled[i].sampleRate > 0 && g.labelled[i].ex.Weight != 1 {
+			g.labelled[i].ex.Weight = 1
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("outcome events label %d of the %d conversations that neither alerted nor were sampled for review, so the %d review-sampled conversations count once instead of by their inverse sampling probability",
+		g.unsampledLabelled, g.unsampled, n)
 }
 
 // trainable says why rows cannot train a candidate, or "" when they can.
@@ -434,13 +529,12 @@ func decide(policy string, live, cand *ModelEval, liveVersion int) (bool, string
 		cand.PRAUC, liveName, live.PRAUC, cand.ECE, live.ECE)
 }
 
-// evaluate scores rows with pol and m (nil: the policy's hand-set points)
-// and measures the scores; nil without rows.
-func evaluate(pol *model.Policy, m *model.Model, rows []labelledRow) *ModelEval {
+// evaluate measures scores given to rows; nil without rows.
+func evaluate(pol *model.Policy, rows []labelledRow, scores []float64) *ModelEval {
 	if len(rows) == 0 {
 		return nil
 	}
-	scores, labels, weights := scoreRows(pol, m, rows)
+	labels, weights := labelsOf(rows)
 	ev := &ModelEval{Metrics: model.Evaluate(scores, labels, weights, 10)}
 	for _, w := range weights {
 		ev.WeightTotal += w
@@ -492,12 +586,11 @@ func evaluate(pol *model.Policy, m *model.Model, rows []labelledRow) *ModelEval 
 	return ev
 }
 
-func scoreRows(pol *model.Policy, m *model.Model, rows []labelledRow) (scores, labels, weights []float64) {
-	scores = make([]float64, len(rows))
+// labelsOf returns the rows' labels (0 or 1) and weights.
+func labelsOf(rows []labelledRow) (labels, weights []float64) {
 	labels = make([]float64, len(rows))
 	weights = make([]float64, len(rows))
 	for i, r := range rows {
-		scores[i] = sigmoid(model.PredictLogit(pol, m, r.ex.Hits, r.ex.Signals))
 		if r.ex.Label {
 			labels[i] = 1
 		}
@@ -506,7 +599,7 @@ func scoreRows(pol *model.Policy, m *model.Model, rows []labelledRow) (scores, l
 			weights[i] = 1
 		}
 	}
-	return scores, labels, weights
+	return labels, weights
 }
 
 func sigmoid(x float64) float64 {
@@ -594,11 +687,11 @@ func verdict(r RuleRow) (string, string) {
 // meeting the precision targets: one set over every channel (for
 // "default") and one per channel with labelled holdout conversations. A
 // tier whose target cannot be met keeps the channel's current threshold.
-func proposeThresholds(pol *model.Policy, m *model.Model, rows []labelledRow, targets model.TargetPrecision) []ThresholdRow {
+func proposeThresholds(pol *model.Policy, rows []labelledRow, scores []float64, targets model.TargetPrecision) []ThresholdRow {
 	if len(rows) == 0 {
 		return nil
 	}
-	scores, labels, weights := scoreRows(pol, m, rows)
+	labels, weights := labelsOf(rows)
 	groups := map[string][]int{"default": nil}
 	for i, r := range rows {
 		groups["default"] = append(groups["default"], i)

@@ -2,11 +2,13 @@ package jobs_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -345,5 +347,71 @@ func TestRollbackModel(t *testing.T) {
 	}
 	if got, _ := s.Model(ctx, m2.Version); got.Status != feedback.ModelRetired {
 		t.Errorf("model 2 is %s", got.Status)
+	}
+}
+
+// TestTuneReviewSampleWeights checks what a review-sampled conversation
+// stands for: by its inverse sampling probability when the conversations
+// around it have no labels, once when outcomes label them anyway.
+func TestTuneReviewSampleWeights(t *testing.T) {
+	for _, outcomes := range []bool{true, false} {
+		t.Run(fmt.Sprintf("outcomes=%v", outcomes), func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "h.db")
+			s := openTuneStoreWith(t, func() string { return path })
+			seedHistory(t, s, 400, 9)
+			if !outcomes {
+				// Without outcomes, only the review sample is labelled.
+				db, err := sql.Open("sqlite", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if _, err := db.Exec("DELETE FROM conversation_events"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Every fourth of the newest conversations was sampled for
+			// review at rate 0.5 and labelled by an agent.
+			sampled := 0
+			for i := 0; i < 100; i += 4 {
+				id := fmt.Sprintf("a-%d", i)
+				if err := s.InsertAlertRow(ctx, feedback.FeedAlert{ID: id, Kind: feedback.AlertKindReview, ConversationID: fmt.Sprintf("c-%d", i),
+					DecisionID: fmt.Sprintf("d-%d", i), Channel: "web", Tier: "low", Status: feedback.AlertStatusFired, SampleRate: 0.5}); err != nil {
+					t.Fatal(err)
+				}
+				label := feedback.LabelNoise
+				if i%8 == 0 {
+					label = feedback.LabelUseful
+				}
+				if _, err := s.LabelAlert(ctx, id, "ana", label, ""); err != nil {
+					t.Fatal(err)
+				}
+				sampled++
+			}
+			res, err := (&jobs.Tuner{Store: s, MinLabelled: 10}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := res.Report
+			if rep.Data.ReviewSampleCount != sampled {
+				t.Fatalf("review sample %d, want %d", rep.Data.ReviewSampleCount, sampled)
+			}
+			noted := len(rep.Notes) > 0 && strings.Contains(strings.Join(rep.Notes, " "), "count once")
+			if noted != outcomes {
+				t.Errorf("notes = %q", rep.Notes)
+			}
+			if rep.Candidate == nil {
+				t.Fatalf("no holdout metrics: %+v", rep.Promotion)
+			}
+			// The holdout's weighted size tells the weights apart.
+			want := float64(rep.Data.Holdout)
+			if !outcomes {
+				want = 2 * float64(rep.Data.Holdout)
+			}
+			if rep.Candidate.WeightTotal != want {
+				t.Errorf("weighted holdout rows %v, want %v (holdout %d)", rep.Candidate.WeightTotal, want, rep.Data.Holdout)
+			}
+		})
 	}
 }

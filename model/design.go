@@ -133,3 +133,38 @@ func PredictLogit(pol *Policy, m *Model, hits []string, signals map[string]any) 
 func PredictProb(pol *Policy, m *Model, hits []string, signals map[string]any) float64 {
 	return sigmoid(PredictLogit(pol, m, hits, signals))
 }
+
+// Append adds one example to ds as a row of the design, so a caller can
+// build a dataset without holding every example at once. ds must have
+// been made for this design (P equal to Width); its W is created, with 1
+// for the rows before, at the first weighted example.
+func (d *Design) Append(ds *Dataset, ex Example) {
+	p := d.Width()
+	nr := len(d.Rules)
+	start := len(ds.X)
+	ds.X = append(ds.X, make([]float64, p)...)
+	row := ds.X[start : start+p]
+	for _, h := range ex.Hits {
+		for j, r := range d.Rules {
+			if r == h {
+				row[j] = 1
+			}
+		}
+	}
+	d.Encoder.Encode(ex.Signals, row[nr:nr:p])
+	y := 0.0
+	if ex.Label {
+		y = 1
+	}
+	ds.Y = append(ds.Y, y)
+	w := exampleWeight(ex)
+	if ds.W == nil && w != 1 {
+		ds.W = make([]float64, len(ds.Y)-1, cap(ds.Y))
+		for i := range ds.W {
+			ds.W[i] = 1
+		}
+	}
+	if ds.W != nil {
+		ds.W = append(ds.W, w)
+	}
+}

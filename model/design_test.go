@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -138,5 +139,31 @@ func TestDesignTrainPredict(t *testing.T) {
 		if got, want := PredictLogit(pol, m, ex.Hits, ex.Signals), fit.Logit(ds.Row(i)); math.Abs(got-want) > 1e-9 {
 			t.Fatalf("row %d: PredictLogit = %v, fit logit = %v", i, got, want)
 		}
+	}
+}
+
+func TestDesignAppendMatchesDataset(t *testing.T) {
+	d := &Design{Rules: []string{"a", "b"}, Encoder: Encoder{Features: []Feature{
+		{Name: "x", Signal: "x", Kind: KindNumber, Scale: 2},
+		{Name: "plan=pro", Signal: "plan", Kind: KindCategory, Value: "pro"},
+	}}}
+	examples := []Example{
+		{Signals: map[string]any{"x": 4.0, "plan": "pro"}, Hits: []string{"b"}, Label: true},
+		{Signals: map[string]any{"x": 1.0}, Hits: []string{"a", "zz"}},
+		{Signals: map[string]any{"plan": "free"}, Weight: 3, Label: true},
+	}
+	want := d.Dataset(examples)
+	got := &Dataset{P: d.Width()}
+	for _, ex := range examples {
+		d.Append(got, ex)
+	}
+	if !slices.Equal(got.X, want.X) || !slices.Equal(got.Y, want.Y) || !slices.Equal(got.W, want.W) {
+		t.Fatalf("Append gave X %v Y %v W %v, Dataset X %v Y %v W %v", got.X, got.Y, got.W, want.X, want.Y, want.W)
+	}
+	// Unweighted examples leave W nil.
+	plain := &Dataset{P: d.Width()}
+	d.Append(plain, examples[0])
+	if plain.W != nil {
+		t.Errorf("W = %v for an unweighted example", plain.W)
 	}
 }
