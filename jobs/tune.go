@@ -520,13 +520,13 @@ func decide(policy string, live, cand *ModelEval, liveVersion int) (bool, string
 	case cand.WeightedPositives == 0 || cand.WeightedPositives == cand.WeightTotal:
 		return false, "the holdout holds one class only, so the models cannot be compared: waiting for a lead"
 	case !(cand.PRAUC > live.PRAUC):
-		return false, fmt.Sprintf("holdout PR-AUC %.4f does not beat %s's %.4f: waiting for a lead", cand.PRAUC, liveName, live.PRAUC)
+		return false, fmt.Sprintf("holdout PR-AUC %.5f does not beat %s's %.5f: waiting for a lead", cand.PRAUC, liveName, live.PRAUC)
 	case cand.ECE > live.ECE+calibrationSlack:
-		return false, fmt.Sprintf("holdout PR-AUC %.4f beats %s's %.4f but calibration is worse (ECE %.4f against %.4f): waiting for a lead",
-			cand.PRAUC, liveName, live.PRAUC, cand.ECE, live.ECE)
+		return false, fmt.Sprintf("holdout PR-AUC %.5f beats %s's %.5f but calibration is worse (ECE %.4f against %.4f, more than %.2f apart): waiting for a lead",
+			cand.PRAUC, liveName, live.PRAUC, cand.ECE, live.ECE, calibrationSlack)
 	}
-	return true, fmt.Sprintf("holdout PR-AUC %.4f beats %s's %.4f with calibration no worse (ECE %.4f against %.4f)",
-		cand.PRAUC, liveName, live.PRAUC, cand.ECE, live.ECE)
+	return true, fmt.Sprintf("holdout PR-AUC %.5f beats %s's %.5f with calibration no worse (ECE %.4f against %.4f, within %.2f)",
+		cand.PRAUC, liveName, live.PRAUC, cand.ECE, live.ECE, calibrationSlack)
 }
 
 // evaluate measures scores given to rows; nil without rows.
