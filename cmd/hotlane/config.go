@@ -32,6 +32,7 @@ type Config struct {
 	Writers         int
 
 	// Alert delivery and SLA checks.
+	Deliver          bool
 	DeliveryInterval time.Duration
 	SLAInterval      time.Duration
 	PublicURL        string
@@ -182,6 +183,7 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an authenticated API key is trusted before asking the database again")
 	fs.IntVar(&cfg.WriterConns, "writer-conns", 4, "PostgreSQL connections of the decision writers")
 	fs.IntVar(&cfg.Writers, "writers", 1, "PostgreSQL decision writers committing in parallel (conversations are spread over them)")
+	fs.BoolVar(&cfg.Deliver, "deliver", true, "run the alert delivery worker in this process (false for API-only processes; another process must deliver)")
 	fs.DurationVar(&cfg.DeliveryInterval, "delivery-interval", time.Second, "how often to look for alerts to deliver and deliveries due")
 	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL of the web UI, for links in alerts (for example https://hotlane.example.com)")
@@ -251,6 +253,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("key_cache_ttl", c.KeyCacheTTL.String()),
 		slog.Int("writer_conns", c.WriterConns),
 		slog.Int("writers", c.Writers),
+		slog.Bool("deliver", c.Deliver),
 		slog.String("delivery_interval", c.DeliveryInterval.String()),
 		slog.String("sla_interval", c.SLAInterval.String()),
 		slog.String("public_url", c.PublicURL),

@@ -73,10 +73,10 @@ func TestOutboxSurvivesKill(t *testing.T) {
 			defer hook.Close()
 
 			addr := freeAddr(t)
-			// The first process only takes alerts: its delivery pass runs
-			// long after the kill.
+			// The first process only takes alerts: it runs no delivery
+			// worker, so every alert is still in the outbox at the kill.
 			proc, key := startProcess(t, "--demo", "--addr", addr, "--db", dsn, "--log-level", "error",
-				"--delivery-interval", "1h")
+				"--deliver=false")
 			waitReady(t, "http://"+addr+"/readyz")
 			c := client{t: t, base: "http://" + addr, key: key}
 			var dest struct {

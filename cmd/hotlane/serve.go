@@ -93,7 +93,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	wg.Go(func() { srv.Live().Watch(bg, cfg.ReloadInterval) })
 	deliverer := &jobs.Deliverer{Store: store, PublicURL: cfg.PublicURL, Interval: cfg.DeliveryInterval, Log: log}
 	slaChecker := &jobs.SLAChecker{Store: store, SLA: (&jobs.LiveSLA{Store: store}).SLA, Interval: cfg.SLAInterval, Log: log}
-	wg.Go(func() { runJob(bg, log, "deliver", deliverer.Run) })
+	if cfg.Deliver {
+		wg.Go(func() { runJob(bg, log, "deliver", deliverer.Run) })
+	} else {
+		log.Info("alert delivery off in this process (--deliver=false): another process must deliver")
+	}
 	wg.Go(func() { runJob(bg, log, "sla", slaChecker.Run) })
 	if next, loc, _ := parseSchedule(cfg.TuneSchedule, cfg.TZ, time.Now()); !next.IsZero() {
 		sched, err := startTuneSchedule(bg, cfg.TuneSchedule, loc, tuner, log)
