@@ -35,16 +35,17 @@ func (s *Store) ImportHistory(ctx context.Context, rows []ImportedConversation) 
 	const batch = 500
 	for start := 0; start < len(rows); start += batch {
 		part := rows[start:min(start+batch, len(rows))]
+		var added, skipped int // counted into res only once committed
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			for i := range part {
-				added, err := importOne(tx, &part[i])
+				ok, err := importOne(tx, &part[i])
 				if err != nil {
 					return fmt.Errorf("conversation %s: %w", part[i].Decision.ConversationID, err)
 				}
-				if added {
-					res.Added++
+				if ok {
+					added++
 				} else {
-					res.Skipped++
+					skipped++
 				}
 			}
 			return nil
@@ -52,6 +53,8 @@ func (s *Store) ImportHistory(ctx context.Context, rows []ImportedConversation) 
 		if err != nil {
 			return res, fmt.Errorf("feedback: import history: %w", translate(err))
 		}
+		res.Added += added
+		res.Skipped += skipped
 	}
 	return res, nil
 }

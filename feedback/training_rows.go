@@ -174,7 +174,11 @@ func newEventCursor(rows *sql.Rows, err error) (*eventCursor, error) {
 	}
 	c := &eventCursor{rows: rows}
 	c.advance()
-	return c, c.err
+	if c.err != nil {
+		c.close()
+		return nil, c.err
+	}
+	return c, nil
 }
 
 func (c *eventCursor) advance() {

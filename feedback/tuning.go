@@ -55,22 +55,18 @@ func (r jobRunRow) toJobRun() JobRun {
 		FinishedAt: utcPtr(r.FinishedAt), Error: r.Error, Detail: []byte(r.Detail)}
 }
 
-// localLocks are the job locks of a SQLite store: SQLite serves one process,
-// so a lock within the process is the whole story.
-var localLocks sync.Map // job name -> *sync.Mutex
+// jobLease is how long a SQLite job lock lasts without renewal: a holder
+// that dies frees it after this long.
+const jobLease = time.Minute
 
-// TryJobLock takes the job's lock without waiting: with PostgreSQL a
-// session advisory lock, so that of several processes on one database
-// exactly one runs the job; with SQLite a lock within the process. ok is
-// false when another holder has it. release must be called when ok.
+// TryJobLock takes the job's lock without waiting, so that of several
+// processes on one database exactly one runs the job: with PostgreSQL a
+// session advisory lock, with SQLite a lease row in job_locks, renewed
+// while held. ok is false when another holder has it. release must be
+// called when ok.
 func (s *Store) TryJobLock(ctx context.Context, job string) (release func(), ok bool, err error) {
 	if s.dialect != DialectPostgres {
-		v, _ := localLocks.LoadOrStore(s.sqliteLockKey(job), &sync.Mutex{})
-		mu := v.(*sync.Mutex)
-		if !mu.TryLock() {
-			return nil, false, nil
-		}
-		return mu.Unlock, true, nil
+		return s.tryLease(ctx, job)
 	}
 	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
@@ -97,7 +93,50 @@ func (s *Store) TryJobLock(ctx context.Context, job string) (release func(), ok 
 	}, true, nil
 }
 
-func (s *Store) sqliteLockKey(job string) string { return fmt.Sprintf("%p/%s", s.sqlDB, job) }
+// tryLease takes job's lease row when it is free or expired, and renews it
+// every third of the lease until released.
+func (s *Store) tryLease(ctx context.Context, job string) (func(), bool, error) {
+	holder := uuid.Must(uuid.NewV7()).String()
+	t := now()
+	res := s.db.WithContext(ctx).Exec(`INSERT INTO job_locks (job, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE job_locks.expires_at < ?`, job, holder, t.Add(jobLease), t)
+	if res.Error != nil {
+		return nil, false, fmt.Errorf("feedback: job lock %s: %w", job, translate(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return nil, false, nil
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(jobLease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				err := s.db.Exec(`UPDATE job_locks SET expires_at = ? WHERE job = ? AND holder = ?`,
+					now().Add(jobLease), job, holder).Error
+				if err != nil {
+					s.log.Warn("renewing a job lock failed", "job", job, "err", err)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(stop)
+			<-done
+			if err := s.db.Exec(`DELETE FROM job_locks WHERE job = ? AND holder = ?`, job, holder).Error; err != nil {
+				s.log.Warn("releasing a job lock failed; it expires on its own", "job", job, "err", err)
+			}
+		})
+	}, true, nil
+}
 
 // advisoryKey maps a job name to the 64-bit key of its advisory lock.
 func advisoryKey(job string) int64 {

@@ -65,22 +65,26 @@ type ModelVersion struct {
 	WindowEnd   *time.Time
 	Metrics     []byte
 	ReportID    string
-	CreatedAt   time.Time
-	ActivatedAt *time.Time
+	// RolledBackAt is when a rollback retired the model; rollbacks do not
+	// return to it (promoting it again clears it).
+	RolledBackAt *time.Time
+	CreatedAt    time.Time
+	ActivatedAt  *time.Time
 }
 
 type modelRow struct {
-	Version     int `gorm:"primaryKey;autoIncrement:false"`
-	Status      string
-	Body        string
-	Note        string
-	Trainer     string
-	WindowStart *time.Time
-	WindowEnd   *time.Time
-	Metrics     string
-	ReportID    string
-	CreatedAt   time.Time
-	ActivatedAt *time.Time
+	Version      int `gorm:"primaryKey;autoIncrement:false"`
+	Status       string
+	Body         string
+	Note         string
+	Trainer      string
+	WindowStart  *time.Time
+	WindowEnd    *time.Time
+	Metrics      string
+	ReportID     string
+	RolledBackAt *time.Time
+	CreatedAt    time.Time
+	ActivatedAt  *time.Time
 }
 
 func (modelRow) TableName() string { return "models" }
@@ -89,7 +93,7 @@ func (r modelRow) toModelVersion() ModelVersion {
 	return ModelVersion{
 		Version: r.Version, Status: r.Status, Body: []byte(r.Body), Note: r.Note,
 		Trainer: r.Trainer, WindowStart: utcPtr(r.WindowStart), WindowEnd: utcPtr(r.WindowEnd),
-		Metrics: []byte(r.Metrics), ReportID: r.ReportID,
+		Metrics: []byte(r.Metrics), ReportID: r.ReportID, RolledBackAt: utcPtr(r.RolledBackAt),
 		CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utcPtr(r.ActivatedAt),
 	}
 }
@@ -268,9 +272,9 @@ func (s *Store) ActivateModel(ctx context.Context, version int) (ModelVersion, e
 			return err
 		}
 		t := now()
-		row.Status, row.ActivatedAt = ModelActive, &t
+		row.Status, row.ActivatedAt, row.RolledBackAt = ModelActive, &t, nil
 		return tx.Model(&modelRow{}).Where("version = ?", version).
-			Updates(map[string]any{"status": ModelActive, "activated_at": t}).Error
+			Updates(map[string]any{"status": ModelActive, "activated_at": t, "rolled_back_at": nil}).Error
 	})
 	if err != nil {
 		return ModelVersion{}, fmt.Errorf("feedback: activate model %d: %w", version, translate(err))
@@ -332,12 +336,12 @@ func normPtr(t *time.Time) *time.Time {
 	return &u
 }
 
-// RollbackModel makes the model that was active before the current one
-// active again: the most recently activated model other than the active
-// one. Without such a model it retires the active model, so scoring goes
-// back to the policy's hand-set points. ErrNotFound when no model is
-// active. It returns the model now active, or a zero ModelVersion when
-// scoring is back to rules only.
+// RollbackModel retires the active model and makes the one active before
+// it active again: the most recently activated model that no rollback has
+// retired, so repeated rollbacks walk back through the promotions.
+// Without such a model scoring goes back to the policy's hand-set points.
+// ErrNotFound when no model is active. It returns the model now active, or
+// a zero ModelVersion when scoring is back to rules only.
 func (s *Store) RollbackModel(ctx context.Context) (ModelVersion, error) {
 	var out modelRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -348,19 +352,20 @@ func (s *Store) RollbackModel(ctx context.Context) (ModelVersion, error) {
 		if err := tx.Where("status = ?", ModelActive).Take(&active).Error; err != nil {
 			return err
 		}
+		t := now()
+		if err := tx.Model(&modelRow{}).Where("version = ?", active.Version).
+			Updates(map[string]any{"status": ModelRetired, "rolled_back_at": t}).Error; err != nil {
+			return err
+		}
 		var prev modelRow
-		err := tx.Where("status <> ? AND activated_at IS NOT NULL", ModelActive).
+		err := tx.Where("version <> ? AND activated_at IS NOT NULL AND rolled_back_at IS NULL", active.Version).
 			Order("activated_at DESC, version DESC").Take(&prev).Error
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
-			return tx.Model(&modelRow{}).Where("version = ?", active.Version).Update("status", ModelRetired).Error
+			return nil
 		case err != nil:
 			return err
 		}
-		if err := tx.Model(&modelRow{}).Where("version = ?", active.Version).Update("status", ModelRetired).Error; err != nil {
-			return err
-		}
-		t := now()
 		prev.Status, prev.ActivatedAt = ModelActive, &t
 		out = prev
 		return tx.Model(&modelRow{}).Where("version = ?", prev.Version).

@@ -179,16 +179,26 @@ type ApplyStore interface {
 	Policy(ctx context.Context, version int) (feedback.PolicyVersion, error)
 	PublishPolicy(ctx context.Context, document []byte, source, author, note string) (feedback.PolicyVersion, error)
 	MarkReportApplied(ctx context.Context, id string, policyVersion int) error
+	LiveVersions(ctx context.Context) (policy, model int, err error)
 }
 
-// ErrNothingToApply is returned for a report without a proposal.
-var ErrNothingToApply = errors.New("the report proposes no weights or thresholds")
+// Reasons ApplyReport refuses a report; each is a conflict with the
+// current state, not a failure.
+var (
+	ErrNothingToApply = errors.New("the report proposes no weights or thresholds")
+	ErrApplied        = errors.New("the report has already been applied")
+	ErrStaleReport    = errors.New("the live ruleset changed since the report was made: run the tuning again")
+	ErrNotPromoted    = errors.New("the report's candidate model is not active: promote it first, the proposed thresholds are for its scores")
+)
 
 // ApplyReport publishes a new policy version from the ruleset a report was
 // made with: each rule's points become its tuned weight and the
 // thresholds the proposed ones (per channel, "default" for all), so the
 // rules-only scorer and the thresholds follow the tuning. The rules and
-// everything else stay as they were.
+// everything else stay as they were. It refuses a report applied before,
+// one made with a ruleset that is no longer live (applying it would undo
+// the newer one), and one whose candidate is not the active model (the
+// thresholds were tuned on its scores).
 func ApplyReport(ctx context.Context, store ApplyStore, id, author string) (feedback.PolicyVersion, error) {
 	sr, err := store.Report(ctx, id)
 	if err != nil {
@@ -200,6 +210,19 @@ func ApplyReport(ctx context.Context, store ApplyStore, id, author string) (feed
 	}
 	if rep.CandidateModelVersion == 0 {
 		return feedback.PolicyVersion{}, ErrNothingToApply
+	}
+	if sr.AppliedPolicy > 0 {
+		return feedback.PolicyVersion{}, fmt.Errorf("%w as ruleset version %d", ErrApplied, sr.AppliedPolicy)
+	}
+	livePolicy, liveModel, err := store.LiveVersions(ctx)
+	if err != nil {
+		return feedback.PolicyVersion{}, err
+	}
+	if livePolicy != rep.PolicyVersion {
+		return feedback.PolicyVersion{}, fmt.Errorf("%w (report made with version %d, live is %d)", ErrStaleReport, rep.PolicyVersion, livePolicy)
+	}
+	if liveModel != rep.CandidateModelVersion {
+		return feedback.PolicyVersion{}, fmt.Errorf("%w (model %d)", ErrNotPromoted, rep.CandidateModelVersion)
 	}
 	pv, err := store.Policy(ctx, rep.PolicyVersion)
 	if err != nil {

@@ -42,6 +42,9 @@ const (
 	// minRuleLabels is the number of labelled hits below which a rule's
 	// verdict is "keep": too few to judge.
 	minRuleLabels = 20
+	// minChannelRows is the number of labelled holdout conversations a
+	// channel needs for thresholds of its own to be proposed.
+	minChannelRows = 50
 )
 
 // ErrTuneRunning is returned when another run of the tuning job, in this
@@ -239,6 +242,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req TuneRequest) (*Repor
 		return nil, fmt.Errorf("ruleset %d: %w", pv.Version, err)
 	}
 	var live *model.Model
+	var liveEnd *time.Time // the end of the live model's training window
 	liveVersion := 0
 	switch mv, err := t.Store.ActiveModel(ctx); {
 	case errors.Is(err, feedback.ErrNotFound):
@@ -248,7 +252,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req TuneRequest) (*Repor
 		if live, err = model.ParseModel(mv.Body); err != nil {
 			return nil, fmt.Errorf("active model %d: %w", mv.Version, err)
 		}
-		liveVersion = mv.Version
+		liveVersion, liveEnd = mv.Version, mv.WindowEnd
 	}
 
 	from := asOf.Add(-window)
@@ -291,11 +295,18 @@ func (t *Tuner) tune(ctx context.Context, runID string, req TuneRequest) (*Repor
 		rep.Notes = append(rep.Notes, note)
 	}
 
-	// Split by time: the most recent week is the holdout. When too little
-	// labelled data comes before it (the first weeks of a deployment), the
-	// most recent quarter of the labelled conversations is held out instead.
+	// Split by time: the most recent week is the holdout, but never
+	// anything the live model was trained on, or the comparison would
+	// favour it. When too little labelled data comes before it (the first
+	// weeks of a deployment), the most recent quarter of the labelled
+	// conversations is held out instead.
+	if liveEnd != nil && liveEnd.After(rep.Window.HoldoutStart) && liveEnd.Before(asOf) {
+		rep.Window.HoldoutStart = *liveEnd
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the holdout starts at %s, where model %d's training window ended, so the live model is not measured on what it learned from",
+			liveEnd.Format(time.RFC3339), liveVersion))
+	}
 	cut := sort.Search(len(g.labelled), func(i int) bool { return !g.labelled[i].at.Before(rep.Window.HoldoutStart) })
-	if cut < minLabelled && len(g.labelled) >= minLabelled {
+	if cut < minLabelled && len(g.labelled) >= minLabelled && len(g.labelled) >= 4 {
 		cut = len(g.labelled) - len(g.labelled)/4
 		rep.Window.HoldoutStart = g.labelled[cut].at
 		rep.Notes = append(rep.Notes, fmt.Sprintf("fewer than %d labelled conversations before the last %s: the most recent quarter of the labelled conversations (from %s) is the holdout instead",
@@ -374,13 +385,20 @@ func (t *Tuner) tune(ctx context.Context, runID string, req TuneRequest) (*Repor
 		return nil, fmt.Errorf("store candidate: %w", err)
 	}
 	rep.CandidateModelVersion = mv.Version
-	if err := t.save(ctx, rep, mv.Version); err != nil {
-		return nil, err
-	}
+	// The report is saved after the promotion, so that it never claims
+	// one that did not happen.
+	var promoteErr error
 	if rep.Promotion.Promoted {
-		if _, err := t.Store.ActivateModel(ctx, mv.Version); err != nil {
-			return rep, fmt.Errorf("promote model %d: %w", mv.Version, err)
+		if _, promoteErr = t.Store.ActivateModel(ctx, mv.Version); promoteErr != nil {
+			rep.Promotion.Promoted = false
+			rep.Promotion.Reason = fmt.Sprintf("promotion failed (%v); %s", promoteErr, rep.Promotion.Reason)
 		}
+	}
+	if err := t.save(context.WithoutCancel(ctx), rep, mv.Version); err != nil {
+		return nil, errors.Join(promoteErr, err)
+	}
+	if promoteErr != nil {
+		return rep, fmt.Errorf("promote model %d: %w", mv.Version, promoteErr)
 	}
 	return rep, nil
 }
@@ -699,6 +717,14 @@ func proposeThresholds(pol *model.Policy, rows []labelledRow, scores []float64, 
 			groups[r.ex.Channel] = append(groups[r.ex.Channel], i)
 		}
 	}
+	// A channel with few holdout rows gets no thresholds of its own: a
+	// handful of conversations would set them by chance. It keeps its own
+	// or falls back to the default ones.
+	for ch, idx := range groups {
+		if ch != "default" && len(idx) < minChannelRows {
+			delete(groups, ch)
+		}
+	}
 	names := make([]string, 0, len(groups))
 	for ch := range groups {
 		names = append(names, ch)
@@ -725,7 +751,11 @@ func proposeThresholds(pol *model.Policy, rows []labelledRow, scores []float64, 
 func estimateRecall(rows []labelledRow) RecallEstimate {
 	var est RecallEstimate
 	var alertedPos, sampledPos, pos, posAlerted float64
+	sampled := 0
 	for _, r := range rows {
+		if r.alertTier == "" && r.sampleRate > 0 {
+			sampled++
+		}
 		if !r.ex.Label {
 			continue
 		}
@@ -741,7 +771,9 @@ func estimateRecall(rows []labelledRow) RecallEstimate {
 		}
 	}
 	est.AlertedPositives = int(alertedPos)
-	if est.SampledPositives > 0 || alertedPos > 0 {
+	// Without a review sample nothing stands for the non-alerting
+	// conversations, and no estimate is given.
+	if sampled > 0 {
 		est.Estimated = ratioOrNil(alertedPos, alertedPos+sampledPos)
 	}
 	est.AmongLabelled = ratioOrNil(posAlerted, pos)

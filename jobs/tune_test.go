@@ -208,6 +208,9 @@ func TestTuneTrainsReportsAndPromotes(t *testing.T) {
 			if again, _ := s.Report(ctx, rep.ID); again.AppliedPolicy != pv.Version {
 				t.Errorf("report applied as %d, want %d", again.AppliedPolicy, pv.Version)
 			}
+			if _, err := jobs.ApplyReport(ctx, s, rep.ID, "lead"); !errors.Is(err, jobs.ErrApplied) {
+				t.Errorf("second apply: %v", err)
+			}
 		})
 	}
 }
@@ -236,6 +239,21 @@ func TestTuneManualPromotionWaits(t *testing.T) {
 	m, err := s.Model(ctx, res.Report.CandidateModelVersion)
 	if err != nil || m.Status != feedback.ModelCandidate {
 		t.Fatalf("candidate = %+v, %v", m, err)
+	}
+	// Its thresholds were tuned on the candidate's scores: they wait for
+	// its promotion, and a ruleset published since makes them stale.
+	if _, err := jobs.ApplyReport(ctx, s, res.Report.ID, "lead"); !errors.Is(err, jobs.ErrNotPromoted) {
+		t.Fatalf("apply before promotion: %v", err)
+	}
+	if _, err := s.ActivateModel(ctx, m.Version); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := s.LivePolicy(ctx)
+	if _, err := s.PublishPolicy(ctx, live.Document, "", "lead", "an edit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.ApplyReport(ctx, s, res.Report.ID, "lead"); !errors.Is(err, jobs.ErrStaleReport) {
+		t.Fatalf("apply over a newer ruleset: %v", err)
 	}
 }
 
@@ -331,22 +349,44 @@ func TestRollbackModel(t *testing.T) {
 	ctx := context.Background()
 	s := openTuneStore(t, "sqlite")
 	body := []byte(`{"intercept":0,"rule_weights":{},"encoder":{"version":1,"features":[]},"beta":[]}`)
-	m1, _ := s.CreateModel(ctx, body, "one")
-	m2, _ := s.CreateModel(ctx, body, "two")
+	var vs []int
+	for i := range 3 {
+		m, err := s.CreateModel(ctx, body, fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, m.Version)
+	}
 	if _, err := s.RollbackModel(ctx); !errors.Is(err, feedback.ErrNotFound) {
 		t.Fatalf("rollback without an active model: %v", err)
 	}
-	for _, v := range []int{m1.Version, m2.Version} {
+	for _, v := range vs {
 		if _, err := s.ActivateModel(ctx, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	back, err := s.RollbackModel(ctx)
-	if err != nil || back.Version != m1.Version {
-		t.Fatalf("rollback = %d, %v; want %d", back.Version, err, m1.Version)
+	// Rollbacks walk back through the promotions: 3 -> 2 -> 1 -> rules.
+	for _, want := range []int{vs[1], vs[0], 0} {
+		back, err := s.RollbackModel(ctx)
+		if err != nil || back.Version != want {
+			t.Fatalf("rollback = %d, %v; want %d", back.Version, err, want)
+		}
 	}
-	if got, _ := s.Model(ctx, m2.Version); got.Status != feedback.ModelRetired {
-		t.Errorf("model 2 is %s", got.Status)
+	if _, err := s.ActiveModel(ctx); !errors.Is(err, feedback.ErrNotFound) {
+		t.Fatalf("a model is active after rolling back past the first: %v", err)
+	}
+	if got, _ := s.Model(ctx, vs[2]); got.Status != feedback.ModelRetired || got.RolledBackAt == nil {
+		t.Errorf("model 3 = %s, rolled back at %v", got.Status, got.RolledBackAt)
+	}
+	// Promoting a rolled-back model again makes it a rollback target again.
+	if _, err := s.ActivateModel(ctx, vs[2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ActivateModel(ctx, vs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := s.RollbackModel(ctx); err != nil || back.Version != vs[2] {
+		t.Fatalf("rollback after re-promotion = %d, %v; want %d", back.Version, err, vs[2])
 	}
 }
 
@@ -413,5 +453,75 @@ func TestTuneReviewSampleWeights(t *testing.T) {
 				t.Errorf("weighted holdout rows %v, want %v (holdout %d)", rep.Candidate.WeightTotal, want, rep.Data.Holdout)
 			}
 		})
+	}
+}
+
+// TestJobLockAcrossProcesses opens two stores on one database, as two
+// processes would, and checks that only one holds the tuning lock, that
+// releasing it frees it, and (SQLite) that a dead holder's lease expires.
+func TestJobLockAcrossProcesses(t *testing.T) {
+	for _, engine := range feedbacktest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := feedbacktest.DSN(t, engine)
+			a := openTuneStoreWith(t, func() string { return dsn })
+			b, err := feedback.Open(ctx, dsn, feedback.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			release, ok, err := a.TryJobLock(ctx, jobs.TuneJob)
+			if err != nil || !ok {
+				t.Fatalf("a: %v %v", ok, err)
+			}
+			if _, ok, err := b.TryJobLock(ctx, jobs.TuneJob); err != nil || ok {
+				t.Fatalf("b took a held lock: %v %v", ok, err)
+			}
+			if _, err := (&jobs.Tuner{Store: b}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf}); !errors.Is(err, jobs.ErrTuneRunning) {
+				t.Fatalf("b ran the job while a holds the lock: %v", err)
+			}
+			release()
+			releaseB, ok, err := b.TryJobLock(ctx, jobs.TuneJob)
+			if err != nil || !ok {
+				t.Fatalf("b after release: %v %v", ok, err)
+			}
+			if engine != "sqlite" {
+				releaseB()
+				return
+			}
+			// b "dies" without releasing: once its lease has expired, a
+			// takes the lock.
+			db, err := sql.Open("sqlite", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec("UPDATE job_locks SET expires_at = '2000-01-01 00:00:00+00:00'"); err != nil {
+				t.Fatal(err)
+			}
+			releaseA, ok, err := a.TryJobLock(ctx, jobs.TuneJob)
+			if err != nil || !ok {
+				t.Fatalf("a after b's lease expired: %v %v", ok, err)
+			}
+			releaseA()
+			releaseB() // releasing a lost lease touches nothing
+			if _, ok, _ := b.TryJobLock(ctx, jobs.TuneJob); !ok {
+				t.Fatal("the lock is not free after both released")
+			}
+		})
+	}
+}
+
+// TestTuneWithAHandfulOfLabels covers the smallest windows the flags
+// allow: the run reports, it does not fail.
+func TestTuneWithAHandfulOfLabels(t *testing.T) {
+	for n := 2; n <= 5; n++ {
+		ctx := context.Background()
+		s := openTuneStore(t, "sqlite")
+		seedHistory(t, s, n, uint64(n))
+		res, err := (&jobs.Tuner{Store: s, MinLabelled: 2}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+		if err != nil || res.Run.Status != feedback.RunSucceeded || res.Report == nil {
+			t.Fatalf("%d labelled: %+v, %v", n, res.Run, err)
+		}
 	}
 }

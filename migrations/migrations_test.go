@@ -15,7 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
-var tables = []string{"alert_labels", "alerts", "api_keys", "conversation_events", "conversations", "decisions", "deliveries", "delivery_attempts", "destinations", "idempotency_keys", "job_runs", "models", "policies", "reports"}
+var tables = []string{"alert_labels", "alerts", "api_keys", "conversation_events", "conversations", "decisions", "deliveries", "delivery_attempts", "destinations", "idempotency_keys", "job_locks", "job_runs", "models", "policies", "reports"}
 
 func openSQLite(t *testing.T) *sql.DB {
 	t.Helper()

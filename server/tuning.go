@@ -81,7 +81,12 @@ func (s *Server) handleTune(c *gin.Context) {
 		}
 		tr.AsOf = t
 	}
-	ctx := c.Request.Context()
+	// A run over a long window can take longer than the server's write
+	// timeout, and a client that gives up must not abort it half-way: the
+	// run is detached from the request and its answer from the deadline.
+	// A client that left finds the run in GET /v1/jobs/runs.
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+	ctx := context.WithoutCancel(c.Request.Context())
 	res, err := s.tuner.RunNow(ctx, tr)
 	switch {
 	case errors.Is(err, jobs.ErrTuneRunning):
@@ -211,6 +216,9 @@ func (s *Server) handleApplyReport(c *gin.Context) {
 	switch {
 	case errors.Is(err, jobs.ErrNothingToApply):
 		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "nothing_to_apply", Message: err.Error()})
+		return
+	case errors.Is(err, jobs.ErrApplied), errors.Is(err, jobs.ErrStaleReport), errors.Is(err, jobs.ErrNotPromoted):
+		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "cannot_apply", Message: err.Error()})
 		return
 	case err != nil:
 		writeError(c, s.log, fmt.Errorf("apply report %s: %w", id, err))

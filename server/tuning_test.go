@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -155,5 +156,21 @@ func TestTuneWhileAnotherRunHoldsTheLock(t *testing.T) {
 	rec := h.do(http.MethodPost, "/v1/jobs/tune", "", "", h.key, nil)
 	if rec.Code != http.StatusConflict || decodeError(t, rec).Error.Code != "tune_running" {
 		t.Fatalf("tune while locked: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestTuneOutlivesItsCaller: a client that gives up does not abort the
+// run; it is recorded as succeeded.
+func TestTuneOutlivesItsCaller(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{})
+	h.publish(tuningPolicy)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest(http.MethodPost, "/v1/jobs/tune", nil).WithContext(ctx)
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	h.srv.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	runs, err := h.store.JobRuns(context.Background(), "tune", 5)
+	if err != nil || len(runs) != 1 || runs[0].Status != "succeeded" {
+		t.Fatalf("runs = %+v, %v", runs, err)
 	}
 }

@@ -1,13 +1,14 @@
 -- +goose Up
 -- What the model registry keeps beside each model's body (its encoder and
 -- weights): the trainer, the training window, the holdout metrics, and the
--- tuning report that produced it.
+-- tuning report that produced it; and when a rollback retired it.
 ALTER TABLE models
     ADD COLUMN trainer      text NOT NULL DEFAULT '',
     ADD COLUMN window_start timestamptz,
     ADD COLUMN window_end   timestamptz,
     ADD COLUMN metrics      json NOT NULL DEFAULT '{}',
-    ADD COLUMN report_id    text NOT NULL DEFAULT '';
+    ADD COLUMN report_id    text NOT NULL DEFAULT '',
+    ADD COLUMN rolled_back_at timestamptz;  -- retired by a rollback: rollbacks skip it
 
 -- Every run of a background job such as the weekly tuning: when it started
 -- and ended, how, and why it failed. A run still marked running after its
@@ -38,7 +39,18 @@ CREATE TABLE reports (
 );
 CREATE INDEX reports_created ON reports (created_at);
 
+-- Leases of background jobs that must run once at a time. PostgreSQL
+-- processes use advisory locks instead; SQLite has none, so a process
+-- takes a row here, renews it while the job runs, and a crashed holder's
+-- lease simply expires.
+CREATE TABLE job_locks (
+    job        text PRIMARY KEY,
+    holder     text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+
 -- +goose Down
+DROP TABLE IF EXISTS job_locks;
 DROP TABLE IF EXISTS reports;
 DROP TABLE IF EXISTS job_runs;
 ALTER TABLE models
@@ -46,4 +58,5 @@ ALTER TABLE models
     DROP COLUMN IF EXISTS window_start,
     DROP COLUMN IF EXISTS window_end,
     DROP COLUMN IF EXISTS metrics,
-    DROP COLUMN IF EXISTS report_id;
+    DROP COLUMN IF EXISTS report_id,
+    DROP COLUMN IF EXISTS rolled_back_at;

@@ -1,12 +1,13 @@
 -- +goose Up
 -- What the model registry keeps beside each model's body (its encoder and
 -- weights): the trainer, the training window, the holdout metrics, and the
--- tuning report that produced it.
+-- tuning report that produced it; and when a rollback retired it.
 ALTER TABLE models ADD COLUMN trainer TEXT NOT NULL DEFAULT '';
 ALTER TABLE models ADD COLUMN window_start DATETIME;
 ALTER TABLE models ADD COLUMN window_end DATETIME;
 ALTER TABLE models ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metrics));
 ALTER TABLE models ADD COLUMN report_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE models ADD COLUMN rolled_back_at DATETIME;
 
 -- Every run of a background job such as the weekly tuning: when it started
 -- and ended, how, and why it failed. A run still marked running after its
@@ -37,9 +38,21 @@ CREATE TABLE reports (
 );
 CREATE INDEX reports_created ON reports (created_at);
 
+-- Leases of background jobs that must run once at a time. PostgreSQL
+-- processes use advisory locks instead; SQLite has none, so a process
+-- takes a row here, renews it while the job runs, and a crashed holder's
+-- lease simply expires.
+CREATE TABLE job_locks (
+    job        TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at DATETIME NOT NULL
+);
+
 -- +goose Down
+DROP TABLE IF EXISTS job_locks;
 DROP TABLE IF EXISTS reports;
 DROP TABLE IF EXISTS job_runs;
+ALTER TABLE models DROP COLUMN rolled_back_at;
 ALTER TABLE models DROP COLUMN report_id;
 ALTER TABLE models DROP COLUMN metrics;
 ALTER TABLE models DROP COLUMN window_end;
