@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,14 +31,15 @@ const maxImportSignals = 100
 // nothing.
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		path, label, positive, channel, at string
+		path, label, positive, channel, at, timeColumn string
 	)
 	db, rest, log, err := parseDBCommand("import", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&path, "csv", "", "CSV file with a header line (required)")
 		fs.StringVar(&label, "label", "", "the label column (required)")
 		fs.StringVar(&positive, "positive", "", "label value meaning positive (default: TRUE, 1 or YES)")
 		fs.StringVar(&channel, "channel", "", "channel of every row (default: a \"channel\" column, else web)")
-		fs.StringVar(&at, "at", "", "when the history happened, RFC 3339 (default now); place it inside the tuning window")
+		fs.StringVar(&at, "at", "", "when the history happened, RFC 3339 (default now), for rows without --time-column; place it inside the tuning window")
+		fs.StringVar(&timeColumn, "time-column", "", "column holding when each row happened (RFC 3339, YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, UTC unless it says)")
 	})
 	if err != nil {
 		return err
@@ -81,7 +83,23 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sum := sha256.Sum256(raw)
 	prefix := "import-" + hex.EncodeToString(sum[:6]) + "-"
 	convs := make([]feedback.ImportedConversation, 0, len(data.Rows))
+	timeKey := ""
+	if timeColumn != "" {
+		timeKey = snakeCase(timeColumn)
+		if !slices.Contains(data.Signals, timeKey) {
+			return usagef("--time-column: no column %q in %s", timeColumn, path)
+		}
+	}
 	for i, signals := range data.Rows {
+		rowAt := when
+		if timeKey != "" {
+			t, err := parseRowTime(signals[timeKey])
+			if err != nil {
+				return fmt.Errorf("import %s: line %d: %s: %w", path, data.Lines[i], timeColumn, err)
+			}
+			rowAt = t
+			delete(signals, timeKey)
+		}
 		ch := channel
 		if v, ok := signals["channel"].(string); ok {
 			if ch == "" {
@@ -113,7 +131,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			Decision: feedback.Decision{
 				ID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(id+"/decision")).String(), ConversationID: id, Channel: ch,
 				Signals: sig, Score: d.Score, Tier: d.Tier.String(), Reasons: reasons, Route: route,
-				PolicyVersion: policyVersion, ModelVersion: modelVersion, OccurredAt: when,
+				PolicyVersion: policyVersion, ModelVersion: modelVersion, OccurredAt: rowAt,
 			},
 			Outcome: outcome,
 			EventID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(id+"/outcome")).String(),
@@ -126,6 +144,30 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "imported %d labelled conversations from %s (%d positive, %d signals each at most, channel %s); %d already present were skipped\n",
 		res.Added, filepath.Base(path), data.Positives, len(data.Signals), orDefault(channel, "from the file or web"), res.Skipped)
 	return nil
+}
+
+// rowTimeLayouts are the time formats --time-column accepts.
+var rowTimeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"}
+
+// parseRowTime reads a time cell: one of rowTimeLayouts, UTC unless it
+// names its offset, within the years a database stores.
+func parseRowTime(v any) (time.Time, error) {
+	if v == nil {
+		return time.Time{}, errors.New("the cell is empty")
+	}
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%v is not a time", v)
+	}
+	for _, layout := range rowTimeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			if t.Year() < 1970 || t.After(time.Now().Add(24*time.Hour)) {
+				return time.Time{}, fmt.Errorf("%q is out of range", s)
+			}
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not RFC 3339, YYYY-MM-DD or YYYY-MM-DD HH:MM:SS", s)
 }
 
 func orDefault(s, def string) string {

@@ -78,3 +78,46 @@ func TestImportThenTune(t *testing.T) {
 		t.Error("promote x accepted")
 	}
 }
+
+// TestImportTimeColumn dates each row from a column, so the tuning window
+// and its holdout see the history as it happened.
+func TestImportTimeColumn(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "h.db")
+	policy := filepath.Join(dir, "p.yaml")
+	write(t, policy, demoPolicy)
+	if _, _, err := runCLI(t, "rules", "apply", "--db", db, policy); err != nil {
+		t.Fatal(err)
+	}
+	var csv strings.Builder
+	csv.WriteString("Date,deal_size,won\n")
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 200 {
+		deal := 500 + rng.IntN(20000)
+		fmt.Fprintf(&csv, "2026-10-%02d,%d,%v\n", 1+i%28, deal, (deal >= 10000) != (rng.IntN(8) == 0))
+	}
+	path := filepath.Join(dir, "dated.csv")
+	write(t, path, []byte(csv.String()))
+	if _, _, err := runCLI(t, "import", "--db", db, "--csv", path, "--label", "won", "--time-column", "When"); err == nil {
+		t.Error("an unknown --time-column was accepted")
+	}
+	if _, _, err := runCLI(t, "import", "--db", db, "--csv", path, "--label", "won", "--time-column", "Date"); err != nil {
+		t.Fatal(err)
+	}
+	// The days 22 to 28 (the seven before the 29th) hold 7 rows each: the
+	// holdout is that week, not everything.
+	out, _, err := runCLI(t, "tune", "--db", db, "--as-of", "2026-10-29T00:00:00Z")
+	if err != nil {
+		t.Fatalf("tune: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "labelled 200 (train 151, holdout 49)") {
+		t.Errorf("tune output:\n%s", out)
+	}
+
+	bad := filepath.Join(dir, "bad.csv")
+	write(t, bad, []byte("Date,deal_size,won\n2026-10-01,5,true\nnot a date,6,false\n"))
+	_, _, err = runCLI(t, "import", "--db", db, "--csv", bad, "--label", "won", "--time-column", "Date")
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("bad date: %v", err)
+	}
+}
