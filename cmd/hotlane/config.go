@@ -22,6 +22,7 @@ type Config struct {
 	DB              string
 	NoMigrate       bool
 	Demo            bool
+	DemoHistory     bool
 	StoreMessages   bool
 	LogLevel        string
 	LogFormat       string
@@ -177,6 +178,7 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
 	fs.BoolVar(&cfg.NoMigrate, "no-migrate", false, "do not apply database migrations at start")
 	fs.BoolVar(&cfg.Demo, "demo", false, "on an empty database, publish a demo ruleset and create an API key")
+	fs.BoolVar(&cfg.DemoHistory, "demo-history", true, "with --demo, also import three weeks of synthetic past conversations with outcomes and run the tuning job once")
 	fs.BoolVar(&cfg.StoreMessages, "store-messages", false, "store the visitor's message text with each decision")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain in-flight requests on shutdown")
 	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", 2*time.Second, "how often to look for a new live ruleset or model")
@@ -246,6 +248,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("db", redactDSN(c.DB)),
 		slog.Bool("no_migrate", c.NoMigrate),
 		slog.Bool("demo", c.Demo),
+		slog.Bool("demo_history", c.DemoHistory),
 		slog.Bool("store_messages", c.StoreMessages),
 		slog.String("log_level", c.LogLevel),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/jobs"
 	"github.com/hotlane/hotlane/model"
 )
 
@@ -22,12 +25,23 @@ type demoStore interface {
 	PublishPolicy(ctx context.Context, document []byte, source, author, note string) (feedback.PolicyVersion, error)
 	ListAPIKeys(ctx context.Context) ([]feedback.APIKey, error)
 	CreateAPIKey(ctx context.Context, name string, scopes []string) (feedback.APIKey, string, error)
+	ImportHistory(ctx context.Context, rows []feedback.ImportedConversation) (feedback.ImportResult, error)
+	jobs.TuneStore
 }
 
+// Demo history: three weeks of past conversations from the synthetic world
+// of hotlane simulate, enough for the tuning job to train a first model.
+const (
+	demoHistoryWeeks = 3
+	demoHistoryWeek  = 800
+	demoHistorySeed  = 7
+)
+
 // seedDemo publishes the demo ruleset and creates an all-scopes API key,
-// each only when the database has none, and prints what it created. A
-// second start seeds nothing and says so.
-func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.Logger, addr string) error {
+// each only when the database has none, and prints what it created. With
+// history, a new ruleset also gets past conversations and a first tuning
+// run. A second start seeds nothing and says so.
+func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.Logger, addr string, history bool) error {
 	_, err := store.LivePolicy(ctx)
 	switch {
 	case errors.Is(err, feedback.ErrNotFound):
@@ -49,6 +63,11 @@ func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.
 		}
 		fmt.Fprintf(stdout, "demo: thresholds for channels %v (others use default), %d routes\n",
 			compiled.Channels(), len(doc.Routes))
+		if history {
+			if err := seedDemoHistory(ctx, store, compiled, pv.Version, stdout, log); err != nil {
+				return fmt.Errorf("history: %w", err)
+			}
+		}
 	case err != nil:
 		return err
 	default:
@@ -71,6 +90,61 @@ func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.
 	fmt.Fprintf(stdout, "demo: try it:\n  curl -s -X POST %s/v1/score -H 'Authorization: Bearer %s' \\\n"+
 		"    -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"conversation_id\":\"chat-42\",\"channel\":\"whatsapp\",\"message\":\"pricing for 50 seats?\",\"signals\":{\"deal_size\":25000,\"lifecycle_stage\":\"opportunity\"}}'\n", baseURL(addr), secret)
+	return nil
+}
+
+// seedDemoHistory imports past conversations of the synthetic world,
+// scored by the demo ruleset, each with its outcome, and runs the tuning
+// job once, so the demo starts with a trained model and a report.
+func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, policyVersion int, stdout io.Writer, log *slog.Logger) error {
+	world, err := newSimWorld(demoHistorySeed)
+	if err != nil {
+		return err
+	}
+	scorer := model.NewScorer(pol, nil)
+	start := simStart(time.Now(), demoHistoryWeeks)
+	var rows []feedback.ImportedConversation
+	for k := 1; k <= demoHistoryWeeks; k++ {
+		for _, c := range world.Week(k, demoHistoryWeek, start.AddDate(0, 0, 7*(k-1))) {
+			call := c.Calls[len(c.Calls)-1]
+			d := scorer.Score(model.Input{Channel: c.Channel, Message: call.Message, Signals: call.Signals})
+			signals, err := json.Marshal(call.Signals)
+			if err != nil {
+				return err
+			}
+			reasons, _ := json.Marshal(d.Reasons)
+			route, _ := json.Marshal(d.Route)
+			outcome := feedback.EventLost
+			if c.Positive {
+				outcome = feedback.EventConverted
+			}
+			id := "demo-" + c.ID
+			rows = append(rows, feedback.ImportedConversation{
+				Decision: feedback.Decision{ID: id + "-d", ConversationID: id, Channel: c.Channel, Signals: signals,
+					Score: d.Score, Tier: d.Tier.String(), Reasons: reasons, Route: route, PolicyVersion: policyVersion,
+					OccurredAt: call.At},
+				Outcome: outcome, EventID: id + "-e",
+			})
+		}
+	}
+	res, err := store.ImportHistory(ctx, rows)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "demo: imported %d past conversations with their outcomes (the %d weeks from %s)\n",
+		res.Added, demoHistoryWeeks, start.Format("2006-01-02"))
+	run, err := (&jobs.Tuner{Store: store, Log: log}).RunNow(ctx, jobs.TuneRequest{Trigger: "demo"})
+	if err != nil {
+		return fmt.Errorf("tuning: %w", err)
+	}
+	r := run.Report
+	if r.Live != nil && r.Candidate != nil {
+		fmt.Fprintf(stdout, "demo: tuning run trained model %d: holdout ROC-AUC %.3f against %.3f for the rules alone; %s\n",
+			r.CandidateModelVersion, r.Candidate.ROCAUC, r.Live.ROCAUC, r.Promotion.Reason)
+	} else {
+		fmt.Fprintf(stdout, "demo: tuning run: %s\n", r.Promotion.Reason)
+	}
+	fmt.Fprintf(stdout, "demo: the report is at /v1/reports/latest\n")
 	return nil
 }
 

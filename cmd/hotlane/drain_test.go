@@ -21,7 +21,7 @@ func TestShutdownDrains(t *testing.T) {
 	for _, engine := range feedbacktest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			dsn := feedbacktest.DSN(t, engine)
-			srv := startServe(t, "--db", dsn, "--demo", "--log-level", "error")
+			srv := startServe(t, "--db", dsn, "--demo", "--demo-history=false", "--log-level", "error")
 			addr, key := srv.addr, srv.key
 
 			var mu sync.Mutex

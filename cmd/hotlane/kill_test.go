@@ -55,7 +55,7 @@ func TestKilledServerLosesNothingAcknowledged(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			dsn := testDSN(t, engine)
 			addr := freeAddr(t)
-			cmd, key := startProcess(t, "--demo", "--addr", addr, "--db", dsn, "--log-level", "warn")
+			cmd, key := startProcess(t, "--demo", "--demo-history=false", "--addr", addr, "--db", dsn, "--log-level", "warn")
 			waitReady(t, "http://"+addr+"/readyz")
 
 			var mu sync.Mutex

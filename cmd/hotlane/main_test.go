@@ -112,11 +112,22 @@ func TestServeDemo(t *testing.T) {
 		Route struct {
 			Owner string `json:"owner"`
 		} `json:"route"`
+		ModelVersion *int `json:"model_version"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&got)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || got.Tier != "urgent" || got.Route.Owner != "ana@example.com" {
 		t.Errorf("score = %d %+v, want urgent routed to the owner", resp.StatusCode, got)
+	}
+	// The demo comes with history and a first tuning run: the model it
+	// trained scores, and its report is served.
+	for _, want := range []string{"demo: imported 2400 past conversations", "demo: tuning run trained model 1", "/v1/reports/latest"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if got.ModelVersion == nil || *got.ModelVersion != 1 {
+		t.Errorf("scored with model %v, want the demo's trained model 1", got.ModelVersion)
 	}
 	if err := srv.stop(t); err != nil {
 		t.Errorf("shutdown: %v", err)

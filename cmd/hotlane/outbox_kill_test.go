@@ -75,7 +75,7 @@ func TestOutboxSurvivesKill(t *testing.T) {
 			addr := freeAddr(t)
 			// The first process only takes alerts: it runs no delivery
 			// worker, so every alert is still in the outbox at the kill.
-			proc, key := startProcess(t, "--demo", "--addr", addr, "--db", dsn, "--log-level", "error",
+			proc, key := startProcess(t, "--demo", "--demo-history=false", "--addr", addr, "--db", dsn, "--log-level", "error",
 				"--deliver=false")
 			waitReady(t, "http://"+addr+"/readyz")
 			c := client{t: t, base: "http://" + addr, key: key}

@@ -56,7 +56,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		}
 	}
 	if cfg.Demo {
-		if err := seedDemo(ctx, store, stdout, log, cfg.Addr); err != nil {
+		if err := seedDemo(ctx, store, stdout, log, cfg.Addr, cfg.DemoHistory); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}

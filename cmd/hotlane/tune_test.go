@@ -63,7 +63,7 @@ func TestTuneAcrossTwoServers(t *testing.T) {
 	for _, engine := range []string{"postgres"} {
 		t.Run(engine, func(t *testing.T) {
 			dsn := feedbacktest.DSN(t, engine)
-			a := startServe(t, "--db", dsn, "--demo", "--log-level", "error", "--tune-schedule", "off")
+			a := startServe(t, "--db", dsn, "--demo", "--demo-history=false", "--log-level", "error", "--tune-schedule", "off")
 			defer a.stop(t)
 			b := startServe(t, "--db", dsn, "--log-level", "error", "--tune-schedule", "off")
 			defer b.stop(t)
