@@ -235,6 +235,8 @@ func TestOperationsEndpoints(t *testing.T) {
 		`hotlane_http_request_duration_seconds_bucket{method="POST",route="/v1/score"`,
 		`hotlane_decision_batch_size_sum 5`,
 		`hotlane_decision_flush_seconds_count{outcome="ok"} 1`,
+		`hotlane_served_version{kind="ruleset"} 1`,
+		`hotlane_served_version{kind="model"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

@@ -71,6 +71,8 @@ func (l *Live) Refresh(ctx context.Context) error {
 	}
 	prev := l.cur.Swap(next)
 	l.m.reloads.WithLabelValues("ok").Inc()
+	l.m.served.WithLabelValues("ruleset").Set(float64(next.policyVersion))
+	l.m.served.WithLabelValues("model").Set(float64(next.modelVersion))
 	attrs := []any{slog.Int("ruleset_version", next.policyVersion), slog.Int("model_version", next.modelVersion)}
 	if prev != nil {
 		attrs = append(attrs, slog.Int("previous_ruleset_version", prev.policyVersion),

@@ -20,6 +20,7 @@ type metrics struct {
 	reloads   *prometheus.CounterVec
 	batchSize prometheus.Histogram
 	flushTime *prometheus.HistogramVec
+	served    *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -65,9 +66,13 @@ func newMetrics() *metrics {
 			Name: "hotlane_scorer_reloads_total",
 			Help: "Loads of a new live ruleset or model, by outcome.",
 		}, []string{"outcome"}),
+		served: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hotlane_served_version",
+			Help: "The ruleset and model versions this process scores with (model 0: rules only).",
+		}, []string{"kind"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.decisions, m.ruleHits, m.ruleErrs, m.scoreTime, m.reloads,
-		m.batchSize, m.flushTime,
+		m.batchSize, m.flushTime, m.served,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
