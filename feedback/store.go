@@ -4,6 +4,11 @@
 // database; callers get plain types and the errors ErrNotFound, ErrConflict,
 // ErrInvalid and ErrUnavailable. Decisions are written by a group-commit writer: many
 // concurrent RecordDecision calls share one transaction.
+//
+// For learning it streams a window's conversations with their derived
+// training labels (TrainingRows), imports labelled history (ImportHistory),
+// and keeps the tuning job's lock, runs and reports and the model
+// registry's metadata.
 package feedback
 
 import (

@@ -455,7 +455,7 @@ func buildDataset(design *model.Design, pol *model.Policy, live *model.Model, ro
 		ex.Signals = signals
 		design.Append(ds, ex)
 		if i >= hold {
-			liveScores = append(liveScores, sigmoid(model.PredictLogit(pol, live, r.ex.Hits, signals)))
+			liveScores = append(liveScores, model.PredictProb(pol, live, r.ex.Hits, signals))
 		}
 	}
 	return ds, liveScores, nil
@@ -618,14 +618,6 @@ func labelsOf(rows []labelledRow) (labels, weights []float64) {
 		}
 	}
 	return labels, weights
-}
-
-func sigmoid(x float64) float64 {
-	if x >= 0 {
-		return 1 / (1 + math.Exp(-x))
-	}
-	e := math.Exp(x)
-	return e / (1 + e)
 }
 
 func ratioOrNil(num, den float64) *float64 {

@@ -25,6 +25,17 @@
 // fail at run time: it does not fire and its name is listed in
 // [Decision].Errors, because that is a data or rule bug worth surfacing.
 //
+// Learning lives here too, as pure functions over in-memory data, so the
+// tuning job (package jobs), `hotlane eval` and the tests share one
+// implementation: [FitEncoder] learns how to encode signals from training
+// rows, a [Design] lays out rule hits and encoded signals as a [Dataset],
+// a [Trainer] fits it (the default "newton"; "liblinear" through golearn
+// only when built with the golearn tag), [Evaluate] and its metrics
+// measure scores against labels, and [ProposeThresholds] picks tier
+// thresholds for target precisions.
+//
 // The package is pure and deterministic: it reads no environment, does no
-// I/O, and the same policy, model and input always give the same decision.
+// I/O, and the same policy, model and input always give the same decision
+// and the same fit. The one exception is the optional liblinear trainer,
+// which reads golearn's model back from a temporary file.
 package model

@@ -46,6 +46,20 @@ func (s *Server) feedbackRoutes(v1 *gin.RouterGroup) {
 }
 
 // unprocessable is a well-formed request with a value Hotlane refuses.
+// limitParam reads the limit query parameter of a listing: def when
+// absent, else an integer from 1 to maxLimit (422 otherwise).
+func limitParam(c *gin.Context, def, maxLimit int) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, unprocessable("limit", fmt.Sprintf("must be an integer from 1 to %d", maxLimit))
+	}
+	return n, nil
+}
+
 func unprocessable(field, message string) *APIError {
 	return &APIError{Status: http.StatusUnprocessableEntity, Code: "invalid_value", Message: message, Field: field}
 }
@@ -211,10 +225,10 @@ func (s *Server) handleListAlerts(c *gin.Context) {
 		}
 		q.Since = t
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			writeError(c, s.log, unprocessable("limit", "must be an integer from 1 to 500"))
+	if c.Query("limit") != "" {
+		n, err := limitParam(c, 0, 500)
+		if err != nil {
+			writeError(c, s.log, err)
 			return
 		}
 		q.Limit = n

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -128,18 +127,6 @@ func (s *Server) handleJobRuns(c *gin.Context) {
 		out = append(out, toJobRunJSON(r))
 	}
 	c.JSON(http.StatusOK, gin.H{"runs": out})
-}
-
-func limitParam(c *gin.Context, def, maxLimit int) (int, error) {
-	v := c.Query("limit")
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > maxLimit {
-		return 0, invalidField("limit", fmt.Sprintf("must be an integer from 1 to %d", maxLimit))
-	}
-	return n, nil
 }
 
 // reportSummaryJSON is a report in the list.

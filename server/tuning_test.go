@@ -93,7 +93,7 @@ func TestTuningEndpoints(t *testing.T) {
 	if rec := h.do(http.MethodGet, "/v1/jobs/runs?job=tune", "", "", h.key, &runs); rec.Code != http.StatusOK || len(runs.Runs) != 2 || runs.Runs[0].ID != tuned.Run.ID || runs.Runs[1].Status != "failed" {
 		t.Fatalf("runs: %d %s", rec.Code, rec.Body.String())
 	}
-	if rec := h.do(http.MethodGet, "/v1/jobs/runs?limit=0", "", "", h.key, nil); rec.Code != http.StatusBadRequest {
+	if rec := h.do(http.MethodGet, "/v1/jobs/runs?limit=0", "", "", h.key, nil); rec.Code != http.StatusUnprocessableEntity {
 		t.Errorf("limit=0: %d", rec.Code)
 	}
 	var list struct {
