@@ -97,11 +97,18 @@ func openStore(t testing.TB, dsn string, opts Options) *Store {
 }
 
 // forEachEngine runs fn against a fresh, migrated store of every engine.
+// On PostgreSQL it runs twice: with the writer's state cache (the default)
+// and without it (the locking paths, as with several writers).
 func forEachEngine(t *testing.T, fn func(t *testing.T, s *Store)) {
 	t.Helper()
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
 			fn(t, openStore(t, e.dsn(t), Options{}))
 		})
+		if e.name == DialectPostgres {
+			t.Run(e.name+"-locking", func(t *testing.T) {
+				fn(t, openStore(t, e.dsn(t), Options{StateCache: -1}))
+			})
+		}
 	}
 }

@@ -85,7 +85,29 @@ type Options struct {
 	ObserveFlush func(size int, took time.Duration, err error)
 	// MaxBatch caps the number of decisions committed together; 0 means 1000.
 	MaxBatch int
+	// StateCache is the number of conversations whose state a lone
+	// PostgreSQL writer keeps in memory, so that a batch commits in one
+	// round trip without locking and reading its conversations first; 0
+	// means DefaultStateCache and a negative number turns the cache off.
+	// It is off when Writers is more than 1.
+	StateCache int
+	// ObservePath, when set, is called after every PostgreSQL decision
+	// batch with the way it was committed: PathCached (one round trip from
+	// the cache), PathStale (the cache was out of date, so the batch was
+	// committed again on the locking path) or PathLocked (no cache).
+	ObservePath func(path string)
 }
+
+// DefaultStateCache is the size of the writer's conversation cache when
+// Options.StateCache is 0.
+const DefaultStateCache = 100_000
+
+// How a PostgreSQL decision batch was committed (Options.ObservePath).
+const (
+	PathCached = "cached"
+	PathStale  = "stale"
+	PathLocked = "locked"
+)
 
 // Store persists Hotlane's state. It is safe for concurrent use; Open starts
 // its decision writer and Close stops it.

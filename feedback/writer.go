@@ -1,6 +1,7 @@
 package feedback
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,7 +67,23 @@ func newWriter(s *Store, opts Options) *shardedWriter {
 	}
 	sw := &shardedWriter{shards: make([]*writer, n)}
 	for i := range sw.shards {
-		sw.shards[i] = startWriter(s.log, opts, flush)
+		f := flush
+		switch {
+		case s.dialect != DialectPostgres:
+		case n == 1 && opts.StateCache >= 0:
+			// Several shards would share the teams' budgets, so only a
+			// lone writer keeps a cache.
+			c := newStateCache(cmp.Or(opts.StateCache, DefaultStateCache))
+			f = func(ctx context.Context, batch []*writeReq) error {
+				return s.flushPostgresCached(ctx, batch, c, opts.ObservePath)
+			}
+		case opts.ObservePath != nil:
+			f = func(ctx context.Context, batch []*writeReq) error {
+				defer opts.ObservePath(PathLocked)
+				return flush(ctx, batch)
+			}
+		}
+		sw.shards[i] = startWriter(s.log, opts, f)
 	}
 	return sw
 }
@@ -230,9 +247,10 @@ func (w *writer) tryFlush(batch []*writeReq) (err error) {
 		}
 	}()
 	err = w.flush(ctx, batch)
-	if err != nil && pgconn.SafeToRetry(err) && ctx.Err() == nil {
+	if err != nil && (pgconn.SafeToRetry(err) || isDeadlock(err)) && ctx.Err() == nil {
 		// Nothing reached the server (typically a connection that died
-		// while idle): one retry on a fresh connection is safe.
+		// while idle), or PostgreSQL rolled the batch back to break a
+		// deadlock with another process: one retry is safe.
 		err = w.flush(ctx, batch)
 	}
 	return err
@@ -372,8 +390,55 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[]
 	pgCountFired = `SELECT team, count(*) FROM alerts
   WHERE status = 'fired' AND kind = 'tier' AND team = ANY($1::text[]) AND created_at > $2
   GROUP BY team`
-	pgReviewed = `SELECT DISTINCT conversation_id FROM alerts
-  WHERE conversation_id = ANY($1::text[]) AND kind = 'review'`
+	// pgSelectConversationState locks the batch's conversations, as
+	// pgSelectConversations does, and reads all of their state: the alert
+	// state, the decision count (the version the cache keeps) and whether a
+	// review was requested before.
+	pgSelectConversationState = `SELECT c.id, c.tier, c.alerted_tier, c.last_alert_at, c.decisions,
+  EXISTS (SELECT 1 FROM alerts a WHERE a.conversation_id = c.id AND a.kind = 'review')
+FROM unnest($1::text[]) AS k(id) JOIN conversations c ON c.id = k.id ORDER BY c.id FOR UPDATE OF c`
+	// pgUpsertConversationsChecked is pgUpsertConversationsAlerted for a
+	// batch planned from the writer's cache: $12 holds each conversation's
+	// decision count as the cache knows it (0 for one it takes for new).
+	// The upsert locks every row, new ones included, and the check fails the
+	// statement unless every row now counts exactly the cached count plus
+	// the batch's decisions, that is unless no other process wrote the
+	// conversation since the cache learnt its state.
+	pgUpsertConversationsChecked = `WITH k AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
+    $8::timestamptz[], $9::timestamptz[], $10::text[], $11::timestamptz[], $12::int8[])
+    AS u(id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
+      alerted_tier, last_alert_at, version)
+), up AS (
+  INSERT INTO conversations
+    (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
+     alerted_tier, last_alert_at)
+  SELECT id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
+    alerted_tier, last_alert_at FROM k
+  ON CONFLICT (id) DO UPDATE SET
+    channel = excluded.channel, tier = excluded.tier, score = excluded.score,
+    last_decision_id = excluded.last_decision_id,
+    decisions = conversations.decisions + excluded.decisions,
+    updated_at = excluded.updated_at,
+    first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at),
+    alerted_tier = excluded.alerted_tier, last_alert_at = excluded.last_alert_at
+  RETURNING id, decisions
+)
+SELECT hotlane_expect(count(*) = cardinality($1::text[]), 'the conversation state')
+FROM k JOIN up ON up.id = k.id AND up.decisions = k.version + k.decisions`
+	// pgCheckFired fails the statement unless each team ($1) fired exactly
+	// the cached number of tier alerts ($2) after $3. It runs after
+	// pgLockBudgets, in a statement of its own so that it counts what the
+	// batches that held the locks before committed.
+	pgCheckFired = `SELECT hotlane_expect(bool_and(COALESCE(f.n, 0) = k.n), 'a team''s alert budget')
+FROM unnest($1::text[], $2::int8[]) AS k(team, n)
+LEFT JOIN (SELECT team, count(*) AS n FROM alerts
+  WHERE status = 'fired' AND kind = 'tier' AND team = ANY($1::text[]) AND created_at > $3
+  GROUP BY team) f ON f.team = k.team`
+	// pgLoadFired reads the tier alerts the teams fired after $2, for the
+	// cache.
+	pgLoadFired = `SELECT team, created_at FROM alerts
+  WHERE status = 'fired' AND kind = 'tier' AND team = ANY($1::text[]) AND created_at > $2`
 	pgInsertAlerts = `INSERT INTO alerts
   (id, kind, conversation_id, decision_id, channel, tier, score, team, owner, status, reason, sample_rate, created_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],
@@ -453,7 +518,7 @@ func pgAlertArgs(rows []alertRow) []any {
 func (s *Store) flushPostgres(ctx context.Context, batch []*writeReq) error {
 	plans := planConversations(batch)
 	if slices.ContainsFunc(batch, func(r *writeReq) bool { return needsAlertState(&r.d) }) {
-		return s.flushPostgresAlerts(ctx, batch, plans)
+		return s.flushPostgresAlerts(ctx, batch, plans, nil)
 	}
 	cIDs := make([]string, len(plans))
 	for i, p := range plans {
@@ -511,8 +576,8 @@ func scanConversations(br pgx.BatchResults, tiers map[string]string, state map[s
 
 // flushPostgresAlerts commits a batch that may alert in one explicit
 // transaction of two round trips. The first locks the conversations and
-// reads their alert state, locks and counts the budgets of the teams the
-// batch may alert, reads which sampled conversations were reviewed before,
+// reads their alert state (whether a review was requested before
+// included), locks and counts the budgets of the teams the batch may alert,
 // and inserts the decisions; planAlerts then decides every alert, and the
 // second upserts the conversations with their new alert state, inserts the
 // alerts and commits.
@@ -524,14 +589,25 @@ func scanConversations(br pgx.BatchResults, tiers map[string]string, state map[s
 // the others (waiting for, then skipping, those another batch is inserting),
 // and lock and read them all. The last select runs after any wait, so it
 // reads the alert state a concurrent batch committed.
-func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plans []convPlan) (err error) {
+//
+// It is also the path of a batch the writer's cache was out of date for
+// (c not nil): it leaves the cache holding the state it read and wrote, and
+// drops the cached fired alerts of the batch's teams, whose counts it reads
+// but not their times.
+func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plans []convPlan, c *stateCache) (err error) {
 	cIDs := make([]string, len(plans))
 	firstSeen := make([]time.Time, len(plans))
 	for i, p := range plans {
 		cIDs[i], firstSeen[i] = p.row.ID, p.row.FirstSeenAt
 	}
 	teams, since := alertTeams(batch)
-	sampled := sampledConversations(batch)
+	if c != nil {
+		defer func() {
+			if err != nil {
+				c.forget(plans, teams)
+			}
+		}()
+	}
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -552,19 +628,17 @@ func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plan
 	b.Queue("BEGIN")
 	b.Queue(pgSelectConversations, cIDs)
 	b.Queue(pgInsertPlaceholders, cIDs, firstSeen)
-	b.Queue(pgSelectConversations, cIDs)
+	b.Queue(pgSelectConversationState, cIDs)
 	if len(teams) > 0 {
 		b.Queue(pgLockBudgets, teams)
 		b.Queue(pgCountFired, teams, since)
-	}
-	if len(sampled) > 0 {
-		b.Queue(pgReviewed, sampled)
 	}
 	b.Queue(pgInsertDecisions, pgDecisionArgs(batch)...)
 	br := conn.SendBatch(ctx, b)
 
 	stored := make(map[string]string, len(plans))
 	state := make(map[string]alertState, len(plans))
+	counts := make(map[string]int64, len(plans))
 	fired := map[string]int{}
 	err = func() error {
 		for range 3 { // BEGIN, the first lock, the placeholders
@@ -572,7 +646,19 @@ func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plan
 				return err
 			}
 		}
-		if err := scanConversations(br, stored, state); err != nil {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		var id, tier, alerted string
+		var last *time.Time
+		var n int64
+		var reviewed bool
+		if _, err := pgx.ForEachRow(rows, []any{&id, &tier, &alerted, &last, &n, &reviewed}, func() error {
+			stored[id], counts[id] = tier, n
+			state[id] = alertState{alertedTier: alerted, lastAlertAt: last, reviewed: reviewed}
+			return nil
+		}); err != nil {
 			return err
 		}
 		if len(teams) > 0 {
@@ -589,22 +675,7 @@ func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plan
 				return err
 			}
 		}
-		if len(sampled) > 0 {
-			rows, err := br.Query()
-			if err != nil {
-				return err
-			}
-			var id string
-			if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
-				st := state[id]
-				st.reviewed = true
-				state[id] = st
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		_, err := br.Exec()
+		_, err = br.Exec()
 		return err
 	}()
 	if cerr := br.Close(); err == nil {
@@ -630,7 +701,155 @@ func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plan
 		// no error; an open transaction here means something went wrong.
 		return errors.New("decision batch: transaction did not commit")
 	}
+	if c != nil {
+		version := make([]int64, len(plans))
+		for i, p := range plans {
+			version[i] = counts[p.row.ID]
+		}
+		c.committed(plans, version, alerts.final, alerts.rows)
+		c.forget(nil, teams)
+	}
 	finishBatch(batch, stored, &alerts)
+	return nil
+}
+
+// isStale reports whether err is the error of a cached batch that found the database changed
+// since the cache learnt it (hotlane_expect, SQLSTATE HL001).
+func isStale(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "HL001"
+}
+
+// flushPostgresCached commits a batch on a writer that keeps a stateCache.
+// The batch is planned from the cache, conversations it does not hold taken
+// for new ones, and committed in one round trip (flushPostgresFromCache);
+// when the database turns out to hold something else, because another
+// process wrote a conversation or fired an alert of a budgeted team, or a
+// conversation was evicted from the cache, nothing of that round trip
+// remains and the batch is committed again on the locking path, which
+// leaves the cache up to date.
+func (s *Store) flushPostgresCached(ctx context.Context, batch []*writeReq, c *stateCache, observe func(string)) error {
+	plans := planConversations(batch)
+	path := PathCached
+	err := s.flushPostgresFromCache(ctx, batch, plans, c)
+	if isStale(err) || isDeadlock(err) {
+		path = PathStale
+		err = s.flushPostgresAlerts(ctx, batch, plans, c)
+	}
+	if observe != nil {
+		observe(path)
+	}
+	return err
+}
+
+// flushPostgresFromCache plans a batch from the cache and commits it in one
+// round trip: the statements are pipelined with a single Sync, which
+// PostgreSQL runs as one implicit transaction. The conversation upsert
+// locks the batch's rows in id order, as the locking paths do, and checks
+// their versions; the budget locks follow, in team order, and the fired
+// counts are checked under them. Any failure leaves nothing written and the
+// cache without the batch's conversations and teams.
+func (s *Store) flushPostgresFromCache(ctx context.Context, batch []*writeReq, plans []convPlan, c *stateCache) (err error) {
+	teams, since := alertTeams(batch)
+	defer func() {
+		if err != nil {
+			c.forget(plans, teams)
+		}
+	}()
+	if missing := c.missingTeams(teams, since); len(missing) > 0 {
+		if err := s.loadFired(ctx, c, missing, since.Add(-teamLoadMargin)); err != nil {
+			return err
+		}
+	}
+	stored := make(map[string]string, len(plans))
+	state := make(map[string]alertState, len(plans))
+	version := make([]int64, len(plans))
+	for i, p := range plans {
+		e, ok := c.conversation(p.row.ID)
+		if !ok {
+			continue // taken for new; the upsert's check tells otherwise
+		}
+		stored[p.row.ID] = e.tier
+		state[p.row.ID] = alertState{alertedTier: e.alertedTier, lastAlertAt: e.lastAlertAt, reviewed: e.reviewed}
+		version[i] = e.decisions
+	}
+	// The upsert locks the conversations the cache knows, then inserts
+	// the others, each in id order: the order of the locking paths (rows
+	// that exist, then new rows), so that this batch and another process's
+	// locking batch wait on each other instead of deadlocking while the
+	// cache is right. Were it wrong, the deadlock is detected and the batch
+	// committed again on the locking path.
+	plans, version = knownFirst(plans, version)
+	var fired map[string]int
+	var counts []int64
+	if len(teams) > 0 {
+		fired, counts = c.firedSince(teams, since)
+	}
+	alerts := planAlerts(batch, state, fired)
+	setAlertState(plans, alerts.final)
+
+	b := &pgx.Batch{}
+	b.Queue(pgInsertDecisions, pgDecisionArgs(batch)...)
+	b.Queue(pgUpsertConversationsChecked, append(pgConversationArgs(plans, true), version)...)
+	if len(teams) > 0 {
+		b.Queue(pgLockBudgets, teams)
+		b.Queue(pgCheckFired, teams, counts, since)
+	}
+	if len(alerts.rows) > 0 {
+		b.Queue(pgInsertAlerts, pgAlertArgs(alerts.rows)...)
+	}
+	// Close reads up to the Sync's ReadyForQuery, that is past the commit.
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	c.committed(plans, version, alerts.final, alerts.rows)
+	if len(teams) > 0 {
+		c.prune(since.Add(-teamLoadMargin))
+	}
+	finishBatch(batch, stored, &alerts)
+	return nil
+}
+
+// knownFirst returns plans and their versions reordered: the conversations
+// with a version (known to exist) first, then the others, each in the id
+// order plans have.
+func knownFirst(plans []convPlan, version []int64) ([]convPlan, []int64) {
+	p2, v2 := make([]convPlan, 0, len(plans)), make([]int64, 0, len(plans))
+	for pass := range 2 {
+		for i := range plans {
+			if (version[i] > 0) == (pass == 0) {
+				p2, v2 = append(p2, plans[i]), append(v2, version[i])
+			}
+		}
+	}
+	return p2, v2
+}
+
+// isDeadlock reports whether PostgreSQL aborted err's transaction to break
+// a deadlock (SQLSTATE 40P01).
+func isDeadlock(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "40P01"
+}
+
+// loadFired caches the tier alerts each of teams fired after from.
+func (s *Store) loadFired(ctx context.Context, c *stateCache, teams []string, from time.Time) error {
+	rows, err := s.pool.Query(ctx, pgLoadFired, teams, from)
+	if err != nil {
+		return err
+	}
+	at := make(map[string][]time.Time, len(teams))
+	var team string
+	var t time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&team, &t}, func() error {
+		at[team] = append(at[team], t)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, team := range teams {
+		c.setTeam(team, from, at[team])
+	}
 	return nil
 }
 

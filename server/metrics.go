@@ -20,6 +20,7 @@ type metrics struct {
 	reloads   *prometheus.CounterVec
 	batchSize prometheus.Histogram
 	flushTime *prometheus.HistogramVec
+	flushPath *prometheus.CounterVec
 	served    *prometheus.GaugeVec
 }
 
@@ -62,6 +63,10 @@ func newMetrics() *metrics {
 			Help:    "Time to commit one decision batch, by outcome.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1, 5},
 		}, []string{"outcome"}),
+		flushPath: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hotlane_decision_batches_total",
+			Help: "PostgreSQL decision batches by how they were committed: cached (one round trip from the writer's cache), stale (the cache was out of date: committed again with locks), locked (no cache).",
+		}, []string{"path"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hotlane_scorer_reloads_total",
 			Help: "Loads of a new live ruleset or model, by outcome.",
@@ -72,7 +77,7 @@ func newMetrics() *metrics {
 		}, []string{"kind"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.decisions, m.ruleHits, m.ruleErrs, m.scoreTime, m.reloads,
-		m.batchSize, m.flushTime, m.served,
+		m.batchSize, m.flushTime, m.flushPath, m.served,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -86,4 +91,10 @@ func (s *Server) ObserveFlush(size int, took time.Duration, err error) {
 	}
 	s.metrics.batchSize.Observe(float64(size))
 	s.metrics.flushTime.WithLabelValues(outcome).Observe(took.Seconds())
+}
+
+// ObservePath counts one PostgreSQL decision batch by the way it was
+// committed; pass it as feedback.Options.ObservePath.
+func (s *Server) ObservePath(path string) {
+	s.metrics.flushPath.WithLabelValues(path).Inc()
 }

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
 )
 
 // Config is every setting of the server, read once from flags and
@@ -31,6 +33,7 @@ type Config struct {
 	KeyCacheTTL     time.Duration
 	WriterConns     int
 	Writers         int
+	StateCache      int
 
 	// Alert delivery and SLA checks.
 	Deliver          bool
@@ -185,6 +188,7 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an authenticated API key is trusted before asking the database again")
 	fs.IntVar(&cfg.WriterConns, "writer-conns", 4, "PostgreSQL connections of the decision writers")
 	fs.IntVar(&cfg.Writers, "writers", 1, "PostgreSQL decision writers committing in parallel (conversations are spread over them)")
+	fs.IntVar(&cfg.StateCache, "state-cache", feedback.DefaultStateCache, "conversations whose state a lone PostgreSQL writer keeps in memory to commit each batch in one round trip (0 turns it off)")
 	fs.BoolVar(&cfg.Deliver, "deliver", true, "run the alert delivery worker in this process (false for API-only processes; another process must deliver)")
 	fs.DurationVar(&cfg.DeliveryInterval, "delivery-interval", time.Second, "how often to look for alerts to deliver and deliveries due")
 	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")
@@ -223,6 +227,9 @@ func (c Config) validate() error {
 	if c.Writers < 1 || c.Writers > c.WriterConns {
 		errs = append(errs, "--writers: must be between 1 and --writer-conns")
 	}
+	if c.StateCache < 0 || c.StateCache > 10_000_000 {
+		errs = append(errs, "--state-cache: must be between 0 (off) and 10000000")
+	}
 	if c.DeliveryInterval < 100*time.Millisecond {
 		errs = append(errs, "--delivery-interval: must be at least 100ms")
 	}
@@ -256,6 +263,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("key_cache_ttl", c.KeyCacheTTL.String()),
 		slog.Int("writer_conns", c.WriterConns),
 		slog.Int("writers", c.Writers),
+		slog.Int("state_cache", c.StateCache),
 		slog.Bool("deliver", c.Deliver),
 		slog.String("delivery_interval", c.DeliveryInterval.String()),
 		slog.String("sla_interval", c.SLAInterval.String()),

@@ -36,10 +36,21 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	// The writer starts with the store, the metrics with the server: the
 	// observer is connected once both exist.
 	var observeFlush atomic.Pointer[func(int, time.Duration, error)]
+	var observePath atomic.Pointer[func(string)]
+	stateCache := cfg.StateCache
+	if stateCache == 0 {
+		stateCache = -1 // off
+	}
 	store, err := feedback.Open(ctx, cfg.DB, feedback.Options{Logger: log, WriterConns: cfg.WriterConns, Writers: cfg.Writers,
+		StateCache: stateCache,
 		ObserveFlush: func(n int, took time.Duration, err error) {
 			if f := observeFlush.Load(); f != nil {
 				(*f)(n, took, err)
+			}
+		},
+		ObservePath: func(path string) {
+			if f := observePath.Load(); f != nil {
+				(*f)(path)
 			}
 		}})
 	if err != nil {
@@ -68,8 +79,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		Version:       version,
 		Tuner:         tuner,
 	}, store, log)
-	observe := srv.ObserveFlush
+	observe, observeP := srv.ObserveFlush, srv.ObservePath
 	observeFlush.Store(&observe)
+	observePath.Store(&observeP)
 	if err := srv.Live().Refresh(ctx); err != nil {
 		return fmt.Errorf("load ruleset: %w", err)
 	}

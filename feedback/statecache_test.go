@@ -1,0 +1,249 @@
+package feedback
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestStateCacheGenerations(t *testing.T) {
+	c := newStateCache(4) // two generations of two
+	put := func(id string, n int64) { c.put(id, cachedConversation{tier: "low", decisions: n}) }
+	put("a", 1)
+	put("b", 2)
+	put("c", 3) // the current generation was full: a and b become the old one
+	if _, ok := c.conversation("a"); !ok {
+		t.Fatal("a dropped one generation too early")
+	}
+	// Reading a promoted it into the current generation, beside c.
+	put("d", 4) // current full again: {c, a} become old, b is dropped
+	if _, ok := c.conversation("b"); ok {
+		t.Error("b is still cached after two generations without use")
+	}
+	for id, want := range map[string]int64{"a": 1, "c": 3, "d": 4} {
+		if e, ok := c.conversation(id); !ok || e.decisions != want {
+			t.Errorf("%s: %+v, %v; want decisions %d", id, e, ok, want)
+		}
+	}
+	c.forget([]convPlan{{row: conversationRow{ID: "a"}}}, nil)
+	if _, ok := c.conversation("a"); ok {
+		t.Error("a is cached after forget")
+	}
+}
+
+func TestStateCacheFiredCounts(t *testing.T) {
+	c := newStateCache(10)
+	t0 := alertT0
+	if got := c.missingTeams([]string{"sales"}, t0); !slices.Equal(got, []string{"sales"}) {
+		t.Fatalf("missing = %v before any load", got)
+	}
+	c.setTeam("sales", t0.Add(-time.Hour), []time.Time{t0.Add(-50 * time.Minute), t0.Add(-10 * time.Minute)})
+	if got := c.missingTeams([]string{"sales"}, t0.Add(-30*time.Minute)); len(got) != 0 {
+		t.Errorf("missing = %v for a window inside the loaded one", got)
+	}
+	if got := c.missingTeams([]string{"sales"}, t0.Add(-2*time.Hour)); len(got) != 1 {
+		t.Errorf("missing = %v for a window starting before the loaded one", got)
+	}
+	c.committed(nil, nil, nil, []alertRow{
+		{Kind: AlertKindTier, Status: AlertStatusFired, Team: "sales", CreatedAt: t0},
+		{Kind: AlertKindTier, Status: AlertStatusSuppressed, Team: "sales", CreatedAt: t0},
+		{Kind: AlertKindReview, Status: AlertStatusFired, Team: "sales", CreatedAt: t0},
+		{Kind: AlertKindTier, Status: AlertStatusFired, Team: "support", CreatedAt: t0}, // not cached
+	})
+	fired, counts := c.firedSince([]string{"sales"}, t0.Add(-30*time.Minute))
+	if fired["sales"] != 2 || !slices.Equal(counts, []int64{2}) {
+		t.Errorf("fired after -30m = %v %v, want 2 (the one at -10m and the new one)", fired, counts)
+	}
+	c.prune(t0.Add(-20 * time.Minute))
+	if f := c.teams["sales"]; len(f.at) != 2 || !f.from.Equal(t0.Add(-20*time.Minute)) {
+		t.Errorf("after prune: %+v", f)
+	}
+	if _, ok := c.teams["support"]; ok {
+		t.Error("a fired alert cached a team that was never loaded")
+	}
+}
+
+// pathRecorder collects the ways a store's batches were committed.
+type pathRecorder struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (p *pathRecorder) observe(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paths = append(p.paths, path)
+}
+
+func (p *pathRecorder) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.paths
+	p.paths = nil
+	return out
+}
+
+// TestCachedWriterSeesOtherProcess has two processes take turns on one
+// conversation. Each time, the writer whose cache is out of date must
+// notice, leave nothing of its first attempt and commit the decision again
+// with the state the other process wrote: previous tiers chain, the tier
+// alert fires once per tier, and every decision is counted once.
+func TestCachedWriterSeesOtherProcess(t *testing.T) {
+	dsn := freshPostgres(t)
+	var pa, pb pathRecorder
+	sa := openStore(t, dsn, Options{ObservePath: pa.observe})
+	sb := openStore(t, dsn, Options{ObservePath: pb.observe})
+	ctx := context.Background()
+
+	steps := []struct {
+		store     *Store
+		paths     *pathRecorder
+		tier      string
+		wantPrev  string
+		wantAlert string
+		wantPath  string
+	}{
+		{sa, &pa, "low", "", "-", PathCached},                               // new everywhere
+		{sa, &pa, "medium", "low", "-", PathCached},                         // A's cache is right
+		{sb, &pb, "high", "medium", "tier/fired/", PathStale},               // B took it for new
+		{sa, &pa, "high", "high", "tier/deduplicated/duplicate", PathStale}, // A has not seen B's alert
+		{sa, &pa, "urgent", "high", "tier/suppressed/cooldown", PathCached},
+		{sb, &pb, "urgent", "urgent", "tier/suppressed/cooldown", PathStale},
+	}
+	for i, st := range steps {
+		d := alertingDecision("conv-x", st.tier, time.Duration(i)*time.Minute)
+		rec, err := st.store.Record(ctx, d)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if rec.PreviousTier != st.wantPrev || alertString(rec.Alert) != st.wantAlert {
+			t.Errorf("step %d (%s): previous %q, alert %s; want %q, %s", i, st.tier, rec.PreviousTier,
+				alertString(rec.Alert), st.wantPrev, st.wantAlert)
+		}
+		if got := st.paths.take(); !slices.Equal(got, []string{st.wantPath}) {
+			t.Errorf("step %d: committed by %v, want %s", i, got, st.wantPath)
+		}
+	}
+	c, err := sa.Conversation(ctx, "conv-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decisions, fired int64
+	sa.db.Table("decisions").Where("conversation_id = ?", "conv-x").Count(&decisions)
+	sa.db.Table("alerts").Where("conversation_id = ? AND status = ?", "conv-x", AlertStatusFired).Count(&fired)
+	if c.Decisions != int64(len(steps)) || decisions != int64(len(steps)) || c.Tier != "urgent" || fired != 1 {
+		t.Errorf("conversation counts %d decisions (%d rows), tier %s, %d fired alerts; want %d, %d, urgent, 1",
+			c.Decisions, decisions, c.Tier, fired, len(steps), len(steps))
+	}
+}
+
+// TestCachedWriterSeesOtherProcessBudget: a team's budget spent by another
+// process is noticed under the budget lock, and the alert held back.
+func TestCachedWriterSeesOtherProcessBudget(t *testing.T) {
+	dsn := freshPostgres(t)
+	var pa, pb pathRecorder
+	sa := openStore(t, dsn, Options{ObservePath: pa.observe})
+	sb := openStore(t, dsn, Options{ObservePath: pb.observe})
+	ctx := context.Background()
+	fire := func(s *Store, conv string, at time.Duration) string {
+		d := alertingDecision(conv, "urgent", at)
+		d.Alert.HourlyBudget = 2
+		rec, err := s.Record(ctx, d)
+		if err != nil {
+			t.Fatalf("%s: %v", conv, err)
+		}
+		return alertString(rec.Alert)
+	}
+	if got := fire(sa, "c1", 0); got != "tier/fired/" {
+		t.Fatalf("c1 on A: %s", got)
+	}
+	if got := fire(sb, "c2", time.Minute); got != "tier/fired/" { // B loads the team: one fired
+		t.Fatalf("c2 on B: %s", got)
+	}
+	// A's cache counts one fired alert for sales; the database two.
+	if got := fire(sa, "c3", 2*time.Minute); got != "tier/suppressed/budget" {
+		t.Errorf("c3 on A: %s, want tier/suppressed/budget", got)
+	}
+	if got := pa.take(); !slices.Equal(got, []string{PathCached, PathStale}) {
+		t.Errorf("A committed by %v, want [cached stale]", got)
+	}
+	// Both caches are now right: the next one needs no second attempt.
+	if got := fire(sb, "c4", 3*time.Minute); got != "tier/suppressed/budget" {
+		t.Errorf("c4 on B: %s, want tier/suppressed/budget", got)
+	}
+	if got := pb.take(); !slices.Equal(got, []string{PathCached, PathCached}) {
+		t.Errorf("B committed by %v, want [cached cached]", got)
+	}
+	var fired int64
+	sa.db.Table("alerts").Where("team = ? AND status = ?", "sales", AlertStatusFired).Count(&fired)
+	if fired != 2 {
+		t.Errorf("%d fired alerts for a budget of 2", fired)
+	}
+}
+
+// TestCachedWriterEvicted: a conversation that left the cache is taken
+// for new, found to exist, and committed with its stored state.
+func TestCachedWriterEvicted(t *testing.T) {
+	var p pathRecorder
+	s := openStore(t, freshPostgres(t), Options{StateCache: 2, ObservePath: p.observe})
+	ctx := context.Background()
+	recordAlerting(t, s, alertingDecision("old", "high", 0))
+	for i := range 4 {
+		recordAlerting(t, s, alertingDecision(fmt.Sprintf("new-%d", i), "low", time.Minute))
+	}
+	p.take()
+	rec := recordAlerting(t, s, alertingDecision("old", "high", 2*time.Minute))
+	if rec.PreviousTier != "high" || alertString(rec.Alert) != "tier/deduplicated/duplicate" {
+		t.Errorf("evicted conversation: previous %q, alert %s; want high, tier/deduplicated/duplicate",
+			rec.PreviousTier, alertString(rec.Alert))
+	}
+	if got := p.take(); !slices.Equal(got, []string{PathStale}) {
+		t.Errorf("committed by %v, want [stale]", got)
+	}
+	c, err := s.Conversation(ctx, "old")
+	if err != nil || c.Decisions != 2 {
+		t.Errorf("old: %+v, %v; want 2 decisions", c, err)
+	}
+}
+
+// TestCachedAndLockingWritersTogether has a process with the cache and one
+// without it write the same conversations at once, in batches that can and
+// cannot alert: every decision is committed and counted once, and no
+// conversation fires a tier twice.
+func TestCachedAndLockingWritersTogether(t *testing.T) {
+	dsn := freshPostgres(t)
+	stores := []*Store{openStore(t, dsn, Options{}), openStore(t, dsn, Options{StateCache: -1})}
+	ctx := context.Background()
+	tiers := []string{"low", "medium", "high", "urgent"}
+	const workers, each, convs = 8, 60, 12
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			s := stores[w%2]
+			for i := range each {
+				conv := fmt.Sprintf("c%02d", (w*7+i*5)%convs)
+				d := alertingDecision(conv, tiers[(w+i)%len(tiers)], time.Duration(i)*time.Second)
+				if _, err := s.Record(ctx, d); err != nil {
+					t.Errorf("worker %d, decision %d (%s): %v", w, i, conv, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var total int64
+	var twice []string
+	if err := stores[0].db.Raw(`SELECT coalesce(sum(decisions), 0) FROM conversations`).Scan(&total).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[0].db.Raw(`SELECT conversation_id || '/' || tier FROM alerts WHERE kind = 'tier' AND status = 'fired'
+		GROUP BY conversation_id, tier HAVING count(*) > 1`).Scan(&twice).Error; err != nil {
+		t.Fatal(err)
+	}
+	if total != workers*each || len(twice) > 0 {
+		t.Errorf("conversations count %d decisions, want %d; tiers fired twice: %v", total, workers*each, twice)
+	}
+}
