@@ -20,6 +20,45 @@ type stateCache struct {
 	half     int
 	cur, old map[string]cachedConversation
 	teams    map[string]*teamFired
+
+	// staleRate is a moving average of the batches that found the cache
+	// out of date; lockedFor counts down the batches committed on the
+	// locking path without trying the cache (see useCache).
+	staleRate float64
+	lockedFor int
+}
+
+// When most batches find the cache out of date, as when several processes
+// write the same conversations without routing each conversation to one of
+// them, trying it first only adds a round trip: the writer then commits
+// lockedBatches batches on the locking path, which keeps the cache up to
+// date, before trying it again.
+const (
+	staleRateLimit = 0.5
+	staleRateGain  = 1.0 / 16
+	lockedBatches  = 256
+)
+
+// useCache reports whether the next batch should be planned from the cache.
+func (c *stateCache) useCache() bool {
+	if c.lockedFor > 0 {
+		c.lockedFor--
+		return false
+	}
+	return true
+}
+
+// observe records whether a batch planned from the cache found it out of
+// date.
+func (c *stateCache) observe(stale bool) {
+	x := 0.0
+	if stale {
+		x = 1
+	}
+	c.staleRate += (x - c.staleRate) * staleRateGain
+	if c.staleRate > staleRateLimit {
+		c.staleRate, c.lockedFor = 0, lockedBatches
+	}
 }
 
 // cachedConversation is a conversation as the database holds it after the

@@ -247,3 +247,57 @@ func TestCachedAndLockingWritersTogether(t *testing.T) {
 		t.Errorf("conversations count %d decisions, want %d; tiers fired twice: %v", total, workers*each, twice)
 	}
 }
+
+func TestStateCacheSetAsideWhileMostlyStale(t *testing.T) {
+	c := newStateCache(10)
+	for range 20 {
+		c.observe(false)
+		c.observe(true) // every other batch stale: not enough
+	}
+	if !c.useCache() {
+		t.Fatal("cache set aside with half of the batches stale")
+	}
+	n := 0
+	for c.useCache() {
+		c.observe(true)
+		if n++; n > 100 {
+			t.Fatal("cache still used after 100 stale batches in a row")
+		}
+	}
+	locked := 1 // the call that ended the loop
+	for !c.useCache() {
+		locked++
+	}
+	if locked != lockedBatches {
+		t.Errorf("set aside for %d batches, want %d", locked, lockedBatches)
+	}
+}
+
+// TestCachedWriterSetAsideAcrossProcesses: two processes that take turns on
+// the same conversations find their caches out of date nearly every time;
+// each soon commits on the locking path directly, and every decision still
+// counts once.
+func TestCachedWriterSetAsideAcrossProcesses(t *testing.T) {
+	dsn := freshPostgres(t)
+	var pa pathRecorder
+	sa := openStore(t, dsn, Options{ObservePath: pa.observe})
+	sb := openStore(t, dsn, Options{})
+	const rounds = 40
+	for i := range rounds {
+		for _, s := range []*Store{sa, sb} {
+			recordAlerting(t, s, alertingDecision("shared", "low", time.Duration(i)*time.Second))
+		}
+	}
+	paths := pa.take()
+	count := map[string]int{}
+	for _, p := range paths {
+		count[p]++
+	}
+	if count[PathLocked] < rounds/2 || count[PathStale] > rounds/2 {
+		t.Errorf("A's paths: %v; want most batches locked once the cache proved stale", count)
+	}
+	c, err := sa.Conversation(context.Background(), "shared")
+	if err != nil || c.Decisions != 2*rounds {
+		t.Errorf("shared: %+v, %v; want %d decisions", c, err, 2*rounds)
+	}
+}

@@ -94,7 +94,8 @@ type Options struct {
 	// ObservePath, when set, is called after every PostgreSQL decision
 	// batch with the way it was committed: PathCached (one round trip from
 	// the cache), PathStale (the cache was out of date, so the batch was
-	// committed again on the locking path) or PathLocked (no cache).
+	// committed again on the locking path) or PathLocked (no cache, or
+	// the cache set aside while most batches found it out of date).
 	ObservePath func(path string)
 }
 

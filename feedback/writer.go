@@ -713,8 +713,9 @@ func (s *Store) flushPostgresAlerts(ctx context.Context, batch []*writeReq, plan
 	return nil
 }
 
-// isStale reports whether err is the error of a cached batch that found the database changed
-// since the cache learnt it (hotlane_expect, SQLSTATE HL001).
+// isStale reports whether err is the error of a cached batch that found
+// the database changed since the cache learnt it (hotlane_expect, SQLSTATE
+// HL001).
 func isStale(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "HL001"
@@ -728,12 +729,24 @@ func isStale(err error) bool {
 // conversation was evicted from the cache, nothing of that round trip
 // remains and the batch is committed again on the locking path, which
 // leaves the cache up to date.
+//
+// While most batches find the cache out of date, the writer commits on the
+// locking path directly for a while (stateCache.useCache).
 func (s *Store) flushPostgresCached(ctx context.Context, batch []*writeReq, c *stateCache, observe func(string)) error {
 	plans := planConversations(batch)
-	path := PathCached
-	err := s.flushPostgresFromCache(ctx, batch, plans, c)
-	if isStale(err) || isDeadlock(err) {
-		path = PathStale
+	var path string
+	var err error
+	if c.useCache() {
+		path = PathCached
+		err = s.flushPostgresFromCache(ctx, batch, plans, c)
+		stale := isStale(err) || isDeadlock(err)
+		c.observe(stale)
+		if stale {
+			path = PathStale
+			err = s.flushPostgresAlerts(ctx, batch, plans, c)
+		}
+	} else {
+		path = PathLocked
 		err = s.flushPostgresAlerts(ctx, batch, plans, c)
 	}
 	if observe != nil {
@@ -745,8 +758,8 @@ func (s *Store) flushPostgresCached(ctx context.Context, batch []*writeReq, c *s
 // flushPostgresFromCache plans a batch from the cache and commits it in one
 // round trip: the statements are pipelined with a single Sync, which
 // PostgreSQL runs as one implicit transaction. The conversation upsert
-// locks the batch's rows in id order, as the locking paths do, and checks
-// their versions; the budget locks follow, in team order, and the fired
+// locks the batch's rows, those the cache knows and then the others, and
+// checks their versions; the budget locks follow, in team order, and the fired
 // counts are checked under them. Any failure leaves nothing written and the
 // cache without the batch's conversations and teams.
 func (s *Store) flushPostgresFromCache(ctx context.Context, batch []*writeReq, plans []convPlan, c *stateCache) (err error) {
