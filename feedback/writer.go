@@ -337,18 +337,24 @@ const (
 	// ANY, whose cost grows with the table; the join stays on the index.
 	pgSelectConversations = `SELECT c.id, c.tier, c.alerted_tier, c.last_alert_at FROM unnest($1::text[]) AS k(id)
   JOIN conversations c ON c.id = k.id ORDER BY c.id FOR UPDATE OF c`
+	// pgConversationUpdate is how every conversation upsert combines a
+	// batch with the stored row: the last decision wins, counts add up, a
+	// stored first_top_at stays; pgAlertStateUpdate adds the alert state.
+	pgConversationUpdate = `ON CONFLICT (id) DO UPDATE SET
+  channel = excluded.channel, tier = excluded.tier, score = excluded.score,
+  last_decision_id = excluded.last_decision_id,
+  decisions = conversations.decisions + excluded.decisions,
+  updated_at = excluded.updated_at,
+  first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at)`
+	pgAlertStateUpdate = `,
+  alerted_tier = excluded.alerted_tier, last_alert_at = excluded.last_alert_at`
 	// pgUpsertConversations leaves the alert state alone: the batch had no
 	// decision that could change it.
 	pgUpsertConversations = `INSERT INTO conversations
   (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
   $8::timestamptz[], $9::timestamptz[])
-ON CONFLICT (id) DO UPDATE SET
-  channel = excluded.channel, tier = excluded.tier, score = excluded.score,
-  last_decision_id = excluded.last_decision_id,
-  decisions = conversations.decisions + excluded.decisions,
-  updated_at = excluded.updated_at,
-  first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at)`
+` + pgConversationUpdate
 	// pgUpsertConversationsAlerted also writes the alert state the batch
 	// computed from the locked rows.
 	pgUpsertConversationsAlerted = `INSERT INTO conversations
@@ -356,13 +362,7 @@ ON CONFLICT (id) DO UPDATE SET
    alerted_tier, last_alert_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
   $8::timestamptz[], $9::timestamptz[], $10::text[], $11::timestamptz[])
-ON CONFLICT (id) DO UPDATE SET
-  channel = excluded.channel, tier = excluded.tier, score = excluded.score,
-  last_decision_id = excluded.last_decision_id,
-  decisions = conversations.decisions + excluded.decisions,
-  updated_at = excluded.updated_at,
-  first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at),
-  alerted_tier = excluded.alerted_tier, last_alert_at = excluded.last_alert_at`
+` + pgConversationUpdate + pgAlertStateUpdate
 	// pgInsertPlaceholders makes sure every conversation of an alerting
 	// batch has a row to lock before its alert state is read. Without it
 	// two processes scoring the first decisions of a new conversation both
@@ -415,13 +415,7 @@ FROM unnest($1::text[]) AS k(id) JOIN conversations c ON c.id = k.id ORDER BY c.
      alerted_tier, last_alert_at)
   SELECT id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
     alerted_tier, last_alert_at FROM k
-  ON CONFLICT (id) DO UPDATE SET
-    channel = excluded.channel, tier = excluded.tier, score = excluded.score,
-    last_decision_id = excluded.last_decision_id,
-    decisions = conversations.decisions + excluded.decisions,
-    updated_at = excluded.updated_at,
-    first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at),
-    alerted_tier = excluded.alerted_tier, last_alert_at = excluded.last_alert_at
+` + pgConversationUpdate + pgAlertStateUpdate + `
   RETURNING id, decisions
 )
 SELECT hotlane_expect(count(*) = cardinality($1::text[]), 'the conversation state')
