@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -173,12 +172,10 @@ func TestRunProbeFailures(t *testing.T) {
 		io.WriteString(w, `{"error":{"code":"forbidden","message":"key lacks scope score"}}`)
 	}))
 	t.Cleanup(forbidden.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedURL := "http://" + ln.Addr().String()
-	ln.Close()
+	// Port 1 (tcpmux) is privileged and served by nothing here; a port
+	// freed by closing a listener could be taken again by the baseline
+	// server a previous case started.
+	closedURL := "http://127.0.0.1:1"
 
 	tests := []struct {
 		name     string
