@@ -1,6 +1,11 @@
 package feedback
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/hotlane/hotlane/model"
+)
 
 // Training label values.
 const (
@@ -110,10 +115,10 @@ func agentsVerdict(in TrainingInput) (label string, conflict bool) {
 		if e.Type != EventTierFeedback {
 			continue
 		}
-		switch e.Tier {
-		case "urgent", "high":
+		switch {
+		case IsTopTier(e.Tier):
 			add(e.Agent, opinion{positive: true, at: e.At, feedback: true})
-		case "medium", "low":
+		case e.Tier != model.TierNone:
 			add(e.Agent, opinion{positive: false, at: e.At, feedback: true})
 		}
 	}
@@ -153,4 +158,30 @@ func outcome(events []Event) (label, source string) {
 	default:
 		return TrainingNegative, SourceLost
 	}
+}
+
+// TrainingRow is one conversation of a training window as the tuning job
+// sees it: its latest decision in the window (signals, fired rules, score),
+// whether it alerted, whether it was sampled for review, and its derived
+// training label (Label.Label is "" when it has none).
+type TrainingRow struct {
+	ConversationID string
+	Channel        string
+	At             time.Time // when its latest decision in the window occurred
+	// Signals is the decision's signals as stored, a JSON object; callers
+	// decode what they keep, so a window of millions is not held as maps.
+	Signals       json.RawMessage
+	Message       string // only when messages are stored
+	Hits          []string
+	Score         float64
+	Tier          model.Tier
+	ModelVersion  int
+	PolicyVersion int
+	// AlertTier is the highest tier of its fired tier alerts, TierNone
+	// when none.
+	AlertTier model.Tier
+	// SampleRate is the probability its review request was drawn with, 0
+	// when it was not sampled for review.
+	SampleRate float64
+	Label      TrainingLabel
 }

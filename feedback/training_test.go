@@ -13,7 +13,7 @@ func TestDeriveTrainingLabel(t *testing.T) {
 		return AlertLabel{AlertID: "a1", Agent: agent, Label: l, CreatedAt: at(min), UpdatedAt: at(min)}
 	}
 	feedback := func(agent, tier string, min int) Event {
-		return Event{Type: EventTierFeedback, Agent: agent, Tier: tier, At: at(min)}
+		return Event{Type: EventTierFeedback, Agent: agent, Tier: ParseEventTier(tier), At: at(min)}
 	}
 	event := func(typ string, min int) Event { return Event{Type: typ, At: at(min)} }
 

@@ -15,7 +15,10 @@ import (
 
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 	"github.com/hotlane/hotlane/jobs"
+	"github.com/hotlane/hotlane/model"
 )
 
 // clock is the shared settable test clock.
@@ -63,10 +66,10 @@ func (r *receiver) requests() []request {
 	return append([]request(nil), r.got...)
 }
 
-func openStore(t *testing.T, dsn string) *feedback.Store {
+func openStore(t *testing.T, dsn string) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	s, err := feedback.Open(ctx, dsn, feedback.Options{})
+	s, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -78,25 +81,25 @@ func openStore(t *testing.T, dsn string) *feedback.Store {
 }
 
 func forEachEngine(t *testing.T, fn func(t *testing.T, dsn string)) {
-	for _, e := range feedbacktest.Engines {
-		t.Run(e, func(t *testing.T) { fn(t, feedbacktest.DSN(t, e)) })
+	for _, e := range storetest.Engines {
+		t.Run(e, func(t *testing.T) { fn(t, storetest.DSN(t, e)) })
 	}
 }
 
 // fire records a decision of conv and raises a tier alert for team.
-func fire(t *testing.T, s *feedback.Store, conv, team string, at time.Time) feedback.OutboxAlert {
+func fire(t *testing.T, s *store.Store, conv, team string, at time.Time) feedback.Alert {
 	t.Helper()
 	ctx := context.Background()
 	d := feedback.Decision{
-		ID: uuid.Must(uuid.NewV7()).String(), ConversationID: conv, Channel: "whatsapp", Score: 0.97, Tier: "urgent",
+		ID: uuid.Must(uuid.NewV7()).String(), ConversationID: conv, Channel: "whatsapp", Score: 0.97, Tier: model.TierUrgent,
 		Reasons: []byte(`[{"kind":"rule","name":"pricing","contribution":1.5},{"kind":"rule","name":"big-deal","contribution":2.5},{"kind":"rule","name":"churned","contribution":-1}]`),
 		Route:   []byte(`{"team":"` + team + `"}`), PolicyVersion: 1, CreatedAt: at,
 	}
 	if _, err := s.RecordDecision(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.RaiseAlert(ctx, feedback.OutboxAlert{Kind: feedback.AlertKindTier, ConversationID: conv, DecisionID: d.ID,
-		Channel: "whatsapp", Tier: "urgent", Score: 0.97, Team: team, Owner: "ana@example.com", CreatedAt: at})
+	a, err := s.RaiseAlert(ctx, feedback.Alert{Kind: feedback.AlertKindTier, ConversationID: conv, DecisionID: d.ID,
+		Channel: "whatsapp", Tier: model.TierUrgent, Score: 0.97, Team: team, Owner: "ana@example.com", CreatedAt: at})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,22 @@
 // Package jobs runs Hotlane's background work: delivering alerts from the
 // outbox to Slack and signed webhooks (Deliverer), raising SLA escalations
-// (SLAChecker), and the weekly tuning job (Tuner) with its report and
-// ApplyReport. Deliverer and SLAChecker are types whose RunOnce does one
-// pass and whose Run repeats it on an interval until its context ends. The
-// Tuner's Run is one run, started by the cron schedule in cmd/hotlane, and
-// RunNow the same for `hotlane tune` and the API; a database lock keeps it
-// to one run at a time across processes. All state lives in the database,
-// so a job stopped at any point resumes where it left off, in this process
-// or another. The learning itself (encoder, trainer, metrics) is in model;
-// this package gathers the data, decides and records.
+// (SLAChecker), and the weekly tuning job (Tuner) with ApplyReport.
+//
+// Each job is a type whose Run runs until its context ends (Deliverer,
+// SLAChecker: a pass every interval) or once (Tuner: started by the cron
+// schedule in cmd/hotlane; RunNow does the same for `hotlane tune` and the
+// API). A database lock keeps the Tuner to one run at a time across
+// processes. All state lives in the database, so a job stopped at any
+// point resumes where it left off, in this process or another.
+//
+// A tuning run gathers the window from the store, computes with model's
+// tuning maths (model.EvaluateHoldout, JudgeRules, EstimateRecall,
+// ProposeHoldoutThresholds, DecidePromotion) and saves the candidate and
+// its feedback.Report; it reads the live ruleset and model from a
+// feedback.Live, as the SLAChecker does through LiveSLA.
+//
+// jobs imports feedback and model, and nothing else of Hotlane's: it
+// reaches the store through the small interfaces declared beside each job
+// (DeliveryStore, SLAStore, TuneStore, ApplyStore), which cmd satisfies
+// with feedback/store.
 package jobs

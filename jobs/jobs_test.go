@@ -10,6 +10,7 @@ import (
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/feedback/feedbacktest"
 	"github.com/hotlane/hotlane/jobs"
+	"github.com/hotlane/hotlane/model"
 )
 
 func TestNextAttempt(t *testing.T) {
@@ -85,13 +86,13 @@ func TestVerifySignature(t *testing.T) {
 // slaStore is an in-memory SLAStore: conversations with their tier and
 // first_top_at.
 type slaStore struct {
-	tier      map[string]string
+	tier      map[string]model.Tier
 	top       map[string]time.Time
 	escalated map[string]bool
-	asked     map[string]time.Time
+	asked     map[model.Tier]time.Time
 }
 
-func (f *slaStore) SLABreaches(_ context.Context, deadlines map[string]time.Time, limit int) ([]string, error) {
+func (f *slaStore) SLABreaches(_ context.Context, deadlines map[model.Tier]time.Time, limit int) ([]string, error) {
 	f.asked = deadlines
 	var ids []string
 	for id, tier := range f.tier {
@@ -103,18 +104,18 @@ func (f *slaStore) SLABreaches(_ context.Context, deadlines map[string]time.Time
 	return ids[:min(limit, len(ids))], nil
 }
 
-func (f *slaStore) EscalateSLA(_ context.Context, id string, at time.Time) (feedback.OutboxAlert, bool, error) {
+func (f *slaStore) EscalateSLA(_ context.Context, id string, at time.Time) (feedback.Alert, bool, error) {
 	if f.escalated[id] {
-		return feedback.OutboxAlert{}, false, nil
+		return feedback.Alert{}, false, nil
 	}
 	f.escalated[id] = true
-	return feedback.OutboxAlert{Kind: feedback.AlertKindSLA, ConversationID: id, Tier: f.tier[id], CreatedAt: at}, true, nil
+	return feedback.Alert{Kind: feedback.AlertKindSLA, ConversationID: id, Tier: f.tier[id], CreatedAt: at}, true, nil
 }
 
 func TestSLAChecker(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	store := &slaStore{
-		tier:      map[string]string{"u": "urgent", "h": "high", "m": "medium"},
+		tier:      map[string]model.Tier{"u": model.TierUrgent, "h": model.TierHigh, "m": model.TierMedium},
 		top:       map[string]time.Time{"u": t0, "h": t0, "m": t0},
 		escalated: map[string]bool{},
 	}
@@ -144,11 +145,11 @@ func TestSLAChecker(t *testing.T) {
 			t.Errorf("step %d (%v): escalated %v, want %v", i, clk.Now().Sub(t0), got, st.want)
 		}
 	}
-	if _, ok := store.asked["medium"]; ok {
+	if _, ok := store.asked[model.TierMedium]; ok {
 		t.Error("asked for medium breaches; medium has no SLA")
 	}
 
-	custom := &jobs.SLAChecker{Store: store, Now: clk.Now, SLA: func(context.Context, string) (time.Duration, error) {
+	custom := &jobs.SLAChecker{Store: store, Now: clk.Now, SLA: func(context.Context, model.Tier) (time.Duration, error) {
 		return 0, errors.New("policy unreadable")
 	}}
 	if _, err := custom.RunOnce(context.Background()); err == nil {

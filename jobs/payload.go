@@ -50,10 +50,19 @@ func webhookBody(p feedback.PendingDelivery, publicURL string) ([]byte, error) {
 		DeliveryID: p.ID, Type: "alert",
 		Alert: WebhookAlert{
 			ID: a.ID, Kind: a.Kind, ConversationID: a.ConversationID, DecisionID: a.DecisionID, Channel: a.Channel,
-			Tier: a.Tier, Score: a.Score, Team: a.Team, Owner: a.Owner, SampleRate: a.SampleRate,
+			Tier: a.Tier.String(), Score: a.Score, Team: a.Team, Owner: a.Owner, SampleRate: sampleRate(a.SampleRate),
 			CreatedAt: a.CreatedAt, Reasons: reasons, URL: conversationURL(publicURL, a.ConversationID),
 		},
 	})
+}
+
+// sampleRate is a review alert's sampling probability for the payload,
+// nil (left out) for other alerts.
+func sampleRate(r float64) *float64 {
+	if r <= 0 {
+		return nil
+	}
+	return &r
 }
 
 func conversationURL(publicURL, conversationID string) string {
@@ -116,7 +125,7 @@ type slackMessage struct {
 // and a link to the conversation.
 func slackBody(p feedback.PendingDelivery, publicURL string) ([]byte, error) {
 	a := p.Alert
-	tier := strings.ToUpper(a.Tier)
+	tier := strings.ToUpper(a.Tier.String())
 	conv := slackEscape(a.ConversationID)
 	var headline string
 	switch a.Kind {
@@ -137,7 +146,7 @@ func slackBody(p feedback.PendingDelivery, publicURL string) ([]byte, error) {
 		main += "\n<" + link + "|Open the conversation>"
 	}
 	fields := []slackText{
-		{Type: "mrkdwn", Text: "*Tier*\n" + slackEscape(a.Tier)},
+		{Type: "mrkdwn", Text: "*Tier*\n" + slackEscape(a.Tier.String())},
 		{Type: "mrkdwn", Text: fmt.Sprintf("*Score*\n%.2f", a.Score)},
 		{Type: "mrkdwn", Text: "*Channel*\n" + slackEscape(a.Channel)},
 	}

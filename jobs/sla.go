@@ -2,10 +2,8 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
@@ -14,17 +12,17 @@ import (
 
 // SLAStore is what the SLAChecker needs from the store.
 type SLAStore interface {
-	SLABreaches(ctx context.Context, deadlines map[string]time.Time, limit int) ([]string, error)
-	EscalateSLA(ctx context.Context, conversationID string, at time.Time) (feedback.OutboxAlert, bool, error)
+	SLABreaches(ctx context.Context, deadlines map[model.Tier]time.Time, limit int) ([]string, error)
+	EscalateSLA(ctx context.Context, conversationID string, at time.Time) (feedback.Alert, bool, error)
 }
 
 // DefaultSLA is the time to first human response when the policy sets
 // none: 60 s for urgent, 180 s for high, none for other tiers.
-func DefaultSLA(tier string) time.Duration {
+func DefaultSLA(tier model.Tier) time.Duration {
 	switch tier {
-	case "urgent":
+	case model.TierUrgent:
 		return 60 * time.Second
-	case "high":
+	case model.TierHigh:
 		return 180 * time.Second
 	}
 	return 0
@@ -39,11 +37,11 @@ func DefaultSLA(tier string) time.Duration {
 type SLAChecker struct {
 	Store SLAStore
 	// SLA gives the time to first response of a tier (0: none), asked
-	// once per tier at the start of each pass; nil means DefaultSLA. A
-	// LiveSLA's method value follows the live policy.
-	SLA func(ctx context.Context, tier string) (time.Duration, error)
+	// once per tier at the start of each pass; nil means DefaultSLA.
+	// LiveSLA follows the live policy.
+	SLA func(ctx context.Context, tier model.Tier) (time.Duration, error)
 	// Tiers are the tiers checked; nil means urgent and high.
-	Tiers []string
+	Tiers []model.Tier
 	// Interval between passes of Run; 0 means 5 s.
 	Interval time.Duration
 	// Batch is how many conversations one query takes; 0 means 100.
@@ -68,19 +66,19 @@ func (c *SLAChecker) Run(ctx context.Context) error {
 
 // RunOnce escalates every conversation in breach now and returns the
 // alerts it raised.
-func (c *SLAChecker) RunOnce(ctx context.Context) ([]feedback.OutboxAlert, error) {
+func (c *SLAChecker) RunOnce(ctx context.Context) ([]feedback.Alert, error) {
 	sla, tiers, batch := c.SLA, c.Tiers, c.Batch
 	if sla == nil {
-		sla = func(_ context.Context, tier string) (time.Duration, error) { return DefaultSLA(tier), nil }
+		sla = func(_ context.Context, tier model.Tier) (time.Duration, error) { return DefaultSLA(tier), nil }
 	}
 	if tiers == nil {
-		tiers = []string{"urgent", "high"}
+		tiers = []model.Tier{model.TierUrgent, model.TierHigh}
 	}
 	if batch <= 0 {
 		batch = 100
 	}
 	now := orNow(c.Now)()
-	deadlines := map[string]time.Time{}
+	deadlines := map[model.Tier]time.Time{}
 	for _, t := range tiers {
 		d, err := sla(ctx, t)
 		if err != nil {
@@ -90,7 +88,7 @@ func (c *SLAChecker) RunOnce(ctx context.Context) ([]feedback.OutboxAlert, error
 			deadlines[t] = now.Add(-d)
 		}
 	}
-	var raised []feedback.OutboxAlert
+	var raised []feedback.Alert
 	for {
 		ids, err := c.Store.SLABreaches(ctx, deadlines, batch)
 		if err != nil {
@@ -103,7 +101,7 @@ func (c *SLAChecker) RunOnce(ctx context.Context) ([]feedback.OutboxAlert, error
 			}
 			if ok {
 				orDiscard(c.Log).Info("sla escalation raised", slog.String("alert_id", a.ID),
-					slog.String("conversation_id", a.ConversationID), slog.String("tier", a.Tier), slog.String("team", a.Team))
+					slog.String("conversation_id", a.ConversationID), slog.String("tier", a.Tier.String()), slog.String("team", a.Team))
 				raised = append(raised, a)
 			}
 		}
@@ -113,44 +111,19 @@ func (c *SLAChecker) RunOnce(ctx context.Context) ([]feedback.OutboxAlert, error
 	}
 }
 
-// LiveSLA reads the SLAs from the alerts section of the live policy,
-// compiling a policy version once.
-type LiveSLA struct {
-	Store interface {
-		LivePolicy(ctx context.Context) (feedback.PolicyVersion, error)
-	}
-
-	mu      sync.Mutex
-	version int
-	alerts  *model.AlertPolicy
+// Current is the live holder as the SLA checker reads it.
+type Current interface {
+	Current() *feedback.Scoring
 }
 
-// SLA returns the live policy's time to first response of tier; before
-// any policy is published it returns DefaultSLA.
-func (l *LiveSLA) SLA(ctx context.Context, tier string) (time.Duration, error) {
-	t, err := model.ParseTier(tier)
-	if err != nil {
-		return 0, nil
-	}
-	pol, err := l.Store.LivePolicy(ctx)
-	if errors.Is(err, feedback.ErrNotFound) {
-		return DefaultSLA(tier), nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("live policy: %w", err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.alerts == nil || l.version != pol.Version {
-		doc, err := model.ParsePolicy(pol.Document)
-		if err != nil {
-			return 0, fmt.Errorf("policy %d: %w", pol.Version, err)
+// LiveSLA returns an SLA lookup that follows the live policy held by live;
+// before any policy is loaded it gives DefaultSLA.
+func LiveSLA(live Current) func(context.Context, model.Tier) (time.Duration, error) {
+	return func(_ context.Context, tier model.Tier) (time.Duration, error) {
+		sc := live.Current()
+		if sc == nil {
+			return DefaultSLA(tier), nil
 		}
-		compiled, err := model.CompilePolicy(doc)
-		if err != nil {
-			return 0, fmt.Errorf("policy %d: %w", pol.Version, err)
-		}
-		l.version, l.alerts = pol.Version, compiled.Alerts()
+		return sc.SLA(tier), nil
 	}
-	return l.alerts.SLA(t), nil
 }

@@ -12,7 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hotlane/hotlane/feedback"
-	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 	"github.com/hotlane/hotlane/jobs"
 )
 
@@ -28,7 +29,7 @@ func TestTuneAtScale(t *testing.T) {
 		t.Skip("set HOTLANE_TUNE_SCALE_ROWS (and HOTLANE_TEST_POSTGRES) to measure a tuning run at scale")
 	}
 	ctx := context.Background()
-	dsn := feedbacktest.DSN(t, "postgres")
+	dsn := storetest.DSN(t, "postgres")
 	s := openTuneStoreDSN(t, dsn)
 
 	start := time.Now()
@@ -86,7 +87,7 @@ FROM gen`, nil},
 	}()
 	runtime.GC()
 	began := time.Now()
-	res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+	res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
 	took := time.Since(began)
 	close(stop)
 	if err != nil {
@@ -100,7 +101,7 @@ FROM gen`, nil},
 		n, took.Round(time.Millisecond), peak.Load()>>20, rep.Candidate.ROCAUC, rep.Live.ROCAUC, rep.Promotion.Promoted)
 }
 
-func openTuneStoreDSN(t *testing.T, dsn string) *feedback.Store {
+func openTuneStoreDSN(t *testing.T, dsn string) *store.Store {
 	t.Helper()
 	return openTuneStoreWith(t, func() string { return dsn })
 }

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
-	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 	"github.com/hotlane/hotlane/jobs"
 	"github.com/hotlane/hotlane/model"
 )
@@ -32,17 +33,17 @@ const tunePolicy = `{
 
 var asOf = time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
 
-func openTuneStore(t *testing.T, engine string) *feedback.Store {
+func openTuneStore(t *testing.T, engine string) *store.Store {
 	t.Helper()
-	return openTuneStoreWith(t, func() string { return feedbacktest.DSN(t, engine) })
+	return openTuneStoreWith(t, func() string { return storetest.DSN(t, engine) })
 }
 
 // openTuneStoreWith opens and migrates the database dsn names and
 // publishes tunePolicy.
-func openTuneStoreWith(t *testing.T, dsn func() string) *feedback.Store {
+func openTuneStoreWith(t *testing.T, dsn func() string) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	s, err := feedback.Open(ctx, dsn(), feedback.Options{})
+	s, err := store.Open(ctx, dsn(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func openTuneStoreWith(t *testing.T, dsn func() string) *feedback.Store {
 // seedHistory imports n conversations spread over the three weeks before
 // asOf whose outcome follows a known model: a big deal and a pro plan make
 // a conversion likely, returning visitors are no different.
-func seedHistory(t *testing.T, s *feedback.Store, n int, seed uint64) {
+func seedHistory(t *testing.T, s *store.Store, n int, seed uint64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	pv, err := s.LivePolicy(context.Background())
@@ -98,7 +99,7 @@ func seedHistory(t *testing.T, s *feedback.Store, n int, seed uint64) {
 		at := asOf.Add(-time.Duration(float64(21*24*time.Hour) * float64(i+1) / float64(n+1)))
 		rows[i] = feedback.ImportedConversation{
 			Decision: feedback.Decision{ID: fmt.Sprintf("d-%d", i), ConversationID: fmt.Sprintf("c-%d", i), Channel: "web",
-				Signals: sig, Score: d.Score, Tier: d.Tier.String(), Reasons: reasons, PolicyVersion: pv.Version, OccurredAt: at},
+				Signals: sig, Score: d.Score, Tier: d.Tier, Reasons: reasons, PolicyVersion: pv.Version, OccurredAt: at},
 			Outcome: outcome, EventID: fmt.Sprintf("e-%d", i),
 		}
 	}
@@ -116,13 +117,13 @@ func b2f(b bool) float64 {
 }
 
 func TestTuneTrainsReportsAndPromotes(t *testing.T) {
-	for _, engine := range feedbacktest.Engines {
+	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
 			s := openTuneStore(t, engine)
 			seedHistory(t, s, 1500, 7)
 			tuner := &jobs.Tuner{Store: s}
-			res, err := tuner.RunNow(ctx, jobs.TuneRequest{AsOf: asOf, Trigger: "test"})
+			res, err := tuner.RunNow(ctx, feedback.TuneRequest{AsOf: asOf, Trigger: "test"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,15 +160,15 @@ func TestTuneTrainsReportsAndPromotes(t *testing.T) {
 				t.Errorf("stored metrics %s (%v)", active.Metrics, err)
 			}
 
-			rules := map[string]jobs.RuleRow{}
+			rules := map[string]model.RuleRow{}
 			for _, r := range rep.Rules {
 				rules[r.Name] = r
 			}
 			big, ret := rules["big-deal"], rules["returning"]
-			if big.TunedWeight == nil || *big.TunedWeight < 1.5 || big.Verdict != jobs.VerdictReweight {
+			if big.TunedWeight == nil || *big.TunedWeight < 1.5 || big.Verdict != model.VerdictReweight {
 				t.Errorf("big-deal = %+v (tuned %v)", big, fmtW(big.TunedWeight))
 			}
-			if ret.TunedWeight == nil || math.Abs(*ret.TunedWeight) > 0.4 || ret.Verdict != jobs.VerdictRetire {
+			if ret.TunedWeight == nil || math.Abs(*ret.TunedWeight) > 0.4 || ret.Verdict != model.VerdictRetire {
 				t.Errorf("returning = %+v (tuned %v)", ret, fmtW(ret.TunedWeight))
 			}
 			if big.Hits == 0 || big.LabelledHits != big.Hits || big.HandSetWeight != 0.5 {
@@ -208,7 +209,7 @@ func TestTuneTrainsReportsAndPromotes(t *testing.T) {
 			if again, _ := s.Report(ctx, rep.ID); again.AppliedPolicy != pv.Version {
 				t.Errorf("report applied as %d, want %d", again.AppliedPolicy, pv.Version)
 			}
-			if _, err := jobs.ApplyReport(ctx, s, rep.ID, "lead"); !errors.Is(err, jobs.ErrApplied) {
+			if _, err := jobs.ApplyReport(ctx, s, rep.ID, "lead"); !errors.Is(err, feedback.ErrApplied) {
 				t.Errorf("second apply: %v", err)
 			}
 		})
@@ -226,7 +227,7 @@ func TestTuneManualPromotionWaits(t *testing.T) {
 	ctx := context.Background()
 	s := openTuneStore(t, "sqlite")
 	seedHistory(t, s, 600, 3)
-	res, err := (&jobs.Tuner{Store: s, Promotion: jobs.PromoteManual}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+	res, err := (&jobs.Tuner{Store: s, Promotion: jobs.PromoteManual}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestTuneManualPromotionWaits(t *testing.T) {
 	}
 	// Its thresholds were tuned on the candidate's scores: they wait for
 	// its promotion, and a ruleset published since makes them stale.
-	if _, err := jobs.ApplyReport(ctx, s, res.Report.ID, "lead"); !errors.Is(err, jobs.ErrNotPromoted) {
+	if _, err := jobs.ApplyReport(ctx, s, res.Report.ID, "lead"); !errors.Is(err, feedback.ErrNotPromoted) {
 		t.Fatalf("apply before promotion: %v", err)
 	}
 	if _, err := s.ActivateModel(ctx, m.Version); err != nil {
@@ -252,7 +253,7 @@ func TestTuneManualPromotionWaits(t *testing.T) {
 	if _, err := s.PublishPolicy(ctx, live.Document, "", "lead", "an edit"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := jobs.ApplyReport(ctx, s, res.Report.ID, "lead"); !errors.Is(err, jobs.ErrStaleReport) {
+	if _, err := jobs.ApplyReport(ctx, s, res.Report.ID, "lead"); !errors.Is(err, feedback.ErrStaleReport) {
 		t.Fatalf("apply over a newer ruleset: %v", err)
 	}
 }
@@ -261,7 +262,7 @@ func TestTuneWithTooFewLabelsReportsWhy(t *testing.T) {
 	ctx := context.Background()
 	s := openTuneStore(t, "sqlite")
 	seedHistory(t, s, 20, 5)
-	res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+	res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,13 +273,13 @@ func TestTuneWithTooFewLabelsReportsWhy(t *testing.T) {
 	if list, _ := s.ListModels(ctx); len(list) != 0 {
 		t.Fatalf("models stored: %d", len(list))
 	}
-	if _, err := jobs.ApplyReport(ctx, s, rep.ID, "lead"); !errors.Is(err, jobs.ErrNothingToApply) {
+	if _, err := jobs.ApplyReport(ctx, s, rep.ID, "lead"); !errors.Is(err, feedback.ErrNothingToApply) {
 		t.Fatalf("apply = %v", err)
 	}
 }
 
 func TestTuneRunsOnceAtATime(t *testing.T) {
-	for _, engine := range feedbacktest.Engines {
+	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
 			s := openTuneStore(t, engine)
@@ -286,7 +287,7 @@ func TestTuneRunsOnceAtATime(t *testing.T) {
 			if err != nil || !ok {
 				t.Fatalf("lock: %v %v", ok, err)
 			}
-			if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf}); !errors.Is(err, jobs.ErrTuneRunning) {
+			if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf}); !errors.Is(err, jobs.ErrTuneRunning) {
 				t.Fatalf("second run: %v", err)
 			}
 			// The scheduled entry point treats a held lock as nothing to do.
@@ -294,7 +295,7 @@ func TestTuneRunsOnceAtATime(t *testing.T) {
 				t.Fatalf("scheduled run: %v", err)
 			}
 			release()
-			if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf}); err != nil {
+			if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf}); err != nil {
 				t.Fatalf("after release: %v", err)
 			}
 		})
@@ -308,7 +309,7 @@ func TestTuneClosesARunInterruptedByACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf}); err != nil {
+	if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf}); err != nil {
 		t.Fatal(err)
 	}
 	runs, err := s.JobRuns(ctx, jobs.TuneJob, 10)
@@ -327,7 +328,7 @@ func TestTuneClosesARunInterruptedByACrash(t *testing.T) {
 
 func TestTuneFailureIsRecorded(t *testing.T) {
 	ctx := context.Background()
-	s, err := feedback.Open(ctx, feedbacktest.DSN(t, "sqlite"), feedback.Options{})
+	s, err := store.Open(ctx, storetest.DSN(t, "sqlite"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestTuneFailureIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No ruleset: the run fails, and says why.
-	res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+	res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
 	if !errors.Is(err, feedback.ErrNotFound) {
 		t.Fatalf("err = %v", err)
 	}
@@ -416,8 +417,8 @@ func TestTuneReviewSampleWeights(t *testing.T) {
 			sampled := 0
 			for i := 0; i < 100; i += 4 {
 				id := fmt.Sprintf("a-%d", i)
-				if err := s.InsertAlertRow(ctx, feedback.FeedAlert{ID: id, Kind: feedback.AlertKindReview, ConversationID: fmt.Sprintf("c-%d", i),
-					DecisionID: fmt.Sprintf("d-%d", i), Channel: "web", Tier: "low", Status: feedback.AlertStatusFired, SampleRate: 0.5}); err != nil {
+				if err := s.InsertAlertRow(ctx, feedback.Alert{ID: id, Kind: feedback.AlertKindReview, ConversationID: fmt.Sprintf("c-%d", i),
+					DecisionID: fmt.Sprintf("d-%d", i), Channel: "web", Tier: model.TierLow, Status: feedback.AlertStatusFired, SampleRate: 0.5}); err != nil {
 					t.Fatal(err)
 				}
 				label := feedback.LabelNoise
@@ -429,7 +430,7 @@ func TestTuneReviewSampleWeights(t *testing.T) {
 				}
 				sampled++
 			}
-			res, err := (&jobs.Tuner{Store: s, MinLabelled: 10}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+			res, err := (&jobs.Tuner{Store: s, MinLabelled: 10}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -460,12 +461,12 @@ func TestTuneReviewSampleWeights(t *testing.T) {
 // processes would, and checks that only one holds the tuning lock, that
 // releasing it frees it, and (SQLite) that a dead holder's lease expires.
 func TestJobLockAcrossProcesses(t *testing.T) {
-	for _, engine := range feedbacktest.Engines {
+	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := feedbacktest.DSN(t, engine)
+			dsn := storetest.DSN(t, engine)
 			a := openTuneStoreWith(t, func() string { return dsn })
-			b, err := feedback.Open(ctx, dsn, feedback.Options{})
+			b, err := store.Open(ctx, dsn, store.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -477,7 +478,7 @@ func TestJobLockAcrossProcesses(t *testing.T) {
 			if _, ok, err := b.TryJobLock(ctx, jobs.TuneJob); err != nil || ok {
 				t.Fatalf("b took a held lock: %v %v", ok, err)
 			}
-			if _, err := (&jobs.Tuner{Store: b}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf}); !errors.Is(err, jobs.ErrTuneRunning) {
+			if _, err := (&jobs.Tuner{Store: b}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf}); !errors.Is(err, jobs.ErrTuneRunning) {
 				t.Fatalf("b ran the job while a holds the lock: %v", err)
 			}
 			release()
@@ -519,7 +520,7 @@ func TestTuneWithAHandfulOfLabels(t *testing.T) {
 		ctx := context.Background()
 		s := openTuneStore(t, "sqlite")
 		seedHistory(t, s, n, uint64(n))
-		res, err := (&jobs.Tuner{Store: s, MinLabelled: 2}).RunNow(ctx, jobs.TuneRequest{AsOf: asOf})
+		res, err := (&jobs.Tuner{Store: s, MinLabelled: 2}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
 		if err != nil || res.Run.Status != feedback.RunSucceeded || res.Report == nil {
 			t.Fatalf("%d labelled: %+v, %v", n, res.Run, err)
 		}

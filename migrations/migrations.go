@@ -1,7 +1,8 @@
 // Package migrations owns Hotlane's database schema: versioned SQL files for
 // PostgreSQL and SQLite, embedded in the binary, and the functions that apply
 // them with goose. Migrations run only when called (hotlane migrate, or serve
-// at start); nothing here derives a schema from Go types.
+// at start); nothing here derives a schema from Go types. It imports
+// nothing of Hotlane's; feedback/store applies it.
 package migrations
 
 import (
@@ -18,7 +19,7 @@ import (
 )
 
 // Dialect names accepted by the functions of this package; they match the
-// names returned by feedback.Store.Dialect.
+// names returned by the store's Dialect (feedback/store).
 const (
 	DialectPostgres = "postgres"
 	DialectSQLite   = "sqlite"

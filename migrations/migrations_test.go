@@ -2,24 +2,21 @@ package migrations
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	_ "github.com/glebarez/sqlite" // registers the "sqlite" database/sql driver
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 )
 
 var tables = []string{"alert_labels", "alerts", "api_keys", "conversation_events", "conversations", "decisions", "deliveries", "delivery_attempts", "destinations", "idempotency_keys", "job_locks", "job_runs", "models", "policies", "reports"}
 
 func openSQLite(t *testing.T) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "m.db")+"?_pragma=foreign_keys(1)")
+	db, err := sql.Open("sqlite", storetest.DSN(t, DialectSQLite)+"?_pragma=foreign_keys(1)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,46 +24,15 @@ func openSQLite(t *testing.T) *sql.DB {
 	return db
 }
 
-// openPostgres returns a connection whose search_path is a fresh schema,
-// dropped when the test ends. Without HOTLANE_TEST_POSTGRES it skips, or
-// fails when CI=true or HOTLANE_REQUIRE_POSTGRES=1.
+// openPostgres returns a connection whose search_path is a fresh schema
+// (storetest), dropped when the test ends.
 func openPostgres(t *testing.T) *sql.DB {
 	t.Helper()
-	base := os.Getenv("HOTLANE_TEST_POSTGRES")
-	if base == "" {
-		if os.Getenv("CI") == "true" || os.Getenv("HOTLANE_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("HOTLANE_TEST_POSTGRES is not set but PostgreSQL tests are required")
-		}
-		t.Skip("PostgreSQL tests skipped: set HOTLANE_TEST_POSTGRES to a DSN such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	admin, err := sql.Open("pgx", base)
+	db, err := sql.Open("pgx", storetest.DSN(t, DialectPostgres))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { admin.Close() })
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "hl_mig_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := sql.Open("pgx", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
+	t.Cleanup(func() { db.Close() })
 	return db
 }
 

@@ -32,7 +32,12 @@
 // a [Trainer] fits it (the default "newton"; "liblinear" through golearn
 // only when built with the golearn tag), [Evaluate] and its metrics
 // measure scores against labels, and [ProposeThresholds] picks tier
-// thresholds for target precisions.
+// thresholds for target precisions. The weekly tuning job's judgements are
+// pure functions here as well ([EvaluateHoldout], [JudgeRules] and
+// [RuleVerdict], [EstimateRecall], [ProposeHoldoutThresholds],
+// [DecidePromotion]), tested against a golden file.
+//
+// model imports nothing of Hotlane's; every other package may import it.
 //
 // The package is pure and deterministic: it reads no environment, does no
 // I/O, and the same policy, model and input always give the same decision

@@ -1,20 +1,18 @@
-package jobs
+package model
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/hotlane/hotlane/model"
 )
 
 // TestDecidePromotion covers the promotion policy: only a candidate that
 // beats the live model's holdout PR-AUC, without calibration worse by more
-// than calibrationSlack, is promoted automatically.
+// than CalibrationSlack, is promoted automatically.
 func TestDecidePromotion(t *testing.T) {
 	eval := func(prauc, ece float64) *ModelEval {
-		return &ModelEval{Metrics: model.Metrics{PRAUC: prauc, ECE: ece}, WeightedPositives: 10, WeightTotal: 100}
+		return &ModelEval{Metrics: Metrics{PRAUC: prauc, ECE: ece}, WeightedPositives: 10, WeightTotal: 100}
 	}
-	oneClass := &ModelEval{Metrics: model.Metrics{PRAUC: 0.9}, WeightedPositives: 0, WeightTotal: 100}
+	oneClass := &ModelEval{Metrics: Metrics{PRAUC: 0.9}, WeightedPositives: 0, WeightTotal: 100}
 	tests := []struct {
 		name       string
 		policy     string
@@ -23,8 +21,8 @@ func TestDecidePromotion(t *testing.T) {
 		reason     string
 	}{
 		{"better and as calibrated", PromoteAuto, eval(0.5, 0.05), eval(0.6, 0.05), true, "beats"},
-		{"better, calibration worse within the slack", PromoteAuto, eval(0.5, 0.05), eval(0.6, 0.05+calibrationSlack/2), true, "within"},
-		{"better but calibration worse", PromoteAuto, eval(0.5, 0.05), eval(0.6, 0.05+2*calibrationSlack), false, "calibration is worse"},
+		{"better, calibration worse within the slack", PromoteAuto, eval(0.5, 0.05), eval(0.6, 0.05+CalibrationSlack/2), true, "within"},
+		{"better but calibration worse", PromoteAuto, eval(0.5, 0.05), eval(0.6, 0.05+2*CalibrationSlack), false, "calibration is worse"},
 		{"a tie is not a win", PromoteAuto, eval(0.5, 0.05), eval(0.5, 0.01), false, "does not beat"},
 		{"worse", PromoteAuto, eval(0.6, 0.05), eval(0.5, 0.01), false, "does not beat"},
 		{"manual waits however good", PromoteManual, eval(0.1, 0.3), eval(0.9, 0.01), false, "manual"},
@@ -33,9 +31,9 @@ func TestDecidePromotion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reason := decide(tt.policy, tt.live, tt.cand, 3)
+			got, reason := DecidePromotion(tt.policy, tt.live, tt.cand, 3)
 			if got != tt.promote || !strings.Contains(reason, tt.reason) {
-				t.Errorf("decide = %v %q, want %v and a reason with %q", got, reason, tt.promote, tt.reason)
+				t.Errorf("DecidePromotion = %v %q, want %v and a reason with %q", got, reason, tt.promote, tt.reason)
 			}
 		})
 	}

@@ -169,14 +169,14 @@ func TestLiveRefreshSeesOtherWriters(t *testing.T) {
 	if err := other.Live().Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if v := other.Live().current().policyVersion; v != 1 {
+	if v := other.Live().Current().PolicyVersion; v != 1 {
 		t.Fatalf("other process serves version %d, want 1", v)
 	}
 	h.publish(strings.Replace(testPolicy, "base: -3", "base: -2", 1))
 	if err := other.Live().Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if v := other.Live().current().policyVersion; v != 2 {
+	if v := other.Live().Current().PolicyVersion; v != 2 {
 		t.Errorf("after refresh other process serves version %d, want 2", v)
 	}
 }
@@ -224,7 +224,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	h.publish(testPolicy)
 	h.score(`{"conversation_id":"c1","channel":"whatsapp","signals":{"deal_size":20000}}`)
 	h.score(`{"conversation_id":"c1","channel":"weird-channel","signals":{}}`)
-	h.srv.ObserveFlush(5, 3*time.Millisecond, nil)
+	h.srv.metrics.ObserveFlush(5, 3*time.Millisecond, nil)
 	rec = h.do(http.MethodGet, "/metrics", "", "", "", nil)
 	body := rec.Body.String()
 	for _, want := range []string{

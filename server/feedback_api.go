@@ -21,7 +21,7 @@ import (
 // from the store.
 type feedbackStore interface {
 	LabelAlert(ctx context.Context, alertID, agent, label, note string) (feedback.AlertLabel, error)
-	FeedAlert(ctx context.Context, id string) (feedback.FeedAlert, error)
+	Alert(ctx context.Context, id string) (feedback.Alert, error)
 	Alerts(ctx context.Context, q feedback.AlertQuery) (feedback.AlertPage, error)
 	AddEvent(ctx context.Context, e feedback.Event, idem feedback.Idempotency) (feedback.Event, bool, error)
 	ConversationEvents(ctx context.Context, conversationID string) ([]feedback.Event, error)
@@ -145,9 +145,9 @@ type alertJSON struct {
 	Labels         []labelJSON `json:"labels"`
 }
 
-func toAlertJSON(a feedback.FeedAlert) alertJSON {
+func toAlertJSON(a feedback.Alert) alertJSON {
 	out := alertJSON{ID: a.ID, Kind: a.Kind, ConversationID: a.ConversationID, DecisionID: a.DecisionID,
-		Channel: a.Channel, Tier: a.Tier, Score: a.Score, Team: a.Team, Owner: a.Owner, Status: a.Status,
+		Channel: a.Channel, Tier: a.Tier.String(), Score: a.Score, Team: a.Team, Owner: a.Owner, Status: a.Status,
 		Reason: a.Reason, CreatedAt: a.CreatedAt, DispatchedAt: a.DispatchedAt, Labels: []labelJSON{}}
 	if a.SampleRate > 0 {
 		r := a.SampleRate
@@ -200,7 +200,7 @@ func (s *Server) handleGetAlert(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	a, err := s.fb.store.FeedAlert(c.Request.Context(), id)
+	a, err := s.fb.store.Alert(c.Request.Context(), id)
 	if err != nil {
 		writeError(c, s.log, fmt.Errorf("get alert: %w", err))
 		return
@@ -274,7 +274,7 @@ type eventJSON struct {
 
 func toEventJSON(e feedback.Event) eventJSON {
 	return eventJSON{ID: e.ID, ConversationID: e.ConversationID, Type: e.Type, At: e.At, Value: e.Value,
-		Tier: e.Tier, Agent: e.Agent, CreatedAt: e.CreatedAt}
+		Tier: e.Tier.String(), Agent: e.Agent, CreatedAt: e.CreatedAt}
 }
 
 // validIdempotencyKey accepts 1 to 255 printable ASCII characters.
@@ -323,7 +323,7 @@ func (s *Server) handleAddEvent(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	e := feedback.Event{ConversationID: id, Type: req.Type, Value: req.Value, Tier: req.Tier, Agent: req.Agent}
+	e := feedback.Event{ConversationID: id, Type: req.Type, Value: req.Value, Tier: feedback.ParseEventTier(req.Tier), Agent: req.Agent}
 	if req.At != nil {
 		t, err := parseEventTime("at", *req.At, s.now(), http.StatusUnprocessableEntity)
 		if err != nil {

@@ -32,8 +32,8 @@ const testPolicyNoAlerts = testPolicy + "alerts:\n  tiers: {default: []}\n  expl
 
 func (h *harness) insertAlert(id, conv, decision, channel, tier string) {
 	h.t.Helper()
-	err := h.store.InsertAlertRow(context.Background(), feedback.FeedAlert{ID: id, Kind: "tier", Status: "fired",
-		ConversationID: conv, DecisionID: decision, Channel: channel, Tier: tier, Team: "feedtest", CreatedAt: h.clock.Now()})
+	err := h.store.InsertAlertRow(context.Background(), feedback.Alert{ID: id, Kind: "tier", Status: "fired",
+		ConversationID: conv, DecisionID: decision, Channel: channel, Tier: feedback.ParseEventTier(tier), Team: "feedtest", CreatedAt: h.clock.Now()})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -14,18 +14,21 @@ import (
 
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
+	"github.com/hotlane/hotlane/jobs"
 )
 
 // engines lists the databases a store-backed test runs against.
 func engines(t *testing.T) []string {
 	t.Helper()
-	return feedbacktest.Engines
+	return storetest.Engines
 }
 
-func openStore(t *testing.T, engine string) *feedback.Store {
+func openStore(t *testing.T, engine string) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	store, err := feedback.Open(ctx, feedbacktest.DSN(t, engine), feedback.Options{Logger: quietLog()})
+	store, err := store.Open(ctx, storetest.DSN(t, engine), store.Options{Logger: quietLog()})
 	if err != nil {
 		t.Fatalf("open %s: %v", engine, err)
 	}
@@ -46,7 +49,7 @@ type fakeClock = feedbacktest.Clock
 // harness is a server on a real store with an all-scopes key.
 type harness struct {
 	t     *testing.T
-	store *feedback.Store
+	store *store.Store
 	srv   *Server
 	key   string
 	clock *fakeClock
@@ -58,6 +61,13 @@ func newHarness(t *testing.T, engine string, cfg Config) *harness {
 	clock := feedbacktest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	if cfg.Now == nil {
 		cfg.Now = clock.Now
+	}
+	if cfg.Live == nil {
+		m := NewMetrics()
+		cfg.Metrics, cfg.Live = m, feedback.NewLive(store, m.LiveOptions(quietLog()))
+	}
+	if cfg.Tuning == nil {
+		cfg.Tuning = &jobs.Tuner{Store: store, Live: cfg.Live, Log: quietLog()}
 	}
 	srv := New(cfg, store, quietLog())
 	_, key, err := store.CreateAPIKey(context.Background(), "test", []string{"score", "feedback", "admin"})

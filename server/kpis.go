@@ -103,7 +103,7 @@ func (s *Server) handleKPIs(c *gin.Context) {
 		wj := kpiWeekJSON{Week: w.Week, Start: w.Start, End: w.End, Overall: toKPISetJSON(w.Overall),
 			ByTier: map[string]kpiSetJSON{}, ByChannel: map[string]kpiSetJSON{}, ByRule: map[string]truePosJSON{}}
 		for k, v := range w.ByTier {
-			wj.ByTier[k] = toKPISetJSON(v)
+			wj.ByTier[k.String()] = toKPISetJSON(v)
 		}
 		for k, v := range w.ByChannel {
 			wj.ByChannel[k] = toKPISetJSON(v)

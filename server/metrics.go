@@ -1,15 +1,20 @@
 package server
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/hotlane/hotlane/feedback"
 )
 
-// metrics holds the Prometheus collectors of one server. Each server has its
-// own registry so tests can run several side by side.
-type metrics struct {
+// Metrics holds the Prometheus collectors of one server, served at
+// /metrics. Each has its own registry so tests can run several side by
+// side. The process makes them first (NewMetrics) and hands their
+// observers to the store and the live holder it builds before the server.
+type Metrics struct {
 	registry  *prometheus.Registry
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
@@ -24,8 +29,9 @@ type metrics struct {
 	served    *prometheus.GaugeVec
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
+// NewMetrics makes a server's metrics on a registry of their own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hotlane_http_requests_total",
@@ -83,18 +89,33 @@ func newMetrics() *metrics {
 }
 
 // ObserveFlush records one decision batch commit of the store's writer;
-// pass it as feedback.Options.ObserveFlush.
-func (s *Server) ObserveFlush(size int, took time.Duration, err error) {
+// pass it as the store's Options.ObserveFlush.
+func (m *Metrics) ObserveFlush(size int, took time.Duration, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 	}
-	s.metrics.batchSize.Observe(float64(size))
-	s.metrics.flushTime.WithLabelValues(outcome).Observe(took.Seconds())
+	m.batchSize.Observe(float64(size))
+	m.flushTime.WithLabelValues(outcome).Observe(took.Seconds())
 }
 
 // ObservePath counts one PostgreSQL decision batch by the way it was
-// committed; pass it as feedback.Options.ObservePath.
-func (s *Server) ObservePath(path string) {
-	s.metrics.flushPath.WithLabelValues(path).Inc()
+// committed; pass it as the store's Options.ObservePath.
+func (m *Metrics) ObservePath(path string) {
+	m.flushPath.WithLabelValues(path).Inc()
+}
+
+// LiveOptions are the options of a live holder whose loads these metrics
+// count (hotlane_scorer_reloads_total, hotlane_served_version), logging to
+// log.
+func (m *Metrics) LiveOptions(log *slog.Logger) feedback.LiveOptions {
+	return feedback.LiveOptions{
+		Log: log,
+		Loaded: func(_, next *feedback.Scoring) {
+			m.reloads.WithLabelValues("ok").Inc()
+			m.served.WithLabelValues("ruleset").Set(float64(next.PolicyVersion))
+			m.served.WithLabelValues("model").Set(float64(next.ModelVersion))
+		},
+		Failed: func(error) { m.reloads.WithLabelValues("error").Inc() },
+	}
 }

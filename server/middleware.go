@@ -93,7 +93,7 @@ func withAccessLog(log *slog.Logger) gin.HandlerFunc {
 // withMetrics counts requests by route and status and observes their
 // latency. The route is the registered pattern, never the raw path, so ids
 // in URLs do not explode the label set.
-func withMetrics(m *metrics) gin.HandlerFunc {
+func withMetrics(m *Metrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()

@@ -41,11 +41,11 @@ func (s *Server) handleReady(c *gin.Context) {
 	} else {
 		checks["database"] = "ok"
 	}
-	if live := s.live.current(); live == nil {
+	if live := s.live.Current(); live == nil {
 		checks["ruleset"] = "none published"
 	} else {
-		checks["ruleset"] = live.policyVersion
-		checks["model"] = live.modelVersion
+		checks["ruleset"] = live.PolicyVersion
+		checks["model"] = live.ModelVersion
 	}
 	if !ready {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
@@ -82,7 +82,7 @@ func (s *Server) handleGetDecision(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	out := decisionJSON{ID: d.ID, ConversationID: d.ConversationID, Channel: d.Channel, Score: d.Score, Tier: d.Tier,
+	out := decisionJSON{ID: d.ID, ConversationID: d.ConversationID, Channel: d.Channel, Score: d.Score, Tier: d.Tier.String(),
 		Signals: jsonRaw(d.Signals), Message: d.Message, Reasons: jsonRaw(d.Reasons), Route: jsonRaw(d.Route),
 		RulesetVersion: d.PolicyVersion, LatencyMicros: d.LatencyMicros, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt}
 	if d.ModelVersion != 0 {

@@ -197,14 +197,14 @@ func (s *Server) handleScore(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	live := s.live.current()
+	live := s.live.Current()
 	if live == nil {
 		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "no_ruleset",
 			Message: "no ruleset is published yet: run `hotlane rules apply FILE` or PUT /v1/rules"})
 		return
 	}
 	scoreStart := time.Now()
-	d := live.scorer.Score(model.Input{Channel: in.channel, Message: in.message, Signals: in.signals})
+	d := live.Scorer.Score(model.Input{Channel: in.channel, Message: in.message, Signals: in.signals})
 	s.metrics.scoreTime.Observe(time.Since(scoreStart).Seconds())
 
 	id, err := uuid.NewV7()
@@ -232,11 +232,11 @@ func (s *Server) handleScore(c *gin.Context) {
 		Channel:        in.channel,
 		Signals:        in.rawSignals,
 		Score:          d.Score,
-		Tier:           d.Tier.String(),
+		Tier:           d.Tier,
 		Reasons:        reasonsJSON,
 		Route:          routeJSON,
-		ModelVersion:   live.modelVersion,
-		PolicyVersion:  live.policyVersion,
+		ModelVersion:   live.ModelVersion,
+		PolicyVersion:  live.PolicyVersion,
 		LatencyMicros:  time.Since(start).Microseconds(),
 		OccurredAt:     in.occurredAt,
 		CreatedAt:      s.now().UTC(),
@@ -245,7 +245,7 @@ func (s *Server) handleScore(c *gin.Context) {
 		msg := in.message
 		rec.Message = &msg
 	}
-	rec.Alert = alertPlan(live.scorer.Policy().Alerts(), in.channel, d)
+	rec.Alert = alertPlan(live.Scorer.Policy().Alerts(), in.channel, d)
 	out, err := s.decisions.Record(c.Request.Context(), rec)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
@@ -287,12 +287,12 @@ func appendScoreResponse(b []byte, rec *feedback.Decision, out feedback.Recorded
 	b = append(b, `,"score":`...)
 	b = strconv.AppendFloat(b, rec.Score, 'g', -1, 64)
 	b = append(b, `,"tier":`...)
-	b = appendJSONString(b, rec.Tier)
+	b = appendJSONString(b, rec.Tier.String())
 	b = append(b, `,"previous_tier":`...)
-	if prev == "" {
+	if prev == model.TierNone {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, prev)
+		b = appendJSONString(b, prev.String())
 	}
 	b = append(b, `,"reasons":`...)
 	b = append(b, reasons...)
@@ -349,9 +349,9 @@ var commonChannels = map[string]struct{}{
 // countDecision updates the decision metrics. Channels without thresholds
 // of their own are counted as "other" so that any token a platform sends
 // cannot grow the label set without bound.
-func (s *Server) countDecision(live *liveScorer, channel string, d model.Decision) {
+func (s *Server) countDecision(live *feedback.Scoring, channel string, d model.Decision) {
 	label := "other"
-	if _, ok := commonChannels[channel]; ok || slices.Contains(live.scorer.Policy().Channels(), channel) {
+	if _, ok := commonChannels[channel]; ok || slices.Contains(live.Scorer.Policy().Channels(), channel) {
 		label = channel
 	}
 	s.metrics.decisions.WithLabelValues(d.Tier.String(), label).Inc()

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/model"
 )
 
 const alertPolicy = testPolicy + `
@@ -60,7 +62,7 @@ func TestScoreAlerts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if conv.AlertedTier != "high" || conv.LastAlertAt == nil || !conv.LastAlertAt.Equal(h.clock.Now().Add(-time.Hour-time.Minute)) {
+			if conv.AlertedTier != model.TierHigh || conv.LastAlertAt == nil || !conv.LastAlertAt.Equal(h.clock.Now().Add(-time.Hour-time.Minute)) {
 				t.Errorf("c1 alert state = %q at %v", conv.AlertedTier, conv.LastAlertAt)
 			}
 		})

@@ -1,8 +1,15 @@
 // Package server is Hotlane's HTTP face: the Gin router, its middleware
 // (request ids, access logs, metrics, authentication by API key), the JSON
 // handlers of the /v1 API, health and readiness probes, Prometheus metrics
-// and the OpenAPI document. Handlers validate requests, call the scoring
-// model and the feedback store, and map errors to one JSON error shape.
+// and the OpenAPI document. Handlers validate requests, score with the live
+// pairing of ruleset and model (feedback.Live), call the store through the
+// small interfaces declared beside them, and map errors to one JSON error
+// shape (errors.go).
+//
+// server imports feedback and model, and nothing else of Hotlane's: cmd
+// builds it on the store, the live holder, the metrics and the tuning job
+// (the Tuning interface), so the server never reaches the database or the
+// jobs except through what it is handed.
 package server
 
 import (
@@ -15,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hotlane/hotlane/feedback"
-	"github.com/hotlane/hotlane/jobs"
 )
 
 // Config is the part of Hotlane's configuration the HTTP server uses.
@@ -31,17 +37,33 @@ type Config struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Tuner runs the tuning job for POST /v1/jobs/tune; nil means one
-	// with the default settings on the server's store.
-	Tuner *jobs.Tuner
+	// Live is the live ruleset and model the server scores with, shared
+	// with the process's jobs; nil means a holder of the server's own over
+	// its store, its loads counted in the server's metrics.
+	Live *feedback.Live
+	// Metrics are the server's Prometheus metrics, made before the store so
+	// the store's writer can report to them; nil means new ones.
+	Metrics *Metrics
+	// Tuning runs the tuning job and applies reports for the tuning
+	// endpoints; nil makes them answer 503.
+	Tuning Tuning
 }
 
-// Store is everything the server needs from the feedback store. Each
+// Tuning is what the tuning endpoints need of the tuning job. Its errors
+// are of feedback's kinds: feedback.ErrLocked while another run holds the
+// job's lock, ErrConflict (ErrNothingToApply, ErrApplied, ErrStaleReport,
+// ErrNotPromoted) for a report that cannot be applied.
+type Tuning interface {
+	RunNow(ctx context.Context, req feedback.TuneRequest) (feedback.TuneResult, error)
+	ApplyReport(ctx context.Context, id, author string) (feedback.PolicyVersion, error)
+}
+
+// Store is everything the server needs from the store. Each
 // handler depends only on the narrow interface it uses; this union exists
 // so that New can take one value.
 type Store interface {
 	keyAuthenticator
-	liveStore
+	feedback.LiveSource
 	decisionRecorder
 	policyAdmin
 	modelAdmin
@@ -58,8 +80,8 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
-	metrics   *metrics
-	live      *Live
+	metrics   *Metrics
+	live      *feedback.Live
 	keys      *keyCache
 	decisions decisionRecorder
 	policies  policyAdmin
@@ -71,11 +93,12 @@ type Server struct {
 	destinations destinationAdmin
 	fb           feedbackAPI
 	tuning       tuningStore
-	tuner        *jobs.Tuner
+	tuner        Tuning
 }
 
-// New builds the server and its routes. It does not load the scorer: call
-// Live().Refresh before serving, and run Live().Watch to follow changes.
+// New builds the server and its routes. It does not load the live ruleset:
+// call Live().Refresh before serving, and run Live().Watch to follow
+// changes.
 func New(cfg Config, store Store, log *slog.Logger) *Server {
 	if cfg.KeyCacheTTL == 0 {
 		cfg.KeyCacheTTL = 10 * time.Second
@@ -84,13 +107,20 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 	if now == nil {
 		now = time.Now
 	}
-	m := newMetrics()
+	m := cfg.Metrics
+	if m == nil {
+		m = NewMetrics()
+	}
+	live := cfg.Live
+	if live == nil {
+		live = feedback.NewLive(store, m.LiveOptions(log))
+	}
 	s := &Server{
 		cfg:       cfg,
 		log:       log,
 		now:       now,
 		metrics:   m,
-		live:      newLive(store, log, m),
+		live:      live,
 		keys:      newKeyCache(store, cfg.KeyCacheTTL, now),
 		decisions: store,
 		policies:  store,
@@ -100,18 +130,15 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 	}
 	s.destinations = store
 	s.tuning = store
-	s.tuner = cfg.Tuner
-	if s.tuner == nil {
-		s.tuner = &jobs.Tuner{Store: store, Log: log}
-	}
+	s.tuner = cfg.Tuning
 	s.fb = feedbackAPI{store: store, kpis: store}
 	s.engine = s.routes()
 	return s
 }
 
-// Live returns the holder of the live scorer, for the owner of the process
-// to refresh and watch.
-func (s *Server) Live() *Live { return s.live }
+// Live returns the holder of the live ruleset and model the server scores
+// with, for the owner of the process to refresh and watch.
+func (s *Server) Live() *feedback.Live { return s.live }
 
 // Handler returns the HTTP handler of the whole API.
 func (s *Server) Handler() http.Handler { return s.engine }

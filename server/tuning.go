@@ -11,18 +11,22 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hotlane/hotlane/feedback"
-	"github.com/hotlane/hotlane/jobs"
 )
 
-// tuningStore is what the tuning, report and job endpoints need.
+// tuningStore is what the report, model and job endpoints read and change
+// themselves; running a tuning and applying a report go through Tuning.
 type tuningStore interface {
-	jobs.TuneStore
-	jobs.ApplyStore
+	Report(ctx context.Context, id string) (feedback.StoredReport, error)
 	JobRuns(ctx context.Context, job string, limit int) ([]feedback.JobRun, error)
 	ListReports(ctx context.Context, limit int) ([]feedback.StoredReport, error)
 	LatestReport(ctx context.Context) (feedback.StoredReport, error)
 	RollbackModel(ctx context.Context) (feedback.ModelVersion, error)
 }
+
+// errNoTuning answers the tuning endpoints of a server built without the
+// tuning job.
+var errNoTuning = &APIError{Status: http.StatusServiceUnavailable, Code: "tuning_unavailable",
+	Message: "this process does not run the tuning job"}
 
 // maxTuneBody bounds the tune request's body.
 const maxTuneBody = 4 << 10
@@ -71,7 +75,11 @@ func (s *Server) handleTune(c *gin.Context) {
 			}
 		}
 	}
-	tr := jobs.TuneRequest{Trigger: "api"}
+	if s.tuner == nil {
+		writeError(c, s.log, errNoTuning)
+		return
+	}
+	tr := feedback.TuneRequest{Trigger: feedback.TriggerAPI}
 	if req.AsOf != nil {
 		t, err := parseEventTime("as_of", *req.AsOf, s.now(), http.StatusUnprocessableEntity)
 		if err != nil {
@@ -88,7 +96,7 @@ func (s *Server) handleTune(c *gin.Context) {
 	ctx := context.WithoutCancel(c.Request.Context())
 	res, err := s.tuner.RunNow(ctx, tr)
 	switch {
-	case errors.Is(err, jobs.ErrTuneRunning):
+	case errors.Is(err, feedback.ErrLocked):
 		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "tune_running", Message: err.Error()})
 		return
 	case errors.Is(err, feedback.ErrNotFound) && res.Report == nil:
@@ -198,13 +206,17 @@ func (s *Server) handleApplyReport(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	if s.tuner == nil {
+		writeError(c, s.log, errNoTuning)
+		return
+	}
 	ctx := c.Request.Context()
-	pv, err := jobs.ApplyReport(ctx, s.tuning, id, apiKeyName(c))
+	pv, err := s.tuner.ApplyReport(ctx, id, apiKeyName(c))
 	switch {
-	case errors.Is(err, jobs.ErrNothingToApply):
+	case errors.Is(err, feedback.ErrNothingToApply):
 		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "nothing_to_apply", Message: err.Error()})
 		return
-	case errors.Is(err, jobs.ErrApplied), errors.Is(err, jobs.ErrStaleReport), errors.Is(err, jobs.ErrNotPromoted):
+	case errors.Is(err, feedback.ErrApplied), errors.Is(err, feedback.ErrStaleReport), errors.Is(err, feedback.ErrNotPromoted):
 		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "cannot_apply", Message: err.Error()})
 		return
 	case err != nil:

@@ -82,7 +82,7 @@ func TestTuningEndpoints(t *testing.T) {
 	if !tuned.Report.Promotion.Promoted {
 		t.Fatalf("candidate not promoted: %s", rec.Body.String())
 	}
-	if cur := h.srv.Live().current(); cur == nil || cur.modelVersion != 1 {
+	if cur := h.srv.Live().Current(); cur == nil || cur.ModelVersion != 1 {
 		t.Fatalf("this server does not serve model 1 right after promoting it")
 	}
 
@@ -120,21 +120,21 @@ func TestTuningEndpoints(t *testing.T) {
 	if rec := h.do(http.MethodPost, "/v1/reports/"+tuned.Report.ID+"/apply", "", "", h.key, &applied); rec.Code != http.StatusCreated || applied.Version != 2 {
 		t.Fatalf("apply: %d %s", rec.Code, rec.Body.String())
 	}
-	if cur := h.srv.Live().current(); cur.policyVersion != 2 {
-		t.Errorf("live ruleset %d after apply", cur.policyVersion)
+	if cur := h.srv.Live().Current(); cur.PolicyVersion != 2 {
+		t.Errorf("live ruleset %d after apply", cur.PolicyVersion)
 	}
 
 	// Rolling back with no earlier model returns scoring to the rules.
 	if rec := h.do(http.MethodPost, "/v1/models/rollback", "", "", h.key, nil); rec.Code != http.StatusOK {
 		t.Fatalf("rollback: %d %s", rec.Code, rec.Body.String())
 	}
-	if cur := h.srv.Live().current(); cur.modelVersion != 0 {
-		t.Errorf("model %d after rollback", cur.modelVersion)
+	if cur := h.srv.Live().Current(); cur.ModelVersion != 0 {
+		t.Errorf("model %d after rollback", cur.ModelVersion)
 	}
 	if rec := h.do(http.MethodPost, "/v1/models/rollback", "", "", h.key, nil); rec.Code != http.StatusConflict {
 		t.Errorf("second rollback: %d", rec.Code)
 	}
-	if rec := h.do(http.MethodPost, "/v1/models/1/promote", "", "", h.key, nil); rec.Code != http.StatusOK || h.srv.Live().current().modelVersion != 1 {
+	if rec := h.do(http.MethodPost, "/v1/models/1/promote", "", "", h.key, nil); rec.Code != http.StatusOK || h.srv.Live().Current().ModelVersion != 1 {
 		t.Errorf("promote: %d", rec.Code)
 	}
 

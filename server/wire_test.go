@@ -20,18 +20,18 @@ func TestAppendScoreResponseMatchesEncodingJSON(t *testing.T) {
 		prev  string
 		alert *feedback.AlertOutcome
 	}{
-		{"new conversation, no model", feedback.Decision{ID: "d1", ConversationID: "c1", Channel: "web", Score: 0.0474258731775, Tier: "low", PolicyVersion: 3}, "", nil},
-		{"escaped id and model", feedback.Decision{ID: "d2", ConversationID: "c\"<ü>\\", Channel: "whatsapp", Score: 1e-9, Tier: "urgent", ModelVersion: 7, PolicyVersion: 1}, "high", nil},
-		{"fired alert", feedback.Decision{ID: "d3", ConversationID: "c3", Channel: "web", Score: 0.95, Tier: "urgent", PolicyVersion: 1}, "low",
+		{"new conversation, no model", feedback.Decision{ID: "d1", ConversationID: "c1", Channel: "web", Score: 0.0474258731775, Tier: model.TierLow, PolicyVersion: 3}, "", nil},
+		{"escaped id and model", feedback.Decision{ID: "d2", ConversationID: "c\"<ü>\\", Channel: "whatsapp", Score: 1e-9, Tier: model.TierUrgent, ModelVersion: 7, PolicyVersion: 1}, "high", nil},
+		{"fired alert", feedback.Decision{ID: "d3", ConversationID: "c3", Channel: "web", Score: 0.95, Tier: model.TierUrgent, PolicyVersion: 1}, "low",
 			&feedback.AlertOutcome{ID: "a3", Kind: feedback.AlertKindTier, Status: feedback.AlertStatusFired}},
-		{"suppressed alert", feedback.Decision{ID: "d4", ConversationID: "c4", Channel: "web", Score: 0.95, Tier: "urgent", PolicyVersion: 1}, "",
+		{"suppressed alert", feedback.Decision{ID: "d4", ConversationID: "c4", Channel: "web", Score: 0.95, Tier: model.TierUrgent, PolicyVersion: 1}, "",
 			&feedback.AlertOutcome{ID: "a4", Kind: feedback.AlertKindTier, Status: feedback.AlertStatusSuppressed, Reason: feedback.AlertReasonBudget}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := appendScoreResponse(nil, &tt.rec, feedback.Recorded{PreviousTier: tt.prev, Alert: tt.alert}, rj, ro)
+			got := appendScoreResponse(nil, &tt.rec, feedback.Recorded{PreviousTier: feedback.ParseEventTier(tt.prev), Alert: tt.alert}, rj, ro)
 			want := scoreResponse{DecisionID: tt.rec.ID, ConversationID: tt.rec.ConversationID, Channel: tt.rec.Channel,
-				Score: tt.rec.Score, Tier: tt.rec.Tier, Reasons: reasons, Route: route, RulesetVersion: tt.rec.PolicyVersion}
+				Score: tt.rec.Score, Tier: tt.rec.Tier.String(), Reasons: reasons, Route: route, RulesetVersion: tt.rec.PolicyVersion}
 			if tt.prev != "" {
 				want.PreviousTier = &tt.prev
 			}

@@ -14,20 +14,21 @@ import (
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/store"
 )
 
 // openStore opens the database of a one-shot command and applies the
 // migrations, so every command works on a fresh database.
-func openStore(ctx context.Context, db dbFlags, log *slog.Logger) (*feedback.Store, error) {
-	store, err := feedback.Open(ctx, db.DB, feedback.Options{Logger: log, WriterConns: 1})
+func openStore(ctx context.Context, db dbFlags, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(ctx, db.DB, store.Options{Logger: log, WriterConns: 1})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	if err := store.Migrate(ctx); err != nil {
-		_ = store.Close()
+	if err := st.Migrate(ctx); err != nil {
+		_ = st.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	return store, nil
+	return st, nil
 }
 
 // parseDBCommand parses the flags of a database command, registered by

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/store"
 )
 
 // Config is every setting of the server, read once from flags and
@@ -188,7 +188,7 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an authenticated API key is trusted before asking the database again")
 	fs.IntVar(&cfg.WriterConns, "writer-conns", 4, "PostgreSQL connections of the decision writers")
 	fs.IntVar(&cfg.Writers, "writers", 1, "PostgreSQL decision writers committing in parallel (conversations are spread over them)")
-	fs.IntVar(&cfg.StateCache, "state-cache", feedback.DefaultStateCache, "conversations whose state a lone PostgreSQL writer keeps in memory to commit each batch in one round trip (0 turns it off)")
+	fs.IntVar(&cfg.StateCache, "state-cache", store.DefaultStateCache, "conversations whose state a lone PostgreSQL writer keeps in memory to commit each batch in one round trip (0 turns it off)")
 	fs.BoolVar(&cfg.Deliver, "deliver", true, "run the alert delivery worker in this process (false for API-only processes; another process must deliver)")
 	fs.DurationVar(&cfg.DeliveryInterval, "delivery-interval", time.Second, "how often to look for alerts to deliver and deliveries due")
 	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")

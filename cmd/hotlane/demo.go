@@ -121,7 +121,7 @@ func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, po
 			id := "demo-" + c.ID
 			rows = append(rows, feedback.ImportedConversation{
 				Decision: feedback.Decision{ID: id + "-d", ConversationID: id, Channel: c.Channel, Signals: signals,
-					Score: d.Score, Tier: d.Tier.String(), Reasons: reasons, Route: route, PolicyVersion: policyVersion,
+					Score: d.Score, Tier: d.Tier, Reasons: reasons, Route: route, PolicyVersion: policyVersion,
 					OccurredAt: call.At},
 				Outcome: outcome, EventID: id + "-e",
 			})
@@ -133,7 +133,7 @@ func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, po
 	}
 	fmt.Fprintf(stdout, "demo: imported %d past conversations with their outcomes (the %d weeks from %s)\n",
 		res.Added, demoHistoryWeeks, start.Format("2006-01-02"))
-	run, err := (&jobs.Tuner{Store: store, Log: log}).RunNow(ctx, jobs.TuneRequest{Trigger: "demo"})
+	run, err := (&jobs.Tuner{Store: store, Log: log}).RunNow(ctx, feedback.TuneRequest{Trigger: "demo"})
 	if err != nil {
 		return fmt.Errorf("tuning: %w", err)
 	}

@@ -10,17 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotlane/hotlane/feedback"
-	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 )
 
 // TestShutdownDrains stops a server in the middle of a load: every request
 // answered before the stop is committed, none is answered with a server
 // error, and serve returns cleanly once the decision writer has drained.
 func TestShutdownDrains(t *testing.T) {
-	for _, engine := range feedbacktest.Engines {
+	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
-			dsn := feedbacktest.DSN(t, engine)
+			dsn := storetest.DSN(t, engine)
 			srv := startServe(t, "--db", dsn, "--demo", "--demo-history=false", "--log-level", "error")
 			addr, key := srv.addr, srv.key
 
@@ -73,7 +73,7 @@ func TestShutdownDrains(t *testing.T) {
 			if len(acked) == 0 {
 				t.Fatal("no request was answered before the shutdown")
 			}
-			store, err := feedback.Open(context.Background(), dsn, feedback.Options{})
+			store, err := store.Open(context.Background(), dsn, store.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

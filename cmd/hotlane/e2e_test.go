@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 )
 
 // received is one webhook delivery as the receiver saw it.
@@ -116,9 +116,9 @@ func (c client) call(method, path, body string, out any, headers ...string) int 
 // reports the first response and the conversion, and the week's KPIs
 // show all of it.
 func TestAlertLoopEndToEnd(t *testing.T) {
-	for _, engine := range feedbacktest.Engines {
+	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
-			dsn := feedbacktest.DSN(t, engine)
+			dsn := storetest.DSN(t, engine)
 			srv := startServe(t, "--db", dsn, "--demo", "--demo-history=false", "--log-level", "error",
 				"--delivery-interval", "100ms", "--sla-interval", "1h")
 			defer func() {

@@ -73,9 +73,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
-	scorer, policyVersion, modelVersion, err := liveScorer(ctx, store)
-	if err != nil {
+	live := feedback.NewLive(store, feedback.LiveOptions{Log: log})
+	if err := live.Refresh(ctx); err != nil {
 		return fmt.Errorf("import: %w", err)
+	}
+	sc := live.Current()
+	if sc == nil {
+		return errors.New("import: no live ruleset: publish one first (hotlane rules apply FILE)")
 	}
 
 	// Ids come from the file's content and the row, so a second import of
@@ -115,7 +119,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(signals) > maxImportSignals {
 			return fmt.Errorf("import %s: line %d: %d signals, at most %d", path, data.Lines[i], len(signals), maxImportSignals)
 		}
-		d := scorer.Score(model.Input{Channel: ch, Message: msg, Signals: signals})
+		d := sc.Scorer.Score(model.Input{Channel: ch, Message: msg, Signals: signals})
 		sig, err := json.Marshal(signals)
 		if err != nil {
 			return fmt.Errorf("import %s: line %d: %w", path, data.Lines[i], err)
@@ -130,8 +134,8 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		convs = append(convs, feedback.ImportedConversation{
 			Decision: feedback.Decision{
 				ID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(id+"/decision")).String(), ConversationID: id, Channel: ch,
-				Signals: sig, Score: d.Score, Tier: d.Tier.String(), Reasons: reasons, Route: route,
-				PolicyVersion: policyVersion, ModelVersion: modelVersion, OccurredAt: rowAt,
+				Signals: sig, Score: d.Score, Tier: d.Tier, Reasons: reasons, Route: route,
+				PolicyVersion: sc.PolicyVersion, ModelVersion: sc.ModelVersion, OccurredAt: rowAt,
 			},
 			Outcome: outcome,
 			EventID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(id+"/outcome")).String(),
@@ -175,36 +179,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// liveScorer builds the scorer of the live ruleset and active model.
-func liveScorer(ctx context.Context, store *feedback.Store) (*model.Scorer, int, int, error) {
-	pv, err := store.LivePolicy(ctx)
-	if errors.Is(err, feedback.ErrNotFound) {
-		return nil, 0, 0, errors.New("no live ruleset: publish one first (hotlane rules apply FILE)")
-	}
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	doc, err := model.ParsePolicy(pv.Document)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("ruleset %d: %w", pv.Version, err)
-	}
-	pol, err := model.CompilePolicy(doc)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("ruleset %d: %w", pv.Version, err)
-	}
-	var m *model.Model
-	modelVersion := 0
-	switch mv, err := store.ActiveModel(ctx); {
-	case errors.Is(err, feedback.ErrNotFound):
-	case err != nil:
-		return nil, 0, 0, err
-	default:
-		if m, err = model.ParseModel(mv.Body); err != nil {
-			return nil, 0, 0, fmt.Errorf("model %d: %w", mv.Version, err)
-		}
-		modelVersion = mv.Version
-	}
-	return model.NewScorer(pol, m), pv.Version, modelVersion, nil
 }

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotlane/hotlane/feedback"
-	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 )
 
 // TestMain lets the test binary stand in for the hotlane binary: with
@@ -98,7 +98,7 @@ func TestKilledServerLosesNothingAcknowledged(t *testing.T) {
 				t.Fatalf("only %d decisions acknowledged before the kill", len(acked))
 			}
 
-			store, err := feedback.Open(context.Background(), dsn, feedback.Options{})
+			store, err := store.Open(context.Background(), dsn, store.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,5 +131,5 @@ func waitReady(t *testing.T, url string) {
 
 func testDSN(t *testing.T, engine string) string {
 	t.Helper()
-	return feedbacktest.DSN(t, engine)
+	return storetest.DSN(t, engine)
 }

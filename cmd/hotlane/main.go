@@ -1,7 +1,12 @@
 // Command hotlane is the Hotlane server and its operator commands: serve
-// the API, migrate the database, manage API keys and rulesets, and drive a
-// running server with load. main only calls run, so tests can run the whole
-// program in-process.
+// the API, migrate the database, manage API keys and rulesets, tune, import
+// and evaluate, and drive a running server with load. main only calls run,
+// so tests can run the whole program in-process.
+//
+// This is where Hotlane is wired: configuration is read and validated
+// here, and serve builds the metrics, then the store (feedback/store), the
+// live holder (feedback.Live), the server and the jobs, handing each what
+// it needs. It is the only package that imports them all.
 package main
 
 import (

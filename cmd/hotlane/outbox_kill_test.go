@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 )
 
 // startProcess runs `hotlane serve` as a child process (the test binary
@@ -65,9 +65,9 @@ func TestOutboxSurvivesKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
 	}
-	for _, engine := range feedbacktest.Engines {
+	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
-			dsn := feedbacktest.DSN(t, engine)
+			dsn := storetest.DSN(t, engine)
 			rcv := &signedReceiver{}
 			hook := httptest.NewServer(rcv)
 			defer hook.Close()

@@ -9,10 +9,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/store"
 	"github.com/hotlane/hotlane/jobs"
 	"github.com/hotlane/hotlane/server"
 )
@@ -33,58 +33,49 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	log := (&dbFlags{LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat}).logger(stderr)
 	log.Info("starting hotlane", slog.String("version", version), slog.Any("config", cfg))
 
-	// The writer starts with the store, the metrics with the server: the
-	// observer is connected once both exist.
-	var observeFlush atomic.Pointer[func(int, time.Duration, error)]
-	var observePath atomic.Pointer[func(string)]
+	// The metrics come first, so that the store's writer and the live
+	// holder report to them from the start.
+	metrics := server.NewMetrics()
 	stateCache := cfg.StateCache
 	if stateCache == 0 {
 		stateCache = -1 // off
 	}
-	store, err := feedback.Open(ctx, cfg.DB, feedback.Options{Logger: log, WriterConns: cfg.WriterConns, Writers: cfg.Writers,
-		StateCache: stateCache,
-		ObserveFlush: func(n int, took time.Duration, err error) {
-			if f := observeFlush.Load(); f != nil {
-				(*f)(n, took, err)
-			}
-		},
-		ObservePath: func(path string) {
-			if f := observePath.Load(); f != nil {
-				(*f)(path)
-			}
-		}})
+	st, err := store.Open(ctx, cfg.DB, store.Options{Logger: log, WriterConns: cfg.WriterConns, Writers: cfg.Writers,
+		StateCache: stateCache, ObserveFlush: metrics.ObserveFlush, ObservePath: metrics.ObservePath})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := st.Close(); err != nil {
 			log.Error("close database", slog.Any("err", err))
 		}
 	}()
 	if !cfg.NoMigrate {
-		if err := store.Migrate(ctx); err != nil {
+		if err := st.Migrate(ctx); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
 	if cfg.Demo {
-		if err := seedDemo(ctx, store, stdout, log, cfg.Addr, cfg.DemoHistory); err != nil {
+		if err := seedDemo(ctx, st, stdout, log, cfg.Addr, cfg.DemoHistory); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
 
-	tuner := cfg.Tune.tuner(store, log)
+	// One live holder: the server scores with it, the SLA checker reads
+	// its SLAs, the tuning job starts from it.
+	live := feedback.NewLive(st, metrics.LiveOptions(log))
+	if err := live.Refresh(ctx); err != nil {
+		return fmt.Errorf("load ruleset: %w", err)
+	}
+	tuner := cfg.Tune.tuner(st, live, log)
 	srv := server.New(server.Config{
 		StoreMessages: cfg.StoreMessages,
 		KeyCacheTTL:   cfg.KeyCacheTTL,
 		Version:       version,
-		Tuner:         tuner,
-	}, store, log)
-	observe, observeP := srv.ObserveFlush, srv.ObservePath
-	observeFlush.Store(&observe)
-	observePath.Store(&observeP)
-	if err := srv.Live().Refresh(ctx); err != nil {
-		return fmt.Errorf("load ruleset: %w", err)
-	}
+		Live:          live,
+		Metrics:       metrics,
+		Tuning:        tuner,
+	}, st, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -102,9 +93,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { srv.Live().Watch(bg, cfg.ReloadInterval) })
-	deliverer := &jobs.Deliverer{Store: store, PublicURL: cfg.PublicURL, Interval: cfg.DeliveryInterval, Log: log}
-	slaChecker := &jobs.SLAChecker{Store: store, SLA: (&jobs.LiveSLA{Store: store}).SLA, Interval: cfg.SLAInterval, Log: log}
+	wg.Go(func() { live.Watch(bg, cfg.ReloadInterval) })
+	deliverer := &jobs.Deliverer{Store: st, PublicURL: cfg.PublicURL, Interval: cfg.DeliveryInterval, Log: log}
+	slaChecker := &jobs.SLAChecker{Store: st, SLA: jobs.LiveSLA(live), Interval: cfg.SLAInterval, Log: log}
 	if cfg.Deliver {
 		wg.Go(func() { runJob(bg, log, "deliver", deliverer.Run) })
 	} else {

@@ -60,9 +60,9 @@ func (t *tuneFlags) validate() []string {
 }
 
 // tuner builds the tuning job from validated flags.
-func (t *tuneFlags) tuner(store jobs.TuneStore, log *slog.Logger) *jobs.Tuner {
+func (t *tuneFlags) tuner(store jobs.TuneStore, live *feedback.Live, log *slog.Logger) *jobs.Tuner {
 	trainer, _ := model.TrainerByName(t.Trainer)
-	return &jobs.Tuner{Store: store, Trainer: trainer, L2: t.L2, Window: t.Window, Holdout: t.Holdout,
+	return &jobs.Tuner{Store: store, Live: live, Trainer: trainer, L2: t.L2, Window: t.Window, Holdout: t.Holdout,
 		MinLabelled: t.MinLabelled, Promotion: t.Promotion, Log: log}
 }
 
@@ -123,7 +123,7 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := invalid(tf.validate()); err != nil {
 		return err
 	}
-	req := jobs.TuneRequest{Trigger: "cli"}
+	req := feedback.TuneRequest{Trigger: feedback.TriggerCLI}
 	if asOf != "" {
 		t, err := time.Parse(time.RFC3339, asOf)
 		if err != nil {
@@ -136,7 +136,7 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
-	res, err := tf.tuner(store, log).RunNow(ctx, req)
+	res, err := tf.tuner(store, nil, log).RunNow(ctx, req)
 	if errors.Is(err, jobs.ErrTuneRunning) {
 		return fmt.Errorf("tune: %w", err)
 	}
@@ -156,7 +156,7 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // printReport prints the essentials of a tuning report for a terminal.
-func printReport(w io.Writer, r *jobs.Report) {
+func printReport(w io.Writer, r *feedback.Report) {
 	fmt.Fprintf(w, "tuning report %s (run %s)\n", r.ID, r.RunID)
 	fmt.Fprintf(w, "window %s to %s, holdout from %s\n", r.Window.Start.Format(time.RFC3339), r.Window.End.Format(time.RFC3339),
 		r.Window.HoldoutStart.Format(time.RFC3339))
@@ -170,7 +170,7 @@ func printReport(w io.Writer, r *jobs.Report) {
 		fmt.Fprintln(tw, "\tROC-AUC\tPR-AUC\tlog loss\tBrier\tECE")
 		for _, row := range []struct {
 			name string
-			m    *jobs.ModelEval
+			m    *model.ModelEval
 		}{{"live (" + live + ")", r.Live}, {fmt.Sprintf("candidate (model %d)", r.CandidateModelVersion), r.Candidate}} {
 			fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\n", row.name, row.m.ROCAUC, row.m.PRAUC, row.m.LogLoss, row.m.Brier, row.m.ECE)
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 )
 
 func TestTuneSchedule(t *testing.T) {
@@ -62,7 +62,7 @@ func TestTuneAcrossTwoServers(t *testing.T) {
 	// Several processes on one database need PostgreSQL; SQLite serves one.
 	for _, engine := range []string{"postgres"} {
 		t.Run(engine, func(t *testing.T) {
-			dsn := feedbacktest.DSN(t, engine)
+			dsn := storetest.DSN(t, engine)
 			a := startServe(t, "--db", dsn, "--demo", "--demo-history=false", "--log-level", "error", "--tune-schedule", "off")
 			defer a.stop(t)
 			b := startServe(t, "--db", dsn, "--log-level", "error", "--tune-schedule", "off")

@@ -1,3 +1,6 @@
+// Package feedbacktest holds test helpers of the feedback domain shared by
+// every package's tests: a settable clock. Fresh databases come from
+// feedback/store/storetest.
 package feedbacktest
 
 import (

@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 // twoStores opens two stores on one fresh database of engine e, as two
@@ -19,10 +22,10 @@ func twoStores(t *testing.T, e engine) (*Store, *Store) {
 
 // recordBoth records a and b at the same time, a on one store and b on the
 // other, and returns what each was told.
-func recordBoth(t *testing.T, sa, sb *Store, a, b Decision) (Recorded, Recorded) {
+func recordBoth(t *testing.T, sa, sb *Store, a, b feedback.Decision) (feedback.Recorded, feedback.Recorded) {
 	t.Helper()
 	ctx := context.Background()
-	var ra, rb Recorded
+	var ra, rb feedback.Recorded
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	wg.Go(func() {
@@ -52,25 +55,25 @@ func TestTwoStoresOneDatabaseAlertOnce(t *testing.T) {
 	const rounds = 30
 	cases := []struct {
 		name     string
-		decision func(conv string, at time.Duration) Decision
+		decision func(conv string, at time.Duration) feedback.Decision
 		kind     string
 		// wantOther is the outcome of the decision that came second.
 		wantOther string
 	}{
 		{
 			name:      "tier",
-			decision:  func(conv string, at time.Duration) Decision { return alertingDecision(conv, "high", at) },
-			kind:      AlertKindTier,
+			decision:  func(conv string, at time.Duration) feedback.Decision { return alertingDecision(conv, "high", at) },
+			kind:      feedback.AlertKindTier,
 			wantOther: "tier/deduplicated/duplicate",
 		},
 		{
 			name: "review",
-			decision: func(conv string, at time.Duration) Decision {
+			decision: func(conv string, at time.Duration) feedback.Decision {
 				d := alertingDecision(conv, "low", at)
 				d.Alert.ExplorationRate = 1 // every conversation is in the sample
 				return d
 			},
-			kind:      AlertKindReview,
+			kind:      feedback.AlertKindReview,
 			wantOther: "-",
 		},
 	}
@@ -88,10 +91,10 @@ func TestTwoStoresOneDatabaseAlertOnce(t *testing.T) {
 						ra, rb := recordBoth(t, sa, sb, da, db)
 
 						first, second := ra, rb
-						if ra.PreviousTier != "" {
+						if ra.PreviousTier.String() != "" {
 							first, second = rb, ra
 						}
-						if got, want := []string{first.PreviousTier, second.PreviousTier}, []string{"", da.Tier}; !slices.Equal(got, want) {
+						if got, want := []model.Tier{first.PreviousTier, second.PreviousTier}, []model.Tier{model.TierNone, da.Tier}; !slices.Equal(got, want) {
 							t.Errorf("%s: previous tiers = %q, want %q (one new, one after it)", conv, got, want)
 						}
 						if got, want := alertString(first.Alert), tc.kind+"/fired/"; got != want {
@@ -102,7 +105,7 @@ func TestTwoStoresOneDatabaseAlertOnce(t *testing.T) {
 						}
 
 						var fired int64
-						if err := sa.db.Table("alerts").Where("conversation_id = ? AND kind = ? AND status = ?", conv, tc.kind, AlertStatusFired).
+						if err := sa.db.Table("alerts").Where("conversation_id = ? AND kind = ? AND status = ?", conv, tc.kind, feedback.AlertStatusFired).
 							Count(&fired).Error; err != nil {
 							t.Fatal(err)
 						}

@@ -1,139 +1,20 @@
-package feedback
+package store
 
 import (
-	"cmp"
-	"hash/fnv"
-	"maps"
+	"context"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
-// Alert statuses, as stored in alerts.status.
-const (
-	AlertStatusFired        = "fired"
-	AlertStatusSuppressed   = "suppressed"
-	AlertStatusDeduplicated = "deduplicated"
-)
-
-// Reasons an alert was held back, as stored in alerts.reason.
-const (
-	AlertReasonCooldown  = "cooldown"
-	AlertReasonBudget    = "budget"
-	AlertReasonDuplicate = "duplicate"
-)
-
-// budgetWindow is the span of the hourly budget.
-const budgetWindow = time.Hour
-
-// AlertPlan is what the live policy says about alerting on one decision.
-// The score path fills it from the policy's alerts section, so the store
-// applies the rules without knowing the policy. The zero value never alerts
-// and never samples.
-type AlertPlan struct {
-	// Alerts is set when the decision's tier alerts on its channel.
-	Alerts bool
-	// Team and Owner are the decision's route; the budget is per team.
-	Team  string
-	Owner string
-	// Cooldown is the least time between two fired alerts of the
-	// conversation; 0 means none.
-	Cooldown time.Duration
-	// HourlyBudget is the most tier alerts fired for Team in any hour; 0
-	// means no limit.
-	HourlyBudget int
-	// ExplorationRate is the probability that a conversation that does not
-	// alert is sampled for review.
-	ExplorationRate float64
-}
-
-// AlertOutcome is the alert row a decision produced: a tier alert fired,
-// suppressed or deduplicated, or a review request of the exploration
-// sample.
-type AlertOutcome struct {
-	ID     string
-	Kind   string // AlertKindTier or AlertKindReview
-	Status string // AlertStatusFired, AlertStatusSuppressed or AlertStatusDeduplicated
-	Reason string // for suppressed and deduplicated alerts
-	// SampleRate is the probability a review alert was sampled with.
-	SampleRate float64
-}
-
-// Recorded is what recording a decision tells the score path.
-type Recorded struct {
-	// PreviousTier is the conversation's tier before the decision, "" for a
-	// new conversation.
-	PreviousTier string
-	// Alert is nil when the decision produced no alert row.
-	Alert *AlertOutcome
-}
-
-// tierRank orders the stored tier names; 0 is no tier.
-func tierRank(tier string) int {
-	switch tier {
-	case "low":
-		return 1
-	case "medium":
-		return 2
-	case "high":
-		return 3
-	case "urgent":
-		return 4
-	}
-	return 0
-}
-
-// isTopTier reports whether tier starts the SLA clock (first_top_at).
-func isTopTier(tier string) bool { return tier == "urgent" || tier == "high" }
-
-// inSample reports whether a conversation belongs to the exploration
-// sample at rate. It hashes the id alone, so every process and every replay
-// agree, and a conversation sampled at one rate stays sampled at any higher
-// rate.
-func inSample(conversationID string, rate float64) bool {
-	if rate <= 0 {
-		return false
-	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(conversationID))
-	// FNV alone leaves similar ids (conv-1, conv-2) close in the high
-	// bits; the splitmix64 finaliser spreads them uniformly.
-	x := h.Sum64()
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	x ^= x >> 31
-	return float64(x>>11)/(1<<53) < rate
-}
-
-// needsAlertState reports whether d's alert outcome depends on the stored
-// state of its conversation: it is in an alerting tier, or its
-// conversation may be sampled for review.
-func needsAlertState(d *Decision) bool {
-	if d.Alert.Alerts {
-		return tierRank(d.Tier) > 0
-	}
-	return inSample(d.ConversationID, d.Alert.ExplorationRate)
-}
-
-// alertState is the alert state of a conversation as the batch reads it.
-type alertState struct {
-	alertedTier string
-	lastAlertAt *time.Time
-	reviewed    bool // has a review alert already
-}
-
-// batchAlerts is the result of planAlerts: one outcome per decision (nil
-// when none), the rows to insert, and each conversation's state after the
-// batch.
-type batchAlerts struct {
-	outcomes []*AlertOutcome
-	rows     []alertRow
-	final    map[string]alertState
-}
-
-// alertRow is a row of the alerts table, shared by the score path that
-// writes it, the outbox that dispatches it and the feed that lists it.
+// alertRow is a row of the alerts table, shared by the decision writer
+// that writes it, the outbox that dispatches it and the feed that lists it.
 type alertRow struct {
 	ID             string `gorm:"primaryKey"`
 	Kind           string
@@ -153,141 +34,87 @@ type alertRow struct {
 
 func (alertRow) TableName() string { return "alerts" }
 
-// alertTeams returns, sorted, the teams whose budget the batch may spend,
-// and the start of the budget window that covers every decision.
-func alertTeams(batch []*writeReq) (teams []string, since time.Time) {
-	for _, r := range batch {
-		d := &r.d
-		if !d.Alert.Alerts || tierRank(d.Tier) == 0 || d.Alert.HourlyBudget <= 0 {
-			continue
-		}
-		if !slices.Contains(teams, d.Alert.Team) {
-			teams = append(teams, d.Alert.Team)
-		}
-		if start := d.CreatedAt.Add(-budgetWindow); since.IsZero() || start.Before(since) {
-			since = start
-		}
+// newAlertRow is the row of a; a sample rate of 0 is stored as NULL.
+func newAlertRow(a *feedback.Alert) alertRow {
+	r := alertRow{
+		ID: a.ID, Kind: a.Kind, ConversationID: a.ConversationID, DecisionID: a.DecisionID, Channel: a.Channel,
+		Tier: a.Tier.String(), Score: a.Score, Team: a.Team, Owner: a.Owner, Status: a.Status, Reason: a.Reason,
+		CreatedAt: a.CreatedAt, DispatchedAt: a.DispatchedAt,
 	}
-	slices.Sort(teams)
-	return teams, since
+	if a.SampleRate > 0 {
+		rate := a.SampleRate
+		r.SampleRate = &rate
+	}
+	return r
 }
 
-// sampledConversations returns the batch's conversations that may get a
-// review alert, whose earlier review alerts the batch must know.
-func sampledConversations(batch []*writeReq) []string {
-	var ids []string
-	for _, r := range batch {
-		d := &r.d
-		if !d.Alert.Alerts && inSample(d.ConversationID, d.Alert.ExplorationRate) && !slices.Contains(ids, d.ConversationID) {
-			ids = append(ids, d.ConversationID)
-		}
+func (r alertRow) toAlert() feedback.Alert {
+	a := feedback.Alert{
+		ID: r.ID, Kind: r.Kind, ConversationID: r.ConversationID, DecisionID: r.DecisionID, Channel: r.Channel,
+		Tier: parseTier(r.Tier), Score: r.Score, Team: r.Team, Owner: r.Owner, Status: r.Status, Reason: r.Reason,
+		CreatedAt: r.CreatedAt.UTC(), DispatchedAt: utcPtr(r.DispatchedAt),
 	}
-	return ids
+	if r.SampleRate != nil {
+		a.SampleRate = *r.SampleRate
+	}
+	return a
 }
 
-// planAlerts decides the alert outcome of every decision of a batch, in the
-// batch's order, from the conversations' stored state and the tier alerts
-// each team fired in the past hour. It is the same for both engines.
-//
-// Per decision: a tier that does not alert on its channel may be sampled
-// for review (once per conversation, never after a tier alert fired). A
-// tier that alerts but is not above the conversation's alerted tier is a
-// duplicate. Otherwise the decision is a candidate: held back by the
-// cooldown when the conversation's last alert is too recent, else by the
-// team's hourly budget, else fired. When a team's candidates in the batch
-// exceed what is left of its budget, the higher scores fire and the lower
-// ones are held back; a conversation whose candidate is held back is judged
-// again without it, until the outcome is stable.
-func planAlerts(batch []*writeReq, stored map[string]alertState, firedPastHour map[string]int) batchAlerts {
-	held := map[int]bool{} // candidates that lost the budget
-	var out []*AlertOutcome
-	var state map[string]alertState
-	for {
-		out = make([]*AlertOutcome, len(batch))
-		state = maps.Clone(stored)
-		if state == nil {
-			state = map[string]alertState{}
-		}
-		pending := map[string][]int{} // team -> candidates, tentatively fired
-		for i, r := range batch {
-			d := &r.d
-			p := &d.Alert
-			c := state[d.ConversationID]
-			switch {
-			case !p.Alerts || tierRank(d.Tier) == 0:
-				if c.alertedTier == "" && !c.reviewed && inSample(d.ConversationID, p.ExplorationRate) {
-					out[i] = &AlertOutcome{Kind: AlertKindReview, Status: AlertStatusFired, SampleRate: p.ExplorationRate}
-					c.reviewed = true
-				}
-			case tierRank(d.Tier) <= tierRank(c.alertedTier):
-				out[i] = &AlertOutcome{Kind: AlertKindTier, Status: AlertStatusDeduplicated, Reason: AlertReasonDuplicate}
-			case c.lastAlertAt != nil && d.CreatedAt.Sub(*c.lastAlertAt) < p.Cooldown:
-				out[i] = &AlertOutcome{Kind: AlertKindTier, Status: AlertStatusSuppressed, Reason: AlertReasonCooldown}
-			case held[i]:
-				out[i] = &AlertOutcome{Kind: AlertKindTier, Status: AlertStatusSuppressed, Reason: AlertReasonBudget}
-			default:
-				out[i] = &AlertOutcome{Kind: AlertKindTier, Status: AlertStatusFired}
-				at := d.CreatedAt
-				c.alertedTier, c.lastAlertAt = d.Tier, &at
-				if p.HourlyBudget > 0 {
-					pending[p.Team] = append(pending[p.Team], i)
-				}
-			}
-			state[d.ConversationID] = c
-		}
-		grew := false
-		for team, idx := range pending {
-			left := batch[idx[0]].d.Alert.HourlyBudget - firedPastHour[team]
-			if len(idx) <= left {
-				continue
-			}
-			slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(batch[b].d.Score, batch[a].d.Score) })
-			for _, i := range idx[max(left, 0):] {
-				held[i] = true
-			}
-			grew = true
-		}
-		if !grew {
-			break
-		}
+// parseTier reads a stored tier; the database only holds names the
+// writers wrote, and "" (no tier) for a placeholder row.
+func parseTier(s string) model.Tier {
+	t, err := model.ParseTier(s)
+	if err != nil {
+		return model.TierNone
 	}
-
-	res := batchAlerts{outcomes: out, final: state}
-	for i, o := range out {
-		if o == nil {
-			continue
-		}
-		o.ID = uuid.Must(uuid.NewV7()).String()
-		d := &batch[i].d
-		row := alertRow{
-			ID: o.ID, Kind: o.Kind, ConversationID: d.ConversationID, DecisionID: d.ID, Channel: d.Channel,
-			Tier: d.Tier, Score: d.Score, Team: d.Alert.Team, Owner: d.Alert.Owner, Status: o.Status,
-			Reason: o.Reason, CreatedAt: d.CreatedAt,
-		}
-		if o.Kind == AlertKindReview {
-			rate := o.SampleRate
-			row.SampleRate = &rate
-		}
-		res.rows = append(res.rows, row)
-	}
-	return res
+	return t
 }
 
-// firstTopAt returns, per conversation, when the batch first put it in
-// urgent or high.
-func firstTopAt(batch []*writeReq) map[string]time.Time {
-	var m map[string]time.Time
-	for _, r := range batch {
-		d := &r.d
-		if !isTopTier(d.Tier) {
-			continue
-		}
-		if m == nil {
-			m = map[string]time.Time{}
-		}
-		if _, ok := m[d.ConversationID]; !ok {
-			m[d.ConversationID] = d.CreatedAt
-		}
+// InsertAlertRow writes one alert exactly as given. The score path writes
+// its alerts inside the decision transaction; this is for imports and for
+// tests that need alerts without scoring. A duplicate id is ErrConflict.
+func (s *Store) InsertAlertRow(ctx context.Context, a feedback.Alert) error {
+	if a.ID == "" || a.ConversationID == "" {
+		return fmt.Errorf("store: insert alert: %w: id and conversation id are required", feedback.ErrInvalid)
 	}
-	return m
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = now()
+	}
+	a.CreatedAt = normTime(a.CreatedAt)
+	row := newAlertRow(&a)
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		return fmt.Errorf("store: insert alert %q: %w", a.ID, translate(err))
+	}
+	return nil
+}
+
+// RaiseAlert stores a fired alert outside the score path (an SLA
+// escalation, an alert raised by hand) and returns it. Its deliveries are
+// queued by the next DispatchAlerts. ID and CreatedAt are filled when zero;
+// Status is always fired.
+func (s *Store) RaiseAlert(ctx context.Context, a feedback.Alert) (feedback.Alert, error) {
+	if err := raiseAlert(s.db.WithContext(ctx), &a); err != nil {
+		return feedback.Alert{}, fmt.Errorf("store: raise alert: %w", err)
+	}
+	return a, nil
+}
+
+func raiseAlert(tx *gorm.DB, a *feedback.Alert) error {
+	if !slices.Contains(feedback.AlertKinds, a.Kind) {
+		return fmt.Errorf("%w: alert kind must be tier, review or sla", feedback.ErrInvalid)
+	}
+	if a.ConversationID == "" {
+		return fmt.Errorf("%w: conversation id is required", feedback.ErrInvalid)
+	}
+	if a.ID == "" {
+		a.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = now()
+	} else {
+		a.CreatedAt = normTime(a.CreatedAt)
+	}
+	a.Status = feedback.AlertStatusFired
+	row := newAlertRow(a)
+	return translate(tx.Create(&row).Error)
 }

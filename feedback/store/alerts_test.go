@@ -1,30 +1,32 @@
-package feedback
+package store
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 // alertT0 is the fake clock's start; every decision of these tests carries its
 // own CreatedAt, so nothing depends on the wall clock.
 var alertT0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
-func alertSalesPlan(alerts bool) AlertPlan {
-	return AlertPlan{Alerts: alerts, Team: "sales", Owner: "ana", Cooldown: 10 * time.Minute, HourlyBudget: 30}
+func alertSalesPlan(alerts bool) feedback.AlertPlan {
+	return feedback.AlertPlan{Alerts: alerts, Team: "sales", Owner: "ana", Cooldown: 10 * time.Minute, HourlyBudget: 30}
 }
 
 // alertingDecision is a decision at alertT0+at whose tier alerts when it is
 // urgent or high, as the default policy says.
-func alertingDecision(conv, tier string, at time.Duration) Decision {
+func alertingDecision(conv, tier string, at time.Duration) feedback.Decision {
 	d := newDecision(conv, tier)
 	d.CreatedAt = alertT0.Add(at)
 	d.Alert = alertSalesPlan(tier == "urgent" || tier == "high")
 	return d
 }
 
-func recordAlerting(t *testing.T, s *Store, d Decision) Recorded {
+func recordAlerting(t *testing.T, s *Store, d feedback.Decision) feedback.Recorded {
 	t.Helper()
 	rec, err := s.Record(context.Background(), d)
 	if err != nil {
@@ -34,7 +36,7 @@ func recordAlerting(t *testing.T, s *Store, d Decision) Recorded {
 }
 
 // alertString renders an alert outcome as "kind/status/reason", "-" for none.
-func alertString(a *AlertOutcome) string {
+func alertString(a *feedback.AlertOutcome) string {
 	if a == nil {
 		return "-"
 	}
@@ -85,7 +87,7 @@ func TestAlertDedupCooldownEscalation(t *testing.T) {
 				row.SampleRate != nil {
 				t.Errorf("step %d: stored alert %+v", i, row)
 			}
-			if rec.Alert.Status == AlertStatusFired {
+			if rec.Alert.Status == feedback.AlertStatusFired {
 				fired = append(fired, rec.Alert.ID)
 			}
 		}
@@ -96,7 +98,7 @@ func TestAlertDedupCooldownEscalation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.AlertedTier != "urgent" || c.LastAlertAt == nil || !c.LastAlertAt.Equal(alertT0.Add(11*time.Minute)) {
+		if c.AlertedTier.String() != "urgent" || c.LastAlertAt == nil || !c.LastAlertAt.Equal(alertT0.Add(11*time.Minute)) {
 			t.Errorf("conversation alert state = %q %v, want urgent at alertT0+11m", c.AlertedTier, c.LastAlertAt)
 		}
 		if c.FirstTopAt == nil || !c.FirstTopAt.Equal(alertT0.Add(time.Minute)) {
@@ -121,7 +123,7 @@ func TestAlertFirstTopAtWithoutAlerting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.FirstTopAt == nil || !c.FirstTopAt.Equal(alertT0) || c.AlertedTier != "" || c.LastAlertAt != nil {
+		if c.FirstTopAt == nil || !c.FirstTopAt.Equal(alertT0) || c.AlertedTier.String() != "" || c.LastAlertAt != nil {
 			t.Errorf("conversation = %+v, want first_top_at alertT0 and no alert state", c)
 		}
 	})
@@ -165,7 +167,7 @@ func TestAlertHourlyBudget(t *testing.T) {
 // than the budget has left, the higher scores fire.
 func TestAlertBudgetRanksBatchByScore(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
-		mk := func(conv string, score float64) Decision {
+		mk := func(conv string, score float64) feedback.Decision {
 			d := alertingDecision(conv, "high", 0)
 			d.Score, d.Alert.HourlyBudget = score, 2
 			return d
@@ -176,7 +178,7 @@ func TestAlertBudgetRanksBatchByScore(t *testing.T) {
 		// b's second decision in the same batch escalates within the
 		// cooldown of its first.
 		second := mk("b", 0.95)
-		second.Tier = "urgent"
+		second.Tier = model.TierUrgent
 		second.CreatedAt = second.CreatedAt.Add(time.Second)
 		batch = append(batch, newReq(second))
 		s.w.shards[0].commit(batch)
@@ -195,7 +197,7 @@ func TestAlertBudgetRanksBatchByScore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.AlertedTier != tier {
+			if c.AlertedTier.String() != tier {
 				t.Errorf("conversation %s alerted tier %q, want %q", conv, c.AlertedTier, tier)
 			}
 		}
@@ -207,7 +209,7 @@ func TestAlertBudgetRanksBatchByScore(t *testing.T) {
 // next decision is not a duplicate of an alert that never fired.
 func TestAlertBudgetHeldCandidateRejudged(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
-		mk := func(conv, tier string, score float64) Decision {
+		mk := func(conv, tier string, score float64) feedback.Decision {
 			d := alertingDecision(conv, tier, 0)
 			d.Score, d.Alert.HourlyBudget, d.Alert.Cooldown = score, 1, 0
 			return d
@@ -228,7 +230,7 @@ func TestAlertBudgetHeldCandidateRejudged(t *testing.T) {
 // on its first non-alerting decision, with the sampling rate stored.
 func TestAlertExploration(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
-		plan := func(d Decision, rate float64) Decision {
+		plan := func(d feedback.Decision, rate float64) feedback.Decision {
 			d.Alert.ExplorationRate = rate
 			return d
 		}
@@ -237,7 +239,7 @@ func TestAlertExploration(t *testing.T) {
 		if got := alertString(rec.Alert); got != "review/fired/" || rec.Alert.SampleRate != 1 {
 			t.Fatalf("first decision: alert %s rate %v, want review/fired/ at 1", got, rec.Alert.SampleRate)
 		}
-		if row := storedScoreAlert(t, s, rec.Alert.ID); row.Kind != AlertKindReview || row.SampleRate == nil || *row.SampleRate != 1 {
+		if row := storedScoreAlert(t, s, rec.Alert.ID); row.Kind != feedback.AlertKindReview || row.SampleRate == nil || *row.SampleRate != 1 {
 			t.Errorf("stored review alert = %+v", row)
 		}
 		if rec := recordAlerting(t, s, plan(alertingDecision("sampled", "low", time.Minute), 1)); rec.Alert != nil {
@@ -257,26 +259,4 @@ func TestAlertExploration(t *testing.T) {
 			t.Errorf("rate 0 sampled: %s", alertString(rec.Alert))
 		}
 	})
-}
-
-func TestInSample(t *testing.T) {
-	const n = 20000
-	for _, rate := range []float64{0.02, 0.5} {
-		hits := 0
-		for i := range n {
-			id := fmt.Sprintf("conv-%d", i)
-			if inSample(id, rate) {
-				hits++
-				if !inSample(id, rate) || !inSample(id, rate+0.1) {
-					t.Fatalf("%s: sampled at %v but not again or not at a higher rate", id, rate)
-				}
-			}
-		}
-		if got := float64(hits) / n; got < rate*0.85 || got > rate*1.15 {
-			t.Errorf("rate %v: sampled share %v", rate, got)
-		}
-	}
-	if inSample("x", 0) {
-		t.Error("rate 0 sampled")
-	}
 }

@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -6,22 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
-)
 
-// API key scopes. A key carries one or more of them; the server decides
-// which scope each route needs.
-const (
-	ScopeScore    = "score"
-	ScopeFeedback = "feedback"
-	ScopeAdmin    = "admin"
+	"github.com/hotlane/hotlane/feedback"
 )
-
-// Scopes lists every valid scope.
-var Scopes = []string{ScopeScore, ScopeFeedback, ScopeAdmin}
 
 const (
 	keyPrefix     = "hl_"
@@ -30,20 +20,6 @@ const (
 	maxKeyNameLen = 100
 	base62        = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
-
-// APIKey describes a stored key. The secret itself is never stored: only its
-// SHA-256 hash and the first characters (Prefix) for display.
-type APIKey struct {
-	ID        int64
-	Name      string
-	Prefix    string
-	Scopes    []string
-	CreatedAt time.Time
-	RevokedAt *time.Time
-}
-
-// HasScope reports whether the key carries scope.
-func (k APIKey) HasScope(scope string) bool { return slices.Contains(k.Scopes, scope) }
 
 type apiKeyRow struct {
 	ID         int64 `gorm:"primaryKey"`
@@ -57,8 +33,8 @@ type apiKeyRow struct {
 
 func (apiKeyRow) TableName() string { return "api_keys" }
 
-func (r apiKeyRow) toAPIKey() APIKey {
-	k := APIKey{ID: r.ID, Name: r.Name, Prefix: r.Prefix, CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt)}
+func (r apiKeyRow) toAPIKey() feedback.APIKey {
+	k := feedback.APIKey{ID: r.ID, Name: r.Name, Prefix: r.Prefix, CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt)}
 	if r.Scopes != "" {
 		k.Scopes = strings.Split(r.Scopes, ",")
 	}
@@ -76,20 +52,20 @@ func utcPtr(t *time.Time) *time.Time {
 // CreateAPIKey stores a new key named name with the given scopes and returns
 // it with its secret, which is shown once and cannot be recovered. An empty
 // name or an unknown, missing or repeated scope is refused with ErrInvalid.
-func (s *Store) CreateAPIKey(ctx context.Context, name string, scopes []string) (APIKey, string, error) {
+func (s *Store) CreateAPIKey(ctx context.Context, name string, scopes []string) (feedback.APIKey, string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return APIKey{}, "", fmt.Errorf("feedback: create api key: %w: name is required", ErrInvalid)
+		return feedback.APIKey{}, "", fmt.Errorf("store: create api key: %w: name is required", feedback.ErrInvalid)
 	}
 	if utf8.RuneCountInString(name) > maxKeyNameLen || !utf8.ValidString(name) {
-		return APIKey{}, "", fmt.Errorf("feedback: create api key: %w: name must be valid UTF-8 of at most %d characters", ErrInvalid, maxKeyNameLen)
+		return feedback.APIKey{}, "", fmt.Errorf("store: create api key: %w: name must be valid UTF-8 of at most %d characters", feedback.ErrInvalid, maxKeyNameLen)
 	}
-	if err := validateScopes(scopes); err != nil {
-		return APIKey{}, "", fmt.Errorf("feedback: create api key: %w", err)
+	if err := feedback.ValidateScopes(scopes); err != nil {
+		return feedback.APIKey{}, "", fmt.Errorf("store: create api key: %w", err)
 	}
 	secret, err := newSecret()
 	if err != nil {
-		return APIKey{}, "", fmt.Errorf("feedback: create api key: %w", err)
+		return feedback.APIKey{}, "", fmt.Errorf("store: create api key: %w", err)
 	}
 	row := apiKeyRow{
 		Name:       name,
@@ -99,24 +75,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, name string, scopes []string) 
 		CreatedAt:  now(),
 	}
 	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
-		return APIKey{}, "", fmt.Errorf("feedback: create api key: %w", translate(err))
+		return feedback.APIKey{}, "", fmt.Errorf("store: create api key: %w", translate(err))
 	}
 	return row.toAPIKey(), secret, nil
-}
-
-func validateScopes(scopes []string) error {
-	if len(scopes) == 0 {
-		return fmt.Errorf("%w: at least one scope is required (%s)", ErrInvalid, strings.Join(Scopes, ", "))
-	}
-	for i, sc := range scopes {
-		if !slices.Contains(Scopes, sc) {
-			return fmt.Errorf("%w: unknown scope %q (want %s)", ErrInvalid, sc, strings.Join(Scopes, ", "))
-		}
-		if slices.Contains(scopes[:i], sc) {
-			return fmt.Errorf("%w: scope %q given twice", ErrInvalid, sc)
-		}
-	}
-	return nil
 }
 
 // newSecret returns "hl_" and 40 base62 characters from crypto/rand
@@ -149,12 +110,12 @@ func hashSecret(secret string) string {
 }
 
 // ListAPIKeys returns every key, revoked ones included, oldest first.
-func (s *Store) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
+func (s *Store) ListAPIKeys(ctx context.Context) ([]feedback.APIKey, error) {
 	var rows []apiKeyRow
 	if err := s.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("feedback: list api keys: %w", translate(err))
+		return nil, fmt.Errorf("store: list api keys: %w", translate(err))
 	}
-	keys := make([]APIKey, len(rows))
+	keys := make([]feedback.APIKey, len(rows))
 	for i, r := range rows {
 		keys[i] = r.toAPIKey()
 	}
@@ -168,26 +129,26 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id int64) error {
 		Where("id = ? AND revoked_at IS NULL", id).
 		Update("revoked_at", now())
 	if res.Error != nil {
-		return fmt.Errorf("feedback: revoke api key %d: %w", id, translate(res.Error))
+		return fmt.Errorf("store: revoke api key %d: %w", id, translate(res.Error))
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("feedback: revoke api key %d: %w", id, ErrNotFound)
+		return fmt.Errorf("store: revoke api key %d: %w", id, feedback.ErrNotFound)
 	}
 	return nil
 }
 
 // AuthenticateAPIKey returns the live key whose secret is secret; unknown,
 // malformed and revoked secrets all give ErrNotFound.
-func (s *Store) AuthenticateAPIKey(ctx context.Context, secret string) (APIKey, error) {
+func (s *Store) AuthenticateAPIKey(ctx context.Context, secret string) (feedback.APIKey, error) {
 	if !strings.HasPrefix(secret, keyPrefix) || len(secret) != len(keyPrefix)+keyRandomLen {
-		return APIKey{}, fmt.Errorf("feedback: authenticate api key: %w", ErrNotFound)
+		return feedback.APIKey{}, fmt.Errorf("store: authenticate api key: %w", feedback.ErrNotFound)
 	}
 	var row apiKeyRow
 	err := s.db.WithContext(ctx).
 		Where("secret_hash = ? AND revoked_at IS NULL", hashSecret(secret)).
 		Take(&row).Error
 	if err != nil {
-		return APIKey{}, fmt.Errorf("feedback: authenticate api key: %w", translate(err))
+		return feedback.APIKey{}, fmt.Errorf("store: authenticate api key: %w", translate(err))
 	}
 	return row.toAPIKey(), nil
 }

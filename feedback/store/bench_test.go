@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 // benchSignals is a realistic signal object of 50 keys.
@@ -42,13 +45,13 @@ func BenchmarkRecordDecision(b *testing.B) {
 			ctx := context.Background()
 			reasons := []byte(`[{"kind":"rule","name":"big-deal","contribution":2.5,"tier_floor":"high"},{"kind":"feature","name":"num_3","contribution":0.4,"value":111.5}]`)
 			route := []byte(`{"team":"enterprise-sales","via":"route"}`)
-			tiers := []string{"low", "medium", "high", "urgent"}
+			tiers := []model.Tier{model.TierLow, model.TierMedium, model.TierHigh, model.TierUrgent}
 			b.SetParallelism(max(1, 128/runtime.GOMAXPROCS(0)))
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					d := Decision{
+					d := feedback.Decision{
 						ID:             uuid.Must(uuid.NewV7()).String(),
 						ConversationID: fmt.Sprint("conv-", rand.IntN(10000)),
 						Channel:        "whatsapp",

@@ -1,57 +1,17 @@
-package feedback
+package store
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
-// Decision is one scoring decision as stored. RecordDecision fills CreatedAt
-// (and OccurredAt from it) when they are zero.
-type Decision struct {
-	ID             string // UUIDv7 string made by the caller
-	ConversationID string
-	Channel        string
-	Signals        []byte  // raw JSON object; nil is stored as {}
-	Message        *string // nil when message text is not stored
-	Score          float64
-	Tier           string
-	Reasons        []byte // JSON array; nil is stored as []
-	Route          []byte // JSON object; nil is stored as {}
-	ModelVersion   int    // 0 when no model was active
-	PolicyVersion  int
-	LatencyMicros  int64
-	OccurredAt     time.Time
-	CreatedAt      time.Time
-	// Alert is how the policy alerts on this decision; it is not stored
-	// with the decision but decides the alert row written beside it.
-	Alert AlertPlan
-}
-
-// Conversation is the current state of a conversation: the outcome of its
-// latest decision, how many decisions it has had, and its alert state.
-type Conversation struct {
-	ID             string
-	Channel        string
-	Tier           string
-	Score          float64
-	LastDecisionID string
-	Decisions      int64
-	FirstSeenAt    time.Time
-	UpdatedAt      time.Time
-	// AlertedTier is the highest tier a tier alert fired for, "" if none.
-	AlertedTier string
-	// LastAlertAt is when the last tier alert fired, for the cooldown.
-	LastAlertAt *time.Time
-	// FirstTopAt is the first urgent or high decision: the SLA clock.
-	FirstTopAt *time.Time
-	// FirstResponseAt is the first human response reported by an event.
-	FirstResponseAt *time.Time
-	// SLAEscalatedAt is when the SLA escalation was raised.
-	SLAEscalatedAt *time.Time
-}
-
+// conversationRow is a row of conversations: each conversation's state
+// after its latest decision.
 type conversationRow struct {
 	ID              string `gorm:"primaryKey"`
 	Channel         string
@@ -70,11 +30,11 @@ type conversationRow struct {
 
 func (conversationRow) TableName() string { return "conversations" }
 
-func (r conversationRow) toConversation() Conversation {
-	return Conversation{
-		ID: r.ID, Channel: r.Channel, Tier: r.Tier, Score: r.Score, LastDecisionID: r.LastDecisionID,
+func (r conversationRow) toConversation() feedback.Conversation {
+	return feedback.Conversation{
+		ID: r.ID, Channel: r.Channel, Tier: parseTier(r.Tier), Score: r.Score, LastDecisionID: r.LastDecisionID,
 		Decisions: r.Decisions, FirstSeenAt: r.FirstSeenAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-		AlertedTier: r.AlertedTier, LastAlertAt: utcPtr(r.LastAlertAt), FirstTopAt: utcPtr(r.FirstTopAt),
+		AlertedTier: parseTier(r.AlertedTier), LastAlertAt: utcPtr(r.LastAlertAt), FirstTopAt: utcPtr(r.FirstTopAt),
 		FirstResponseAt: utcPtr(r.FirstResponseAt), SLAEscalatedAt: utcPtr(r.SLAEscalatedAt),
 	}
 }
@@ -98,10 +58,10 @@ type decisionRow struct {
 
 func (decisionRow) TableName() string { return "decisions" }
 
-func newDecisionRow(d *Decision) decisionRow {
+func newDecisionRow(d *feedback.Decision) decisionRow {
 	r := decisionRow{
 		ID: d.ID, ConversationID: d.ConversationID, Channel: d.Channel, Signals: string(d.Signals),
-		Message: d.Message, Score: d.Score, Tier: d.Tier, Reasons: string(d.Reasons), Route: string(d.Route),
+		Message: d.Message, Score: d.Score, Tier: d.Tier.String(), Reasons: string(d.Reasons), Route: string(d.Route),
 		PolicyVersion: d.PolicyVersion, LatencyUs: d.LatencyMicros, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt,
 	}
 	if d.ModelVersion != 0 {
@@ -111,10 +71,10 @@ func newDecisionRow(d *Decision) decisionRow {
 	return r
 }
 
-func (r decisionRow) toDecision() Decision {
-	d := Decision{
+func (r decisionRow) toDecision() feedback.Decision {
+	d := feedback.Decision{
 		ID: r.ID, ConversationID: r.ConversationID, Channel: r.Channel, Signals: []byte(r.Signals),
-		Message: r.Message, Score: r.Score, Tier: r.Tier, Reasons: []byte(r.Reasons), Route: []byte(r.Route),
+		Message: r.Message, Score: r.Score, Tier: parseTier(r.Tier), Reasons: []byte(r.Reasons), Route: []byte(r.Route),
 		PolicyVersion: r.PolicyVersion, LatencyMicros: r.LatencyUs,
 		OccurredAt: r.OccurredAt.UTC(), CreatedAt: r.CreatedAt.UTC(),
 	}
@@ -133,31 +93,31 @@ func (r decisionRow) toDecision() Decision {
 // a time, so the bad decision fails alone (ErrConflict or ErrInvalid). If ctx
 // ends first RecordDecision returns an error wrapping ctx.Err(); the decision
 // may still be committed.
-func (s *Store) RecordDecision(ctx context.Context, d Decision) (previousTier string, err error) {
+func (s *Store) RecordDecision(ctx context.Context, d feedback.Decision) (previousTier model.Tier, err error) {
 	rec, err := s.Record(ctx, d)
 	return rec.PreviousTier, err
 }
 
 // Record is RecordDecision that also reports the alert row written with the
 // decision, in the same transaction, as d.Alert and the conversation's
-// alert state decide (see planAlerts).
-func (s *Store) Record(ctx context.Context, d Decision) (Recorded, error) {
+// alert state decide (see feedback.PlanAlerts).
+func (s *Store) Record(ctx context.Context, d feedback.Decision) (feedback.Recorded, error) {
 	if err := prepareDecision(&d); err != nil {
-		return Recorded{}, fmt.Errorf("feedback: record decision: %w", err)
+		return feedback.Recorded{}, fmt.Errorf("store: record decision: %w", err)
 	}
 	rec, err := s.w.submit(ctx, d)
 	if err != nil {
-		return Recorded{}, fmt.Errorf("feedback: record decision: %w", err)
+		return feedback.Recorded{}, fmt.Errorf("store: record decision: %w", err)
 	}
 	return rec, nil
 }
 
-func prepareDecision(d *Decision) error {
+func prepareDecision(d *feedback.Decision) error {
 	switch {
 	case d.ID == "":
-		return fmt.Errorf("%w: decision id is required", ErrInvalid)
+		return fmt.Errorf("%w: decision id is required", feedback.ErrInvalid)
 	case d.ConversationID == "":
-		return fmt.Errorf("%w: conversation id is required", ErrInvalid)
+		return fmt.Errorf("%w: conversation id is required", feedback.ErrInvalid)
 	}
 	if err := defaultJSON(&d.Signals, "{}", "signals"); err != nil {
 		return err
@@ -187,23 +147,23 @@ func defaultJSON(b *[]byte, empty, field string) error {
 		return nil
 	}
 	if !json.Valid(*b) {
-		return fmt.Errorf("%w: %s is not valid JSON", ErrInvalid, field)
+		return fmt.Errorf("%w: %s is not valid JSON", feedback.ErrInvalid, field)
 	}
 	return nil
 }
 
 // Decision returns the decision with id; ErrNotFound when there is none.
-func (s *Store) Decision(ctx context.Context, id string) (Decision, error) {
+func (s *Store) Decision(ctx context.Context, id string) (feedback.Decision, error) {
 	var row decisionRow
 	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
-		return Decision{}, fmt.Errorf("feedback: decision %q: %w", id, translate(err))
+		return feedback.Decision{}, fmt.Errorf("store: decision %q: %w", id, translate(err))
 	}
 	return row.toDecision(), nil
 }
 
 // ConversationDecisions returns up to limit decisions of a conversation,
 // newest first (limit <= 0 means 100).
-func (s *Store) ConversationDecisions(ctx context.Context, conversationID string, limit int) ([]Decision, error) {
+func (s *Store) ConversationDecisions(ctx context.Context, conversationID string, limit int) ([]feedback.Decision, error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -211,9 +171,9 @@ func (s *Store) ConversationDecisions(ctx context.Context, conversationID string
 	err := s.db.WithContext(ctx).Where("conversation_id = ?", conversationID).
 		Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
-		return nil, fmt.Errorf("feedback: decisions of conversation %q: %w", conversationID, translate(err))
+		return nil, fmt.Errorf("store: decisions of conversation %q: %w", conversationID, translate(err))
 	}
-	out := make([]Decision, len(rows))
+	out := make([]feedback.Decision, len(rows))
 	for i, r := range rows {
 		out[i] = r.toDecision()
 	}
@@ -222,10 +182,10 @@ func (s *Store) ConversationDecisions(ctx context.Context, conversationID string
 
 // Conversation returns the conversation with id; ErrNotFound when there is
 // none.
-func (s *Store) Conversation(ctx context.Context, id string) (Conversation, error) {
+func (s *Store) Conversation(ctx context.Context, id string) (feedback.Conversation, error) {
 	var row conversationRow
 	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
-		return Conversation{}, fmt.Errorf("feedback: conversation %q: %w", id, translate(err))
+		return feedback.Conversation{}, fmt.Errorf("store: conversation %q: %w", id, translate(err))
 	}
 	return row.toConversation(), nil
 }

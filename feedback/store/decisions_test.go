@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -6,22 +6,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
-func newDecision(conv, tier string) Decision {
-	return Decision{
+func newDecision(conv, tier string) feedback.Decision {
+	return feedback.Decision{
 		ID:             uuid.Must(uuid.NewV7()).String(),
 		ConversationID: conv,
 		Channel:        "web",
 		Signals:        []byte(`{"deal_size":12000,"plan":"pro","returning":true}`),
 		Score:          0.75,
-		Tier:           tier,
+		Tier:           parseTier(tier),
 		Reasons:        []byte(`[{"kind":"rule","name":"big-deal","contribution":2.5}]`),
 		Route:          []byte(`{"team":"sales","via":"route"}`),
 		PolicyVersion:  1,
@@ -38,7 +42,7 @@ func TestRecordDecisionRoundTrip(t *testing.T) {
 		d.ModelVersion = 3
 		d.OccurredAt = time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.FixedZone("x", 3600))
 		prev, err := s.RecordDecision(ctx, d)
-		if err != nil || prev != "" {
+		if err != nil || prev != model.TierNone {
 			t.Fatalf("RecordDecision = %q, %v; want \"\", nil", prev, err)
 		}
 		got, err := s.Decision(ctx, d.ID)
@@ -46,7 +50,7 @@ func TestRecordDecisionRoundTrip(t *testing.T) {
 			t.Fatalf("Decision: %v", err)
 		}
 		if got.Message == nil || *got.Message != msg || got.ModelVersion != 3 || got.PolicyVersion != 1 ||
-			got.LatencyMicros != 42 || got.Score != 0.75 || got.Tier != "high" || got.Channel != "web" {
+			got.LatencyMicros != 42 || got.Score != 0.75 || got.Tier.String() != "high" || got.Channel != "web" {
 			t.Errorf("Decision = %+v", got)
 		}
 		if want := time.Date(2025, 3, 4, 4, 6, 7, 123456000, time.UTC); !got.OccurredAt.Equal(want) {
@@ -63,7 +67,7 @@ func TestRecordDecisionRoundTrip(t *testing.T) {
 
 		plain := newDecision("conv-1", "low")
 		plain.Signals, plain.Reasons, plain.Route = nil, nil, nil
-		if prev, err := s.RecordDecision(ctx, plain); err != nil || prev != "high" {
+		if prev, err := s.RecordDecision(ctx, plain); err != nil || prev != model.TierHigh {
 			t.Fatalf("second RecordDecision = %q, %v; want high", prev, err)
 		}
 		got, err = s.Decision(ctx, plain.ID)
@@ -76,7 +80,7 @@ func TestRecordDecisionRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Conversation: %v", err)
 		}
-		if c.Decisions != 2 || c.Tier != "low" || c.LastDecisionID != plain.ID || c.FirstSeenAt.After(c.UpdatedAt) {
+		if c.Decisions != 2 || c.Tier.String() != "low" || c.LastDecisionID != plain.ID || c.FirstSeenAt.After(c.UpdatedAt) {
 			t.Errorf("Conversation = %+v, want 2 decisions, tier low, last %s", c, plain.ID)
 		}
 		list, err := s.ConversationDecisions(ctx, "conv-1", 0)
@@ -84,13 +88,13 @@ func TestRecordDecisionRoundTrip(t *testing.T) {
 			t.Errorf("ConversationDecisions = %d decisions, %v; want 2, newest first", len(list), err)
 		}
 
-		if _, err := s.Decision(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Decision(ctx, "nope"); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("Decision(nope) error = %v, want ErrNotFound", err)
 		}
-		if _, err := s.Conversation(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Conversation(ctx, "nope"); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("Conversation(nope) error = %v, want ErrNotFound", err)
 		}
-		if _, err := s.RecordDecision(ctx, d); !errors.Is(err, ErrConflict) {
+		if _, err := s.RecordDecision(ctx, d); !errors.Is(err, feedback.ErrConflict) {
 			t.Errorf("RecordDecision with a used id error = %v, want ErrConflict", err)
 		}
 	})
@@ -114,19 +118,19 @@ func TestRecordDecisionInvalid(t *testing.T) {
 	s := openStore(t, t.TempDir()+"/hotlane.db", Options{})
 	tests := []struct {
 		name   string
-		change func(*Decision)
+		change func(*feedback.Decision)
 	}{
-		{"no id", func(d *Decision) { d.ID = "" }},
-		{"no conversation", func(d *Decision) { d.ConversationID = "" }},
-		{"bad signals", func(d *Decision) { d.Signals = []byte(`{"a":`) }},
-		{"bad reasons", func(d *Decision) { d.Reasons = []byte(`[`) }},
-		{"bad route", func(d *Decision) { d.Route = []byte(`nope`) }},
+		{"no id", func(d *feedback.Decision) { d.ID = "" }},
+		{"no conversation", func(d *feedback.Decision) { d.ConversationID = "" }},
+		{"bad signals", func(d *feedback.Decision) { d.Signals = []byte(`{"a":`) }},
+		{"bad reasons", func(d *feedback.Decision) { d.Reasons = []byte(`[`) }},
+		{"bad route", func(d *feedback.Decision) { d.Route = []byte(`nope`) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDecision("c", "low")
 			tt.change(&d)
-			if _, err := s.RecordDecision(context.Background(), d); !errors.Is(err, ErrInvalid) {
+			if _, err := s.RecordDecision(context.Background(), d); !errors.Is(err, feedback.ErrInvalid) {
 				t.Errorf("error = %v, want ErrInvalid", err)
 			}
 		})
@@ -156,21 +160,27 @@ func TestRecordDecisionConcurrentShardedWriters(t *testing.T) {
 }
 
 // checkConcurrentChains records decisions from many goroutines and checks
-// that every conversation's previous tiers form one unbroken chain.
+// that every conversation's previous tiers form one unbroken chain. Each
+// decision is an edge from its previous tier to its own tier; the
+// decisions of a conversation were committed in some order exactly when
+// these edges form one trail from "no tier" to the conversation's last
+// tier (an Eulerian trail): two decisions that saw the same predecessor,
+// or a lost one, break the degree balance of some tier.
 func checkConcurrentChains(t *testing.T, s *Store) {
 	ctx := context.Background()
 	const goroutines, perGoroutine, conversations = 200, 5, 20
 	type result struct {
-		d    Decision
-		prev string
+		d    feedback.Decision
+		prev model.Tier
 	}
 	results := make(chan result, goroutines*perGoroutine)
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
 			for i := range perGoroutine {
 				d := newDecision(fmt.Sprintf("conv-%02d", (g+i)%conversations), "")
-				d.Tier = d.ID
+				d.Tier = model.TierLow + model.Tier(rng.IntN(4))
 				prev, err := s.RecordDecision(ctx, d)
 				if err != nil {
 					t.Errorf("RecordDecision: %v", err)
@@ -183,7 +193,7 @@ func checkConcurrentChains(t *testing.T, s *Store) {
 	wg.Wait()
 	close(results)
 
-	byConv := map[string]map[string]string{} // conversation -> previous tier -> decision id
+	byConv := map[string][]result{}
 	for r := range results {
 		got, err := s.Decision(ctx, r.d.ID)
 		if err != nil {
@@ -192,49 +202,72 @@ func checkConcurrentChains(t *testing.T, s *Store) {
 		if got.ConversationID != r.d.ConversationID || got.Tier != r.d.Tier {
 			t.Errorf("stored decision %+v does not match %+v", got, r.d)
 		}
-		next := byConv[r.d.ConversationID]
-		if next == nil {
-			next = map[string]string{}
-			byConv[r.d.ConversationID] = next
-		}
-		if other, dup := next[r.prev]; dup {
-			t.Errorf("conversation %s: decisions %s and %s both follow %q", r.d.ConversationID, other, r.d.ID, r.prev)
-		}
-		next[r.prev] = r.d.ID
+		byConv[r.d.ConversationID] = append(byConv[r.d.ConversationID], r)
 	}
 	if len(byConv) != conversations {
 		t.Fatalf("got %d conversations, want %d", len(byConv), conversations)
 	}
-	for conv, next := range byConv {
+	for conv, rs := range byConv {
 		c, err := s.Conversation(ctx, conv)
 		if err != nil {
 			t.Fatalf("Conversation %s: %v", conv, err)
 		}
-		if got, want := c.Decisions, int64(len(next)); got != want {
+		if got, want := c.Decisions, int64(len(rs)); got != want {
 			t.Errorf("conversation %s: Decisions = %d, want %d", conv, got, want)
 		}
-		// Walk the chain from the first decision (previous tier "").
-		last, steps := "", 0
-		for id, ok := next[""]; ok; id, ok = next[id] {
-			last = id
-			if steps++; steps > len(next) {
-				t.Fatalf("conversation %s: previous tiers form a cycle", conv)
+		var lastTier model.Tier
+		found := false
+		for _, r := range rs {
+			if r.d.ID == c.LastDecisionID {
+				lastTier, found = r.d.Tier, true
 			}
 		}
-		if steps != len(next) {
-			t.Errorf("conversation %s: chain covers %d of %d decisions", conv, steps, len(next))
+		if !found || c.Tier != lastTier {
+			t.Errorf("conversation %s: last decision %s tier %s is not one of its decisions with that tier", conv, c.LastDecisionID, c.Tier)
 		}
-		if c.LastDecisionID != last || c.Tier != last {
-			t.Errorf("conversation %s: last decision %s tier %s, want the chain's end %s", conv, c.LastDecisionID, c.Tier, last)
+		// Degree balance: every tier is entered as often as it is left,
+		// but "no tier" is left once more (the first decision) and the
+		// last tier entered once more.
+		left, entered := map[model.Tier]int{lastTier: 1}, map[model.Tier]int{model.TierNone: 1}
+		adj := map[model.Tier][]model.Tier{}
+		for _, r := range rs {
+			left[r.prev]++
+			entered[r.d.Tier]++
+			adj[r.prev] = append(adj[r.prev], r.d.Tier)
+			adj[r.d.Tier] = append(adj[r.d.Tier], r.prev)
+		}
+		for tier := range adj {
+			if left[tier] != entered[tier] {
+				t.Errorf("conversation %s: previous tiers do not chain: %d decisions follow tier %q but %d enter it",
+					conv, left[tier]-boolInt(tier == lastTier), tier, entered[tier]-boolInt(tier == model.TierNone))
+			}
+		}
+		// Connected: every tier on an edge is reached from "no tier".
+		seen := map[model.Tier]bool{model.TierNone: true}
+		queue := []model.Tier{model.TierNone}
+		for len(queue) > 0 {
+			v := queue[0]
+			queue = queue[1:]
+			for _, w := range adj[v] {
+				if !seen[w] {
+					seen[w] = true
+					queue = append(queue, w)
+				}
+			}
+		}
+		for v := range adj {
+			if !seen[v] {
+				t.Errorf("conversation %s: decisions into tier %q are not chained to the first one", conv, v)
+			}
 		}
 		stored, err := s.ConversationDecisions(ctx, conv, 1000)
-		if err != nil || len(stored) != len(next) {
-			t.Errorf("conversation %s: %d stored decisions, %v; want %d", conv, len(stored), err, len(next))
+		if err != nil || len(stored) != len(rs) {
+			t.Errorf("conversation %s: %d stored decisions, %v; want %d", conv, len(stored), err, len(rs))
 		}
 	}
 }
 
-func newReq(d Decision) *writeReq {
+func newReq(d feedback.Decision) *writeReq {
 	if err := prepareDecision(&d); err != nil {
 		panic(err)
 	}
@@ -260,7 +293,7 @@ func TestBatchRepeatsConversation(t *testing.T) {
 		wantPrev := []string{"medium", "", "low", "urgent", "high"}
 		for i, r := range batch {
 			res := <-r.done
-			if res.err != nil || res.rec.PreviousTier != wantPrev[i] {
+			if res.err != nil || res.rec.PreviousTier.String() != wantPrev[i] {
 				t.Errorf("request %d: got %q, %v; want %q", i, res.rec.PreviousTier, res.err, wantPrev[i])
 			}
 		}
@@ -274,7 +307,7 @@ func TestBatchRepeatsConversation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Decisions != tt.count || c.Tier != tt.tier || c.LastDecisionID != tt.last {
+			if c.Decisions != tt.count || c.Tier.String() != tt.tier || c.LastDecisionID != tt.last {
 				t.Errorf("conversation %s = %+v, want %d decisions, tier %s, last %s", tt.id, c, tt.count, tt.tier, tt.last)
 			}
 		}
@@ -288,9 +321,9 @@ func TestBatchBadDecisionFailsAlone(t *testing.T) {
 		ctx := context.Background()
 		good1, good2 := newDecision("x", "low"), newDecision("y", "high")
 		dup := good1
-		dup.Tier = "urgent"
+		dup.Tier = model.TierUrgent
 		batch := []*writeReq{newReq(good1), newReq(dup), newReq(good2)}
-		wantErr := []error{nil, ErrConflict, nil}
+		wantErr := []error{nil, feedback.ErrConflict, nil}
 		if s.Dialect() == DialectPostgres {
 			// Valid JSON and Go strings that PostgreSQL cannot store.
 			nul := newDecision("z", "low")
@@ -299,7 +332,7 @@ func TestBatchBadDecisionFailsAlone(t *testing.T) {
 			nulMsg := newDecision("z", "low")
 			nulMsg.Message = &msg
 			batch = append(batch, newReq(nul), newReq(nulMsg))
-			wantErr = append(wantErr, ErrInvalid, ErrInvalid)
+			wantErr = append(wantErr, feedback.ErrInvalid, feedback.ErrInvalid)
 		}
 		s.w.shards[0].commit(batch)
 		for i, r := range batch {
@@ -313,10 +346,10 @@ func TestBatchBadDecisionFailsAlone(t *testing.T) {
 				t.Errorf("Decision %s: %v", id, err)
 			}
 		}
-		if c, err := s.Conversation(ctx, "x"); err != nil || c.Decisions != 1 || c.Tier != "low" {
+		if c, err := s.Conversation(ctx, "x"); err != nil || c.Decisions != 1 || c.Tier.String() != "low" {
 			t.Errorf("conversation x = %+v, %v; want one decision, tier low", c, err)
 		}
-		if _, err := s.Conversation(ctx, "z"); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Conversation(ctx, "z"); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("conversation z error = %v, want ErrNotFound", err)
 		}
 	})
@@ -463,7 +496,7 @@ func TestCloseDrains(t *testing.T) {
 	if committed != n+1 {
 		t.Errorf("committed %d decisions, want %d", committed, n+1)
 	}
-	if _, err := w.submit(context.Background(), newDecision("c", "low")); !errors.Is(err, ErrClosed) {
+	if _, err := w.submit(context.Background(), newDecision("c", "low")); !errors.Is(err, feedback.ErrClosed) {
 		t.Errorf("submit after close error = %v, want ErrClosed", err)
 	}
 }
@@ -499,7 +532,7 @@ func TestCloseDrainsStore(t *testing.T) {
 						mu.Lock()
 						ok = append(ok, d.ID)
 						mu.Unlock()
-					case !errors.Is(err, ErrClosed):
+					case !errors.Is(err, feedback.ErrClosed):
 						t.Errorf("RecordDecision error = %v, want nil or ErrClosed", err)
 					}
 				})
@@ -514,7 +547,7 @@ func TestCloseDrainsStore(t *testing.T) {
 				c, err := s2.Conversation(ctx, fmt.Sprint("conv-", i))
 				if err == nil {
 					total += c.Decisions
-				} else if !errors.Is(err, ErrNotFound) {
+				} else if !errors.Is(err, feedback.ErrNotFound) {
 					t.Fatal(err)
 				}
 			}
@@ -557,4 +590,11 @@ func TestObserveFlushSeesEveryBatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -9,9 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
-func mustDestination(t *testing.T, s *Store, nd NewDestination) (Destination, string) {
+func mustDestination(t *testing.T, s *Store, nd feedback.NewDestination) (feedback.Destination, string) {
 	t.Helper()
 	d, secret, err := s.CreateDestination(context.Background(), nd)
 	if err != nil {
@@ -23,28 +26,28 @@ func mustDestination(t *testing.T, s *Store, nd NewDestination) (Destination, st
 func TestDestinations(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		hook, secret := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://crm.example.com/h"})
+		hook, secret := mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: "https://crm.example.com/h"})
 		if !strings.HasPrefix(secret, webhookSecretPfx) || len(secret) != len(webhookSecretPfx)+64 {
 			t.Errorf("webhook secret = %q, want whsec_ and 64 hex digits", secret)
 		}
-		_, slackSecret := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationSlack, URL: "https://hooks.slack.com/services/T/B/x", Lead: true})
+		_, slackSecret := mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationSlack, URL: "https://hooks.slack.com/services/T/B/x", Lead: true})
 		if slackSecret != "" {
 			t.Errorf("slack destination got secret %q, want none", slackSecret)
 		}
-		mustDestination(t, s, NewDestination{Team: "support", Kind: DestinationFeed})
+		mustDestination(t, s, feedback.NewDestination{Team: "support", Kind: feedback.DestinationFeed})
 
-		bad := []NewDestination{
-			{Team: "", Kind: DestinationFeed},
-			{Team: " sales", Kind: DestinationFeed},
+		bad := []feedback.NewDestination{
+			{Team: "", Kind: feedback.DestinationFeed},
+			{Team: " sales", Kind: feedback.DestinationFeed},
 			{Team: "sales", Kind: "email", URL: "https://x"},
-			{Team: "sales", Kind: DestinationFeed, URL: "https://x"},
-			{Team: "sales", Kind: DestinationWebhook},
-			{Team: "sales", Kind: DestinationWebhook, URL: "ftp://x/y"},
-			{Team: "sales", Kind: DestinationWebhook, URL: "https://user:pw@x/y"},
-			{Team: strings.Repeat("t", 129), Kind: DestinationFeed},
+			{Team: "sales", Kind: feedback.DestinationFeed, URL: "https://x"},
+			{Team: "sales", Kind: feedback.DestinationWebhook},
+			{Team: "sales", Kind: feedback.DestinationWebhook, URL: "ftp://x/y"},
+			{Team: "sales", Kind: feedback.DestinationWebhook, URL: "https://user:pw@x/y"},
+			{Team: strings.Repeat("t", 129), Kind: feedback.DestinationFeed},
 		}
 		for _, nd := range bad {
-			if _, _, err := s.CreateDestination(ctx, nd); !errors.Is(err, ErrInvalid) {
+			if _, _, err := s.CreateDestination(ctx, nd); !errors.Is(err, feedback.ErrInvalid) {
 				t.Errorf("CreateDestination(%+v) = %v, want ErrInvalid", nd, err)
 			}
 		}
@@ -62,10 +65,10 @@ func TestDestinations(t *testing.T) {
 		if err != nil || newSecret == secret || !d.HasPreviousSecret || d.PreviousSecretExpiresAt == nil {
 			t.Fatalf("rotate = %+v, %q, %v", d, newSecret, err)
 		}
-		if _, _, err := s.RotateDestinationSecret(ctx, sales[1].ID, time.Hour); !errors.Is(err, ErrInvalid) {
+		if _, _, err := s.RotateDestinationSecret(ctx, sales[1].ID, time.Hour); !errors.Is(err, feedback.ErrInvalid) {
 			t.Errorf("rotating a slack destination = %v, want ErrInvalid", err)
 		}
-		if _, _, err := s.RotateDestinationSecret(ctx, "nope", time.Hour); !errors.Is(err, ErrNotFound) {
+		if _, _, err := s.RotateDestinationSecret(ctx, "nope", time.Hour); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("rotating an unknown destination = %v, want ErrNotFound", err)
 		}
 		d, _, err = s.RotateDestinationSecret(ctx, hook.ID, 0)
@@ -76,10 +79,10 @@ func TestDestinations(t *testing.T) {
 		if err := s.DeleteDestination(ctx, hook.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.DeleteDestination(ctx, hook.ID); !errors.Is(err, ErrNotFound) {
+		if err := s.DeleteDestination(ctx, hook.ID); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("second delete = %v, want ErrNotFound", err)
 		}
-		if _, err := s.Destination(ctx, hook.ID); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Destination(ctx, hook.ID); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("deleted destination = %v, want ErrNotFound", err)
 		}
 	})
@@ -89,33 +92,33 @@ func TestDispatchRoutesAndClaims(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-		hook, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://a.example/h"})
-		slack, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationSlack, URL: "https://b.example/s"})
-		mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationFeed})
-		lead, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationSlack, URL: "https://c.example/l", Lead: true})
-		mustDestination(t, s, NewDestination{Team: "support", Kind: DestinationWebhook, URL: "https://d.example/h"})
+		hook, _ := mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: "https://a.example/h"})
+		slack, _ := mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationSlack, URL: "https://b.example/s"})
+		mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationFeed})
+		lead, _ := mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationSlack, URL: "https://c.example/l", Lead: true})
+		mustDestination(t, s, feedback.NewDestination{Team: "support", Kind: feedback.DestinationWebhook, URL: "https://d.example/h"})
 
 		d := newDecision("conv-1", "urgent")
 		if _, err := s.RecordDecision(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 		want := map[string][]string{}
-		for _, kind := range []string{AlertKindTier, AlertKindReview, AlertKindSLA} {
-			a, err := s.RaiseAlert(ctx, OutboxAlert{Kind: kind, ConversationID: "conv-1", DecisionID: d.ID,
-				Channel: "web", Tier: "urgent", Score: 0.95, Team: "sales", CreatedAt: at})
+		for _, kind := range []string{feedback.AlertKindTier, feedback.AlertKindReview, feedback.AlertKindSLA} {
+			a, err := s.RaiseAlert(ctx, feedback.Alert{Kind: kind, ConversationID: "conv-1", DecisionID: d.ID,
+				Channel: "web", Tier: model.TierUrgent, Score: 0.95, Team: "sales", CreatedAt: at})
 			if err != nil {
 				t.Fatal(err)
 			}
 			switch kind {
-			case AlertKindTier:
+			case feedback.AlertKindTier:
 				want[a.ID] = []string{hook.ID, slack.ID}
-			case AlertKindReview:
+			case feedback.AlertKindReview:
 				want[a.ID] = []string{hook.ID}
-			case AlertKindSLA:
+			case feedback.AlertKindSLA:
 				want[a.ID] = []string{lead.ID}
 			}
 		}
-		if _, err := s.RaiseAlert(ctx, OutboxAlert{Kind: "page", ConversationID: "c"}); !errors.Is(err, ErrInvalid) {
+		if _, err := s.RaiseAlert(ctx, feedback.Alert{Kind: "page", ConversationID: "c"}); !errors.Is(err, feedback.ErrInvalid) {
 			t.Errorf("RaiseAlert with kind page = %v, want ErrInvalid", err)
 		}
 
@@ -138,7 +141,7 @@ func TestDispatchRoutesAndClaims(t *testing.T) {
 			var got []string
 			for _, x := range ds {
 				got = append(got, x.DestinationID)
-				if x.Status != DeliveryPending || !x.NextAttemptAt.Equal(at) {
+				if x.Status != feedback.DeliveryPending || !x.NextAttemptAt.Equal(at) {
 					t.Errorf("new delivery = %+v, want pending and due at %v", x, at)
 				}
 			}
@@ -158,7 +161,7 @@ func TestDispatchRoutesAndClaims(t *testing.T) {
 			t.Fatalf("claim = %d, %v; want %d", len(due), err, total)
 		}
 		for _, p := range due {
-			if p.Destination.Kind == DestinationWebhook && len(p.Secrets) != 1 {
+			if p.Destination.Kind == feedback.DestinationWebhook && len(p.Secrets) != 1 {
 				t.Errorf("webhook delivery has %d secrets, want 1", len(p.Secrets))
 			}
 			var got, want any
@@ -179,11 +182,11 @@ func TestDispatchRoutesAndClaims(t *testing.T) {
 		// The first claim's lease is gone: its outcome is recorded as an
 		// attempt but does not move the delivery.
 		stale := due[0]
-		if err := s.FinishDelivery(ctx, DeliveryOutcome{DeliveryID: stale.ID, Claim: stale.Claim, Attempt: 1,
+		if err := s.FinishDelivery(ctx, feedback.DeliveryOutcome{DeliveryID: stale.ID, Claim: stale.Claim, Attempt: 1,
 			At: at, Delivered: true, StatusCode: 200}); err != nil {
 			t.Fatal(err)
 		}
-		var current PendingDelivery
+		var current feedback.PendingDelivery
 		for _, p := range again {
 			if p.ID == stale.ID {
 				current = p
@@ -191,12 +194,12 @@ func TestDispatchRoutesAndClaims(t *testing.T) {
 		}
 		ds, _ := s.AlertDeliveries(ctx, stale.Alert.ID)
 		for _, x := range ds {
-			if x.ID == stale.ID && x.Status != DeliveryPending {
+			if x.ID == stale.ID && x.Status != feedback.DeliveryPending {
 				t.Errorf("stale claim moved the delivery to %s", x.Status)
 			}
 		}
 		retry := at.Add(2 * time.Minute)
-		if err := s.FinishDelivery(ctx, DeliveryOutcome{DeliveryID: current.ID, Claim: current.Claim, Attempt: 2,
+		if err := s.FinishDelivery(ctx, feedback.DeliveryOutcome{DeliveryID: current.ID, Claim: current.Claim, Attempt: 2,
 			At: at.Add(time.Minute), StatusCode: 503, Error: "receiver answered 503", RetryAt: &retry}); err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +209,7 @@ func TestDispatchRoutesAndClaims(t *testing.T) {
 		}
 		ds, _ = s.AlertDeliveries(ctx, stale.Alert.ID)
 		for _, x := range ds {
-			if x.ID == stale.ID && (x.Status != DeliveryPending || x.Attempts != 1 || !x.NextAttemptAt.Equal(retry) || x.LastStatus != 503) {
+			if x.ID == stale.ID && (x.Status != feedback.DeliveryPending || x.Attempts != 1 || !x.NextAttemptAt.Equal(retry) || x.LastStatus != 503) {
 				t.Errorf("after a failed attempt delivery = %+v, want pending, 1 attempt counted (the stale one is only recorded), due %v", x, retry)
 			}
 		}
@@ -218,55 +221,10 @@ func TestDispatchRoutesAndClaims(t *testing.T) {
 		for id := range want {
 			ds, _ := s.AlertDeliveries(ctx, id)
 			for _, x := range ds {
-				if x.DestinationID == hook.ID && x.Status != DeliveryCanceled {
+				if x.DestinationID == hook.ID && x.Status != feedback.DeliveryCanceled {
 					t.Errorf("delivery to a deleted destination is %s, want canceled", x.Status)
 				}
 			}
-		}
-	})
-}
-
-func TestEscalateSLA(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, s *Store) {
-		ctx := context.Background()
-		top := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-		for _, c := range []struct{ id, tier string }{{"urgent-1", "urgent"}, {"high-1", "high"}, {"answered", "urgent"}, {"medium-1", "medium"}} {
-			d := newDecision(c.id, c.tier)
-			d.Route = []byte(`{"team":"sales","owner":"ana@example.com","via":"owner"}`)
-			if _, err := s.RecordDecision(ctx, d); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.db.Exec("UPDATE conversations SET first_top_at = ? WHERE id = ?", top, c.id).Error; err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.db.Exec("UPDATE conversations SET first_response_at = ? WHERE id = ?", top.Add(time.Second), "answered").Error; err != nil {
-			t.Fatal(err)
-		}
-		now := top.Add(2 * time.Minute) // past urgent's 60 s, within high's 180 s
-		deadlines := map[string]time.Time{"urgent": now.Add(-time.Minute), "high": now.Add(-3 * time.Minute)}
-		ids, err := s.SLABreaches(ctx, deadlines, 10)
-		if err != nil || !slices.Equal(ids, []string{"urgent-1"}) {
-			t.Fatalf("SLABreaches = %v, %v; want [urgent-1]", ids, err)
-		}
-		a, ok, err := s.EscalateSLA(ctx, "urgent-1", now)
-		if err != nil || !ok {
-			t.Fatalf("EscalateSLA = %v, %v", ok, err)
-		}
-		if a.Kind != AlertKindSLA || a.Team != "sales" || a.Owner != "ana@example.com" || a.Tier != "urgent" || !a.CreatedAt.Equal(now) {
-			t.Errorf("escalation = %+v", a)
-		}
-		if _, ok, err := s.EscalateSLA(ctx, "urgent-1", now); err != nil || ok {
-			t.Errorf("second EscalateSLA = %v, %v; want false", ok, err)
-		}
-		if _, ok, err := s.EscalateSLA(ctx, "answered", now); err != nil || ok {
-			t.Errorf("EscalateSLA of an answered conversation = %v, %v; want false", ok, err)
-		}
-		if ids, _ := s.SLABreaches(ctx, deadlines, 10); len(ids) != 0 {
-			t.Errorf("breaches after escalation = %v, want none", ids)
-		}
-		if n, err := s.DispatchAlerts(ctx, now, 10); err != nil || n != 1 {
-			t.Errorf("DispatchAlerts after escalation = %d, %v; want 1", n, err)
 		}
 	})
 }
@@ -279,14 +237,14 @@ func TestDeletedDestinationGetsNothing(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-		gone, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://gone.example/h"})
-		kept, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://kept.example/h"})
+		gone, _ := mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: "https://gone.example/h"})
+		kept, _ := mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: "https://kept.example/h"})
 		d := newDecision("conv-1", "urgent")
 		if _, err := s.RecordDecision(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		a, err := s.RaiseAlert(ctx, OutboxAlert{Kind: AlertKindTier, ConversationID: "conv-1", DecisionID: d.ID,
-			Channel: "web", Tier: "urgent", Score: 0.95, Team: "sales", CreatedAt: at})
+		a, err := s.RaiseAlert(ctx, feedback.Alert{Kind: feedback.AlertKindTier, ConversationID: "conv-1", DecisionID: d.ID,
+			Channel: "web", Tier: model.TierUrgent, Score: 0.95, Team: "sales", CreatedAt: at})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +273,7 @@ func TestDeletedDestinationGetsNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, x := range ds {
-			if x.DestinationID == gone.ID && x.Status != DeliveryCanceled {
+			if x.DestinationID == gone.ID && x.Status != feedback.DeliveryCanceled {
 				t.Errorf("delivery to the deleted destination is %s, want canceled", x.Status)
 			}
 		}
@@ -334,13 +292,13 @@ func TestDispatchWaitsForDestinationDelete(t *testing.T) {
 	s := openStore(t, freshPostgres(t), Options{})
 	ctx := context.Background()
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	dest, _ := mustDestination(t, s, NewDestination{Team: "sales", Kind: DestinationWebhook, URL: "https://gone.example/h"})
+	dest, _ := mustDestination(t, s, feedback.NewDestination{Team: "sales", Kind: feedback.DestinationWebhook, URL: "https://gone.example/h"})
 	d := newDecision("conv-1", "urgent")
 	if _, err := s.RecordDecision(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.RaiseAlert(ctx, OutboxAlert{Kind: AlertKindTier, ConversationID: "conv-1", DecisionID: d.ID,
-		Channel: "web", Tier: "urgent", Team: "sales", CreatedAt: at})
+	a, err := s.RaiseAlert(ctx, feedback.Alert{Kind: feedback.AlertKindTier, ConversationID: "conv-1", DecisionID: d.ID,
+		Channel: "web", Tier: model.TierUrgent, Team: "sales", CreatedAt: at})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,63 +1,20 @@
-package feedback
+package store
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+
+	"github.com/hotlane/hotlane/feedback"
 )
 
-// Destination kinds.
-const (
-	// DestinationFeed is the in-app feed: the UI reads alerts directly, so
-	// a feed destination gets no deliveries.
-	DestinationFeed = "feed"
-	// DestinationSlack is a Slack incoming webhook.
-	DestinationSlack = "slack"
-	// DestinationWebhook is a generic JSON webhook signed with the
-	// destination's secret.
-	DestinationWebhook = "webhook"
-)
-
-// DestinationKinds lists every destination kind.
-var DestinationKinds = []string{DestinationFeed, DestinationSlack, DestinationWebhook}
-
-const (
-	maxTeamLen       = 128
-	maxDestURLLen    = 2048
-	webhookSecretPfx = "whsec_"
-)
-
-// Destination is where a team's alerts go. It carries no secret, so it
-// can be shown and logged; signing secrets leave the store only once when
-// made, and in PendingDelivery.Secrets for the sender.
-type Destination struct {
-	ID   string
-	Team string
-	Kind string
-	URL  string
-	Lead bool // receives the team's SLA escalations
-	// HasPreviousSecret is true while a rotated-out secret is still used to
-	// sign, until PreviousSecretExpiresAt.
-	HasPreviousSecret       bool
-	PreviousSecretExpiresAt *time.Time
-	CreatedAt               time.Time
-}
-
-// NewDestination is a destination to create.
-type NewDestination struct {
-	Team string
-	Kind string
-	URL  string
-	Lead bool
-}
+// webhookSecretPfx starts every webhook signing secret.
+const webhookSecretPfx = "whsec_"
 
 type destinationRow struct {
 	ID                      string `gorm:"primaryKey"`
@@ -74,8 +31,8 @@ type destinationRow struct {
 
 func (destinationRow) TableName() string { return "destinations" }
 
-func (r destinationRow) toDestination(at time.Time) Destination {
-	d := Destination{ID: r.ID, Team: r.Team, Kind: r.Kind, URL: r.URL, Lead: r.Lead, CreatedAt: r.CreatedAt.UTC()}
+func (r destinationRow) toDestination(at time.Time) feedback.Destination {
+	d := feedback.Destination{ID: r.ID, Team: r.Team, Kind: r.Kind, URL: r.URL, Lead: r.Lead, CreatedAt: r.CreatedAt.UTC()}
 	if r.PreviousSecret != "" && r.PreviousSecretExpiresAt != nil && r.PreviousSecretExpiresAt.After(at) {
 		d.HasPreviousSecret = true
 		d.PreviousSecretExpiresAt = utcPtr(r.PreviousSecretExpiresAt)
@@ -96,35 +53,6 @@ func (r destinationRow) activeSecrets(at time.Time) []string {
 	return out
 }
 
-// ValidateDestination checks a destination to create; it returns an error
-// wrapping ErrInvalid that names the field.
-func ValidateDestination(d NewDestination) error {
-	team := strings.TrimSpace(d.Team)
-	switch {
-	case team == "" || team != d.Team:
-		return fmt.Errorf("%w: team is required, without surrounding spaces", ErrInvalid)
-	case utf8.RuneCountInString(team) > maxTeamLen || !utf8.ValidString(team):
-		return fmt.Errorf("%w: team must be valid UTF-8 of at most %d characters", ErrInvalid, maxTeamLen)
-	}
-	switch d.Kind {
-	case DestinationFeed:
-		if d.URL != "" {
-			return fmt.Errorf("%w: url: a feed destination has no url", ErrInvalid)
-		}
-	case DestinationSlack, DestinationWebhook:
-		if len(d.URL) > maxDestURLLen {
-			return fmt.Errorf("%w: url: at most %d bytes", ErrInvalid, maxDestURLLen)
-		}
-		u, err := url.Parse(d.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
-			return fmt.Errorf("%w: url: must be an absolute http or https URL without credentials or fragment", ErrInvalid)
-		}
-	default:
-		return fmt.Errorf("%w: kind must be one of %s", ErrInvalid, strings.Join(DestinationKinds, ", "))
-	}
-	return nil
-}
-
 func newWebhookSecret() (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -136,39 +64,39 @@ func newWebhookSecret() (string, error) {
 // CreateDestination stores a destination and returns it with its signing
 // secret: a fresh one for a webhook (shown once, never again), "" for the
 // other kinds. An invalid destination is refused with ErrInvalid.
-func (s *Store) CreateDestination(ctx context.Context, nd NewDestination) (Destination, string, error) {
-	if err := ValidateDestination(nd); err != nil {
-		return Destination{}, "", fmt.Errorf("feedback: create destination: %w", err)
+func (s *Store) CreateDestination(ctx context.Context, nd feedback.NewDestination) (feedback.Destination, string, error) {
+	if err := feedback.ValidateDestination(nd); err != nil {
+		return feedback.Destination{}, "", fmt.Errorf("store: create destination: %w", err)
 	}
 	row := destinationRow{
 		ID: uuid.Must(uuid.NewV7()).String(), Team: nd.Team, Kind: nd.Kind, URL: nd.URL, Lead: nd.Lead, CreatedAt: now(),
 	}
-	if nd.Kind == DestinationWebhook {
+	if nd.Kind == feedback.DestinationWebhook {
 		secret, err := newWebhookSecret()
 		if err != nil {
-			return Destination{}, "", fmt.Errorf("feedback: create destination: %w", err)
+			return feedback.Destination{}, "", fmt.Errorf("store: create destination: %w", err)
 		}
 		row.Secret = secret
 	}
 	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
-		return Destination{}, "", fmt.Errorf("feedback: create destination: %w", translate(err))
+		return feedback.Destination{}, "", fmt.Errorf("store: create destination: %w", translate(err))
 	}
 	return row.toDestination(row.CreatedAt), row.Secret, nil
 }
 
 // ListDestinations returns the destinations in use, of one team or of all
 // when team is "", ordered by team and creation.
-func (s *Store) ListDestinations(ctx context.Context, team string) ([]Destination, error) {
+func (s *Store) ListDestinations(ctx context.Context, team string) ([]feedback.Destination, error) {
 	q := s.db.WithContext(ctx).Where("deleted_at IS NULL")
 	if team != "" {
 		q = q.Where("team = ?", team)
 	}
 	var rows []destinationRow
 	if err := q.Order("team, created_at, id").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("feedback: list destinations: %w", translate(err))
+		return nil, fmt.Errorf("store: list destinations: %w", translate(err))
 	}
 	at := now()
-	out := make([]Destination, len(rows))
+	out := make([]feedback.Destination, len(rows))
 	for i, r := range rows {
 		out[i] = r.toDestination(at)
 	}
@@ -177,10 +105,10 @@ func (s *Store) ListDestinations(ctx context.Context, team string) ([]Destinatio
 
 // Destination returns the destination with id; ErrNotFound when there is
 // none or it is deleted.
-func (s *Store) Destination(ctx context.Context, id string) (Destination, error) {
+func (s *Store) Destination(ctx context.Context, id string) (feedback.Destination, error) {
 	var row destinationRow
 	if err := s.db.WithContext(ctx).Where("id = ? AND deleted_at IS NULL", id).Take(&row).Error; err != nil {
-		return Destination{}, fmt.Errorf("feedback: destination %q: %w", id, translate(err))
+		return feedback.Destination{}, fmt.Errorf("store: destination %q: %w", id, translate(err))
 	}
 	return row.toDestination(now()), nil
 }
@@ -196,13 +124,13 @@ func (s *Store) DeleteDestination(ctx context.Context, id string) error {
 			return translate(res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return ErrNotFound
+			return feedback.ErrNotFound
 		}
-		return translate(tx.Model(&deliveryRow{}).Where("destination_id = ? AND status = ?", id, DeliveryPending).
-			Updates(map[string]any{"status": DeliveryCanceled, "claim": ""}).Error)
+		return translate(tx.Model(&deliveryRow{}).Where("destination_id = ? AND status = ?", id, feedback.DeliveryPending).
+			Updates(map[string]any{"status": feedback.DeliveryCanceled, "claim": ""}).Error)
 	})
 	if err != nil {
-		return fmt.Errorf("feedback: delete destination %q: %w", id, err)
+		return fmt.Errorf("store: delete destination %q: %w", id, err)
 	}
 	return nil
 }
@@ -213,22 +141,22 @@ func (s *Store) DeleteDestination(ctx context.Context, id string) error {
 // rotation during a grace period drops the older secret. ErrNotFound for an
 // unknown destination, ErrInvalid for one that is not a webhook or a
 // negative grace.
-func (s *Store) RotateDestinationSecret(ctx context.Context, id string, grace time.Duration) (Destination, string, error) {
+func (s *Store) RotateDestinationSecret(ctx context.Context, id string, grace time.Duration) (feedback.Destination, string, error) {
 	if grace < 0 {
-		return Destination{}, "", fmt.Errorf("feedback: rotate secret: %w: grace must not be negative", ErrInvalid)
+		return feedback.Destination{}, "", fmt.Errorf("store: rotate secret: %w: grace must not be negative", feedback.ErrInvalid)
 	}
 	secret, err := newWebhookSecret()
 	if err != nil {
-		return Destination{}, "", fmt.Errorf("feedback: rotate secret: %w", err)
+		return feedback.Destination{}, "", fmt.Errorf("store: rotate secret: %w", err)
 	}
-	var out Destination
+	var out feedback.Destination
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var row destinationRow
 		if err := lockForUpdate(tx, s.dialect).Where("id = ? AND deleted_at IS NULL", id).Take(&row).Error; err != nil {
 			return translate(err)
 		}
-		if row.Kind != DestinationWebhook {
-			return fmt.Errorf("%w: only webhook destinations have a signing secret", ErrInvalid)
+		if row.Kind != feedback.DestinationWebhook {
+			return fmt.Errorf("%w: only webhook destinations have a signing secret", feedback.ErrInvalid)
 		}
 		at := now()
 		expires := at.Add(grace)
@@ -245,7 +173,7 @@ func (s *Store) RotateDestinationSecret(ctx context.Context, id string, grace ti
 		return nil
 	})
 	if err != nil {
-		return Destination{}, "", fmt.Errorf("feedback: rotate secret of destination %q: %w", id, err)
+		return feedback.Destination{}, "", fmt.Errorf("store: rotate secret of destination %q: %w", id, err)
 	}
 	return out, secret, nil
 }

@@ -1,52 +1,18 @@
-package feedback
+package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/hotlane/hotlane/feedback"
 )
-
-// Conversation event types.
-const (
-	EventFirstResponse = "first_response"
-	EventConverted     = "converted"
-	EventLost          = "lost"
-	EventClosed        = "closed"
-	EventTierFeedback  = "tier_feedback"
-)
-
-// EventTypes lists every event type.
-var EventTypes = []string{EventFirstResponse, EventConverted, EventLost, EventClosed, EventTierFeedback}
-
-// IdempotencyTTL is how long an idempotency key is remembered; after it the
-// same key writes again.
-const IdempotencyTTL = 24 * time.Hour
-
-// MaxIdempotencyKeyLen bounds an Idempotency-Key.
-const MaxIdempotencyKeyLen = 255
-
-// Event is something that happened to a conversation, reported by a
-// platform or an agent.
-type Event struct {
-	ID             string
-	ConversationID string
-	Type           string
-	At             time.Time // when it happened; defaults to when it was recorded
-	Value          *float64  // converted: the deal value, when known
-	Tier           string    // tier_feedback: the tier the agent says is right
-	Agent          string
-	CreatedAt      time.Time
-}
 
 type eventRow struct {
 	ID             string `gorm:"primaryKey"`
@@ -61,9 +27,9 @@ type eventRow struct {
 
 func (eventRow) TableName() string { return "conversation_events" }
 
-func (r eventRow) toEvent() Event {
-	return Event{ID: r.ID, ConversationID: r.ConversationID, Type: r.Type, At: r.At.UTC(), Value: r.Value,
-		Tier: r.Tier, Agent: r.Agent, CreatedAt: r.CreatedAt.UTC()}
+func (r eventRow) toEvent() feedback.Event {
+	return feedback.Event{ID: r.ID, ConversationID: r.ConversationID, Type: r.Type, At: r.At.UTC(), Value: r.Value,
+		Tier: parseTier(r.Tier), Agent: r.Agent, CreatedAt: r.CreatedAt.UTC()}
 }
 
 type idempotencyRow struct {
@@ -76,56 +42,6 @@ type idempotencyRow struct {
 
 func (idempotencyRow) TableName() string { return "idempotency_keys" }
 
-// Idempotency names a request that may be retried: Key is the client's
-// Idempotency-Key, scoped by the API key that sent it.
-type Idempotency struct {
-	APIKeyID int64
-	Key      string
-}
-
-// ValidateEvent checks an event as a client sent it: a known type, a tier
-// only (and always) for tier_feedback, a finite non-negative value only for
-// converted, an agent of at most MaxAgentLen characters. Its errors wrap
-// ErrInvalid and name the field first.
-func ValidateEvent(e Event) error {
-	switch e.Type {
-	case EventFirstResponse, EventConverted, EventLost, EventClosed, EventTierFeedback:
-	default:
-		return fmt.Errorf("%w: type: must be first_response, converted, lost, closed or tier_feedback", ErrInvalid)
-	}
-	if e.Type == EventTierFeedback {
-		switch e.Tier {
-		case "urgent", "high", "medium", "low":
-		default:
-			return fmt.Errorf("%w: tier: tier_feedback needs a tier: urgent, high, medium or low", ErrInvalid)
-		}
-	} else if e.Tier != "" {
-		return fmt.Errorf("%w: tier: only tier_feedback carries a tier", ErrInvalid)
-	}
-	if e.Value != nil {
-		if e.Type != EventConverted {
-			return fmt.Errorf("%w: value: only converted carries a value", ErrInvalid)
-		}
-		if math.IsNaN(*e.Value) || math.IsInf(*e.Value, 0) || *e.Value < 0 {
-			return fmt.Errorf("%w: value: must be a non-negative number", ErrInvalid)
-		}
-	}
-	return validAgent(e.Agent, false)
-}
-
-// fingerprint identifies the request an event came from: the same event
-// sent twice has the same fingerprint, whatever its JSON spacing. A zero At
-// (the client let the server choose) is part of it as such.
-func fingerprint(e Event) string {
-	var at string
-	if !e.At.IsZero() {
-		at = normTime(e.At).Format(time.RFC3339Nano)
-	}
-	b, _ := json.Marshal([]any{e.ConversationID, e.Type, at, e.Value, e.Tier, e.Agent})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
 // AddEvent records an event of an existing conversation (ErrNotFound
 // otherwise). A first_response event sets the conversation's
 // first_response_at when it is the earliest so far. With an idempotency key
@@ -134,21 +50,21 @@ func fingerprint(e Event) string {
 // the same key with a different request is ErrIdempotencyConflict (which
 // is also ErrConflict). The event, its
 // effect on the conversation and the key are committed together.
-func (s *Store) AddEvent(ctx context.Context, e Event, idem Idempotency) (ev Event, replayed bool, err error) {
-	if err := ValidateEvent(e); err != nil {
-		return Event{}, false, fmt.Errorf("feedback: add event: %w", err)
+func (s *Store) AddEvent(ctx context.Context, e feedback.Event, idem feedback.Idempotency) (ev feedback.Event, replayed bool, err error) {
+	if err := feedback.ValidateEvent(e); err != nil {
+		return feedback.Event{}, false, fmt.Errorf("store: add event: %w", err)
 	}
-	if utf8.RuneCountInString(idem.Key) > MaxIdempotencyKeyLen {
-		return Event{}, false, fmt.Errorf("feedback: add event: %w: idempotency key longer than %d characters", ErrInvalid, MaxIdempotencyKeyLen)
+	if utf8.RuneCountInString(idem.Key) > feedback.MaxIdempotencyKeyLen {
+		return feedback.Event{}, false, fmt.Errorf("store: add event: %w: idempotency key longer than %d characters", feedback.ErrInvalid, feedback.MaxIdempotencyKeyLen)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return Event{}, false, fmt.Errorf("feedback: add event: %w", err)
+		return feedback.Event{}, false, fmt.Errorf("store: add event: %w", err)
 	}
 	t := now()
-	fp := fingerprint(e)
+	fp := feedback.EventFingerprint(e)
 	row := eventRow{ID: id.String(), ConversationID: e.ConversationID, Type: e.Type, At: normTime(e.At),
-		Value: e.Value, Tier: e.Tier, Agent: e.Agent, CreatedAt: t}
+		Value: e.Value, Tier: e.Tier.String(), Agent: e.Agent, CreatedAt: t}
 	if e.At.IsZero() {
 		row.At = t
 	}
@@ -173,24 +89,24 @@ func (s *Store) AddEvent(ctx context.Context, e Event, idem Idempotency) (ev Eve
 			return err
 		}
 		if n == 0 {
-			return fmt.Errorf("conversation %q: %w", e.ConversationID, ErrNotFound)
+			return fmt.Errorf("conversation %q: %w", e.ConversationID, feedback.ErrNotFound)
 		}
 		if err := tx.Create(&row).Error; err != nil {
 			return err
 		}
-		if e.Type == EventFirstResponse {
+		if e.Type == feedback.EventFirstResponse {
 			return tx.Exec(`UPDATE conversations SET first_response_at = ?
 WHERE id = ? AND (first_response_at IS NULL OR first_response_at > ?)`, row.At, row.ConversationID, row.At).Error
 		}
 		return nil
 	})
 	if err != nil {
-		return Event{}, false, fmt.Errorf("feedback: add event: %w", translate(err))
+		return feedback.Event{}, false, fmt.Errorf("store: add event: %w", translate(err))
 	}
 	if idem.Key != "" && !replayed {
 		// Keep the table at about a day of keys. Best effort, outside the
 		// transaction: a failure here costs nothing but space.
-		if err := s.PurgeIdempotencyKeys(ctx, t.Add(-IdempotencyTTL)); err != nil {
+		if err := s.PurgeIdempotencyKeys(ctx, t.Add(-feedback.IdempotencyTTL)); err != nil {
 			s.log.Warn("purge idempotency keys", slog.Any("error", err))
 		}
 	}
@@ -201,7 +117,7 @@ WHERE id = ? AND (first_response_at IS NULL OR first_response_at > ?)`, row.At, 
 func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) error {
 	err := s.db.WithContext(ctx).Where("created_at < ?", normTime(before)).Delete(&idempotencyRow{}).Error
 	if err != nil {
-		return fmt.Errorf("feedback: purge idempotency keys: %w", translate(err))
+		return fmt.Errorf("store: purge idempotency keys: %w", translate(err))
 	}
 	return nil
 }
@@ -211,9 +127,9 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, before time.Time) erro
 // with ErrIdempotencyConflict when the key was used for a different request. A
 // concurrent first use of the same key waits on the row lock (PostgreSQL) or
 // the write lock (SQLite) and then sees the committed row.
-func claimIdempotencyKey(tx *gorm.DB, idem Idempotency, fp, eventID string, t time.Time) (string, error) {
+func claimIdempotencyKey(tx *gorm.DB, idem feedback.Idempotency, fp, eventID string, t time.Time) (string, error) {
 	// A key past its time is free again.
-	err := tx.Where("api_key_id = ? AND key = ? AND created_at < ?", idem.APIKeyID, idem.Key, t.Add(-IdempotencyTTL)).
+	err := tx.Where("api_key_id = ? AND key = ? AND created_at < ?", idem.APIKeyID, idem.Key, t.Add(-feedback.IdempotencyTTL)).
 		Delete(&idempotencyRow{}).Error
 	if err != nil {
 		return "", err
@@ -231,20 +147,20 @@ func claimIdempotencyKey(tx *gorm.DB, idem Idempotency, fp, eventID string, t ti
 		return "", err
 	}
 	if prior.Fingerprint != fp {
-		return "", ErrIdempotencyConflict
+		return "", feedback.ErrIdempotencyConflict
 	}
 	return prior.EventID, nil
 }
 
 // ConversationEvents returns the events of a conversation in the order they
 // happened.
-func (s *Store) ConversationEvents(ctx context.Context, conversationID string) ([]Event, error) {
+func (s *Store) ConversationEvents(ctx context.Context, conversationID string) ([]feedback.Event, error) {
 	var rows []eventRow
 	err := s.db.WithContext(ctx).Where("conversation_id = ?", conversationID).Order("at, id").Find(&rows).Error
 	if err != nil {
-		return nil, fmt.Errorf("feedback: events of conversation %q: %w", conversationID, translate(err))
+		return nil, fmt.Errorf("store: events of conversation %q: %w", conversationID, translate(err))
 	}
-	out := make([]Event, len(rows))
+	out := make([]feedback.Event, len(rows))
 	for i, r := range rows {
 		out[i] = r.toEvent()
 	}
@@ -258,7 +174,7 @@ func (s *Store) FirstResponseAt(ctx context.Context, conversationID string) (*ti
 	err := s.db.WithContext(ctx).Model(&conversationRow{}).Select("first_response_at").
 		Where("id = ?", conversationID).Take(&row).Error
 	if err != nil {
-		return nil, fmt.Errorf("feedback: first response of %q: %w", conversationID, translate(err))
+		return nil, fmt.Errorf("store: first response of %q: %w", conversationID, translate(err))
 	}
 	return utcPtr(row.FirstResponseAt), nil
 }

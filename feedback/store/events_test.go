@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 func TestAddEvent(t *testing.T) {
@@ -15,11 +18,11 @@ func TestAddEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-		none := Idempotency{}
+		none := feedback.Idempotency{}
 
 		// first_response keeps the earliest.
 		for _, at := range []time.Time{t0.Add(time.Minute), t0, t0.Add(2 * time.Minute)} {
-			if _, _, err := s.AddEvent(ctx, Event{ConversationID: "c1", Type: EventFirstResponse, At: at}, none); err != nil {
+			if _, _, err := s.AddEvent(ctx, feedback.Event{ConversationID: "c1", Type: feedback.EventFirstResponse, At: at}, none); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -29,7 +32,7 @@ func TestAddEvent(t *testing.T) {
 		}
 
 		v := 1200.5
-		ev, replayed, err := s.AddEvent(ctx, Event{ConversationID: "c1", Type: EventConverted, Value: &v, Agent: "ana"}, none)
+		ev, replayed, err := s.AddEvent(ctx, feedback.Event{ConversationID: "c1", Type: feedback.EventConverted, Value: &v, Agent: "ana"}, none)
 		if err != nil || replayed || ev.ID == "" || ev.At.IsZero() || *ev.Value != v {
 			t.Fatalf("converted = %+v, %v, %v", ev, replayed, err)
 		}
@@ -40,15 +43,15 @@ func TestAddEvent(t *testing.T) {
 
 		tests := []struct {
 			name string
-			e    Event
+			e    feedback.Event
 			want error
 		}{
-			{"unknown conversation", Event{ConversationID: "nope", Type: EventLost}, ErrNotFound},
-			{"unknown type", Event{ConversationID: "c1", Type: "won"}, ErrInvalid},
-			{"tier_feedback without tier", Event{ConversationID: "c1", Type: EventTierFeedback}, ErrInvalid},
-			{"tier on another type", Event{ConversationID: "c1", Type: EventLost, Tier: "high"}, ErrInvalid},
-			{"bad tier", Event{ConversationID: "c1", Type: EventTierFeedback, Tier: "hot"}, ErrInvalid},
-			{"value on lost", Event{ConversationID: "c1", Type: EventLost, Value: &v}, ErrInvalid},
+			{"unknown conversation", feedback.Event{ConversationID: "nope", Type: feedback.EventLost}, feedback.ErrNotFound},
+			{"unknown type", feedback.Event{ConversationID: "c1", Type: "won"}, feedback.ErrInvalid},
+			{"tier_feedback without tier", feedback.Event{ConversationID: "c1", Type: feedback.EventTierFeedback}, feedback.ErrInvalid},
+			{"tier on another type", feedback.Event{ConversationID: "c1", Type: feedback.EventLost, Tier: model.TierHigh}, feedback.ErrInvalid},
+			{"bad tier", feedback.Event{ConversationID: "c1", Type: feedback.EventTierFeedback, Tier: feedback.ParseEventTier("hot")}, feedback.ErrInvalid},
+			{"value on lost", feedback.Event{ConversationID: "c1", Type: feedback.EventLost, Value: &v}, feedback.ErrInvalid},
 		}
 		for _, tt := range tests {
 			if _, _, err := s.AddEvent(ctx, tt.e, none); !errors.Is(err, tt.want) {
@@ -64,8 +67,8 @@ func TestAddEventIdempotency(t *testing.T) {
 		if _, err := s.RecordDecision(ctx, newDecision("c1", "high")); err != nil {
 			t.Fatal(err)
 		}
-		key := Idempotency{APIKeyID: 1, Key: "k-1"}
-		e := Event{ConversationID: "c1", Type: EventLost, Agent: "ana"}
+		key := feedback.Idempotency{APIKeyID: 1, Key: "k-1"}
+		e := feedback.Event{ConversationID: "c1", Type: feedback.EventLost, Agent: "ana"}
 		first, replayed, err := s.AddEvent(ctx, e, key)
 		if err != nil || replayed {
 			t.Fatalf("first: %v, replayed %v", err, replayed)
@@ -77,17 +80,17 @@ func TestAddEventIdempotency(t *testing.T) {
 		// Same key, other body: an idempotency conflict, which is also a
 		// conflict.
 		other := e
-		other.Type = EventClosed
-		if _, _, err := s.AddEvent(ctx, other, key); !errors.Is(err, ErrIdempotencyConflict) || !errors.Is(err, ErrConflict) {
+		other.Type = feedback.EventClosed
+		if _, _, err := s.AddEvent(ctx, other, key); !errors.Is(err, feedback.ErrIdempotencyConflict) || !errors.Is(err, feedback.ErrConflict) {
 			t.Errorf("other body: err = %v, want ErrIdempotencyConflict and ErrConflict", err)
 		}
 		// The key is scoped by API key.
-		if _, replayed, err := s.AddEvent(ctx, e, Idempotency{APIKeyID: 2, Key: "k-1"}); err != nil || replayed {
+		if _, replayed, err := s.AddEvent(ctx, e, feedback.Idempotency{APIKeyID: 2, Key: "k-1"}); err != nil || replayed {
 			t.Errorf("other API key: replayed %v, %v; want a new write", replayed, err)
 		}
 		// A failed request does not take the key.
-		bad := Idempotency{APIKeyID: 1, Key: "k-2"}
-		if _, _, err := s.AddEvent(ctx, Event{ConversationID: "nope", Type: EventLost}, bad); !errors.Is(err, ErrNotFound) {
+		bad := feedback.Idempotency{APIKeyID: 1, Key: "k-2"}
+		if _, _, err := s.AddEvent(ctx, feedback.Event{ConversationID: "nope", Type: feedback.EventLost}, bad); !errors.Is(err, feedback.ErrNotFound) {
 			t.Fatalf("unknown conversation: %v", err)
 		}
 		if _, replayed, err := s.AddEvent(ctx, e, bad); err != nil || replayed {
@@ -95,13 +98,13 @@ func TestAddEventIdempotency(t *testing.T) {
 		}
 
 		// Concurrent retries write once.
-		conc := Idempotency{APIKeyID: 1, Key: "k-3"}
+		conc := feedback.Idempotency{APIKeyID: 1, Key: "k-3"}
 		var wg sync.WaitGroup
 		ids := make([]string, 8)
 		errs := make([]error, 8)
 		for i := range ids {
 			wg.Go(func() {
-				ev, _, err := s.AddEvent(ctx, Event{ConversationID: "c1", Type: EventClosed}, conc)
+				ev, _, err := s.AddEvent(ctx, feedback.Event{ConversationID: "c1", Type: feedback.EventClosed}, conc)
 				ids[i], errs[i] = ev.ID, err
 			})
 		}
@@ -118,7 +121,7 @@ func TestAddEventIdempotency(t *testing.T) {
 
 		// A key older than a day is free again.
 		if err := s.db.Exec("UPDATE idempotency_keys SET created_at = ? WHERE key = ?",
-			now().Add(-IdempotencyTTL-time.Minute), "k-1").Error; err != nil {
+			now().Add(-feedback.IdempotencyTTL-time.Minute), "k-1").Error; err != nil {
 			t.Fatal(err)
 		}
 		if _, replayed, err := s.AddEvent(ctx, other, key); err != nil || replayed {

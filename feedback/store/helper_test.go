@@ -1,71 +1,15 @@
-package feedback
+package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/hotlane/hotlane/feedback/store/storetest"
 )
 
-// postgresDSN returns the base DSN for PostgreSQL tests. Without one the
-// test is skipped, unless the environment says PostgreSQL tests must run
-// (CI=true or HOTLANE_REQUIRE_POSTGRES=1), in which case it fails.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("HOTLANE_TEST_POSTGRES")
-	if dsn != "" {
-		return dsn
-	}
-	if os.Getenv("CI") == "true" || os.Getenv("HOTLANE_REQUIRE_POSTGRES") == "1" {
-		t.Fatal("HOTLANE_TEST_POSTGRES is not set but PostgreSQL tests are required (CI=true or HOTLANE_REQUIRE_POSTGRES=1); " +
-			"set it to a DSN such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	}
-	t.Skip("PostgreSQL tests skipped: set HOTLANE_TEST_POSTGRES to a DSN such as postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	return ""
-}
-
-// freshPostgres creates a schema of its own for the test and returns a DSN
-// whose search_path points at it; the schema is dropped when the test ends.
-func freshPostgres(t testing.TB) string {
-	t.Helper()
-	base := postgresDSN(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to HOTLANE_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "hl_test_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse HOTLANE_TEST_POSTGRES: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// freshPostgres returns a DSN of a fresh PostgreSQL schema for the test
+// (storetest.DSN): skipped without HOTLANE_TEST_POSTGRES unless required.
+func freshPostgres(t testing.TB) string { return storetest.DSN(t, DialectPostgres) }
 
 type engine struct {
 	name string
@@ -73,7 +17,7 @@ type engine struct {
 }
 
 var engines = []engine{
-	{DialectSQLite, func(t testing.TB) string { return filepath.Join(t.TempDir(), "hotlane.db") }},
+	{DialectSQLite, func(t testing.TB) string { return storetest.DSN(t, DialectSQLite) }},
 	{DialectPostgres, freshPostgres},
 }
 

@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -7,31 +7,15 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/hotlane/hotlane/feedback"
 )
-
-// ImportedConversation is one labelled conversation of history loaded by
-// `hotlane import`: a conversation with one decision and its outcome. IDs
-// are chosen by the importer so that loading the same history twice adds
-// nothing the second time.
-type ImportedConversation struct {
-	Decision Decision // its ID, ConversationID and OccurredAt are required
-	// Outcome is EventConverted or EventLost, dated at the decision.
-	Outcome string
-	EventID string
-}
-
-// ImportResult counts what an import added; rows already present from an
-// earlier import of the same history are skipped.
-type ImportResult struct {
-	Added   int
-	Skipped int
-}
 
 // ImportHistory stores labelled history in transactions of a few hundred
 // conversations, without alerts: these conversations are past. A
 // conversation that already exists is skipped whole.
-func (s *Store) ImportHistory(ctx context.Context, rows []ImportedConversation) (ImportResult, error) {
-	var res ImportResult
+func (s *Store) ImportHistory(ctx context.Context, rows []feedback.ImportedConversation) (feedback.ImportResult, error) {
+	var res feedback.ImportResult
 	const batch = 500
 	for start := 0; start < len(rows); start += batch {
 		part := rows[start:min(start+batch, len(rows))]
@@ -51,7 +35,7 @@ func (s *Store) ImportHistory(ctx context.Context, rows []ImportedConversation) 
 			return nil
 		})
 		if err != nil {
-			return res, fmt.Errorf("feedback: import history: %w", translate(err))
+			return res, fmt.Errorf("store: import history: %w", translate(err))
 		}
 		res.Added += added
 		res.Skipped += skipped
@@ -59,13 +43,13 @@ func (s *Store) ImportHistory(ctx context.Context, rows []ImportedConversation) 
 	return res, nil
 }
 
-func importOne(tx *gorm.DB, c *ImportedConversation) (bool, error) {
+func importOne(tx *gorm.DB, c *feedback.ImportedConversation) (bool, error) {
 	d := &c.Decision
 	if d.ID == "" || d.ConversationID == "" || d.OccurredAt.IsZero() {
-		return false, fmt.Errorf("%w: decision id, conversation id and time are required", ErrInvalid)
+		return false, fmt.Errorf("%w: decision id, conversation id and time are required", feedback.ErrInvalid)
 	}
-	if c.Outcome != EventConverted && c.Outcome != EventLost {
-		return false, fmt.Errorf("%w: outcome %q is not converted or lost", ErrInvalid, c.Outcome)
+	if c.Outcome != feedback.EventConverted && c.Outcome != feedback.EventLost {
+		return false, fmt.Errorf("%w: outcome %q is not converted or lost", feedback.ErrInvalid, c.Outcome)
 	}
 	if err := prepareDecision(d); err != nil {
 		return false, err
@@ -75,7 +59,7 @@ func importOne(tx *gorm.DB, c *ImportedConversation) (bool, error) {
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = now()
 	}
-	conv := conversationRow{ID: d.ConversationID, Channel: d.Channel, Tier: d.Tier, Score: d.Score,
+	conv := conversationRow{ID: d.ConversationID, Channel: d.Channel, Tier: d.Tier.String(), Score: d.Score,
 		LastDecisionID: d.ID, Decisions: 1, FirstSeenAt: at, UpdatedAt: at}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&conv)
 	if res.Error != nil {

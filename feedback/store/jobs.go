@@ -192,4 +192,3 @@ func (s *Store) JobRuns(ctx context.Context, job string, limit int) ([]feedback.
 	}
 	return out, nil
 }
-

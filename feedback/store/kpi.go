@@ -1,162 +1,30 @@
-package feedback
+package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
-	"slices"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
 )
 
-// MaxKPIWeeks bounds KPIQuery.Weeks.
-const MaxKPIWeeks = 104
-
-// KPIQuery selects the weeks of a KPI report.
-type KPIQuery struct {
-	// Weeks is how many ISO weeks to report, ending with the week of Now;
-	// 1 to MaxKPIWeeks.
-	Weeks int
-	// Now places the last week; UTC.
-	Now time.Time
-	// Channel keeps one channel when set.
-	Channel string
-}
-
-// KPIReport holds the KPIs of PRODUCT.md §6 per ISO week, oldest first.
-type KPIReport struct {
-	Weeks []KPIWeek
-}
-
-// KPIWeek is one ISO week (Monday 00:00 UTC to the next Monday) of KPIs:
-// overall, per tier, per channel, and the alert true-positive rate per rule.
-type KPIWeek struct {
-	Week      string // ISO week, e.g. "2026-W48"
-	Start     time.Time
-	End       time.Time
-	Overall   KPISet
-	ByTier    map[string]KPISet
-	ByChannel map[string]KPISet
-	ByRule    map[string]TruePositiveKPI
-}
-
-// KPISet is the four KPIs of one group of conversations.
-type KPISet struct {
-	Accuracy     AccuracyKPI
-	ResponseTime ResponseTimeKPI
-	TruePositive TruePositiveKPI
-	Conversion   ConversionKPI
-}
-
-// AccuracyKPI is the priority classification accuracy: of the conversations
-// an agent reviewed (tier_feedback) in the week, the share whose tier, as
-// Hotlane had it when the agent reviewed it, the agent confirmed. A
-// conversation reviewed more than once counts once, by its latest review.
-// Grouped by Hotlane's tier.
-type AccuracyKPI struct {
-	Confirmed int
-	Reviewed  int
-	Rate      *float64 // nil when nothing was reviewed
-}
-
-// ResponseTimeKPI is the top-tier response time: for conversations whose
-// first urgent or high decision fell in the week, the time from it to the
-// first human response (0 when the response came first). Median and P90
-// interpolate linearly between ranks; nil without responses. Grouped by
-// the highest tier the conversation reached.
-type ResponseTimeKPI struct {
-	Conversations int // reached urgent or high in the week
-	Responded     int // of those, with a first response
-	MedianSeconds *float64
-	P90Seconds    *float64
-}
-
-// TruePositiveKPI is the alert true-positive rate: of the tier alerts fired
-// in the week that agents labelled, useful / (useful + noise). Each alert
-// counts once, by the majority of its agents' labels; alerts whose agents
-// disagree evenly are counted as Tied and left out of the rate. Grouped by
-// the alert's tier and channel, and per rule by the rules among the reasons
-// of the decision that fired it.
-type TruePositiveKPI struct {
-	Useful int
-	Noise  int
-	Tied   int
-	Rate   *float64 // nil without useful or noise alerts
-}
-
-// ConversionKPI is the priority conversation conversion: of the
-// conversations whose first urgent or high decision fell in the week, the
-// share with a converted event. Grouped by the highest tier reached.
-type ConversionKPI struct {
-	Converted     int
-	Conversations int
-	Rate          *float64
-}
-
-// ISOWeekStart returns the Monday 00:00 UTC that starts t's ISO week.
-func ISOWeekStart(t time.Time) time.Time {
-	t = t.UTC()
-	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-	offset := (int(day.Weekday()) + 6) % 7 // Monday = 0
-	return day.AddDate(0, 0, -offset)
-}
-
-// ISOWeekName names t's ISO week, e.g. "2026-W48".
-func ISOWeekName(t time.Time) string {
-	y, w := t.UTC().ISOWeek()
-	return fmt.Sprintf("%04d-W%02d", y, w)
-}
-
-// Raw facts the KPIs are computed from; kpiFacts keeps the computation pure
-// and testable apart from the queries.
-type (
-	reviewFact struct {
-		ConversationID string
-		Channel        string
-		ModelTier      string
-		AgentTier      string
-		At             time.Time
+// KPIs computes the KPI report of q (feedback.ComputeKPIs over the facts
+// of its weeks). Weeks outside 1..MaxKPIWeeks is ErrInvalid.
+func (s *Store) KPIs(ctx context.Context, q feedback.KPIQuery) (feedback.KPIReport, error) {
+	start, end, err := feedback.KPIWindow(q)
+	if err != nil {
+		return feedback.KPIReport{}, fmt.Errorf("store: kpis: %w", err)
 	}
-	topFact struct {
-		ConversationID  string
-		Channel         string
-		FirstTopAt      time.Time
-		FirstResponseAt *time.Time
-		ReachedUrgent   bool
-		Converted       bool
-	}
-	alertFact struct {
-		AlertID   string
-		Channel   string
-		Tier      string
-		CreatedAt time.Time
-		Labels    []string
-		Rules     []string
-	}
-	kpiFacts struct {
-		reviews []reviewFact
-		tops    []topFact
-		alerts  []alertFact
-	}
-)
-
-// KPIs computes the KPI report of q. Weeks outside 1..MaxKPIWeeks is
-// ErrInvalid.
-func (s *Store) KPIs(ctx context.Context, q KPIQuery) (KPIReport, error) {
-	if q.Weeks < 1 || q.Weeks > MaxKPIWeeks {
-		return KPIReport{}, fmt.Errorf("feedback: kpis: %w: weeks must be 1 to %d", ErrInvalid, MaxKPIWeeks)
-	}
-	end := ISOWeekStart(q.Now).AddDate(0, 0, 7)
-	start := end.AddDate(0, 0, -7*q.Weeks)
 	facts, err := s.kpiFacts(ctx, start, end, q.Channel)
 	if err != nil {
-		return KPIReport{}, fmt.Errorf("feedback: kpis: %w", err)
+		return feedback.KPIReport{}, fmt.Errorf("store: kpis: %w", err)
 	}
-	return computeKPIs(facts, start, q.Weeks), nil
+	return feedback.ComputeKPIs(facts, start, q.Weeks), nil
 }
 
-func (s *Store) kpiFacts(ctx context.Context, start, end time.Time, channel string) (kpiFacts, error) {
-	var f kpiFacts
+// kpiFacts reads the facts the KPIs of [start, end) are computed from.
+func (s *Store) kpiFacts(ctx context.Context, start, end time.Time, channel string) (feedback.KPIFacts, error) {
+	var f feedback.KPIFacts
 	db := s.db.WithContext(ctx)
 
 	// Reviews: tier feedback, with the tier of the conversation's latest
@@ -172,8 +40,19 @@ WHERE e.type = 'tier_feedback' AND e.at >= ? AND e.at < ?`
 		args = append(args, channel)
 	}
 	reviewSQL += " ORDER BY e.at, e.id"
-	if err := db.Raw(reviewSQL, args...).Scan(&f.reviews).Error; err != nil {
+	var reviews []struct {
+		ConversationID string
+		Channel        string
+		ModelTier      string
+		AgentTier      string
+		At             time.Time
+	}
+	if err := db.Raw(reviewSQL, args...).Scan(&reviews).Error; err != nil {
 		return f, fmt.Errorf("reviews: %w", translate(err))
+	}
+	for _, r := range reviews {
+		f.Reviews = append(f.Reviews, feedback.KPIReview{ConversationID: r.ConversationID, Channel: r.Channel,
+			ModelTier: parseTier(r.ModelTier), AgentTier: parseTier(r.AgentTier), At: r.At})
 	}
 
 	// Conversations that reached urgent or high in the window.
@@ -198,7 +77,7 @@ FROM conversations c WHERE c.first_top_at >= ? AND c.first_top_at < ?`
 		return f, fmt.Errorf("top conversations: %w", translate(err))
 	}
 	for _, t := range tops {
-		f.tops = append(f.tops, topFact(t))
+		f.Tops = append(f.Tops, feedback.KPITopConversation(t))
 	}
 
 	// Labels of the tier alerts fired in the window, with the reasons of
@@ -224,212 +103,12 @@ WHERE a.kind = 'tier' AND a.status = 'fired' AND a.created_at >= ? AND a.created
 		return f, fmt.Errorf("alert labels: %w", translate(err))
 	}
 	for _, r := range labelled {
-		if n := len(f.alerts); n > 0 && f.alerts[n-1].AlertID == r.AlertID {
-			f.alerts[n-1].Labels = append(f.alerts[n-1].Labels, r.Label)
+		if n := len(f.Alerts); n > 0 && f.Alerts[n-1].AlertID == r.AlertID {
+			f.Alerts[n-1].Labels = append(f.Alerts[n-1].Labels, r.Label)
 			continue
 		}
-		f.alerts = append(f.alerts, alertFact{AlertID: r.AlertID, Channel: r.Channel, Tier: r.Tier,
-			CreatedAt: r.CreatedAt.UTC(), Labels: []string{r.Label}, Rules: ruleNames(r.Reasons)})
+		f.Alerts = append(f.Alerts, feedback.KPILabelledAlert{AlertID: r.AlertID, Channel: r.Channel, Tier: parseTier(r.Tier),
+			CreatedAt: r.CreatedAt.UTC(), Labels: []string{r.Label}, Rules: feedback.RuleNames(r.Reasons)})
 	}
 	return f, nil
-}
-
-// ruleNames returns the distinct rules among a decision's reasons.
-func ruleNames(reasons string) []string {
-	var rs []struct {
-		Kind string `json:"kind"`
-		Name string `json:"name"`
-	}
-	if json.Unmarshal([]byte(reasons), &rs) != nil {
-		return nil
-	}
-	var names []string
-	for _, r := range rs {
-		if r.Kind == "rule" && r.Name != "" && !slices.Contains(names, r.Name) {
-			names = append(names, r.Name)
-		}
-	}
-	return names
-}
-
-// kpiAcc accumulates one group's KPIs before rates and percentiles.
-type kpiAcc struct {
-	set       KPISet
-	durations []float64
-}
-
-func (a *kpiAcc) finish() KPISet {
-	s := a.set
-	s.Accuracy.Rate = ratio(s.Accuracy.Confirmed, s.Accuracy.Reviewed)
-	s.Conversion.Rate = ratio(s.Conversion.Converted, s.Conversion.Conversations)
-	s.TruePositive.Rate = ratio(s.TruePositive.Useful, s.TruePositive.Useful+s.TruePositive.Noise)
-	if len(a.durations) > 0 {
-		slices.Sort(a.durations)
-		med, p90 := percentile(a.durations, 0.5), percentile(a.durations, 0.9)
-		s.ResponseTime.MedianSeconds, s.ResponseTime.P90Seconds = &med, &p90
-	}
-	return s
-}
-
-func ratio(num, den int) *float64 {
-	if den == 0 {
-		return nil
-	}
-	r := float64(num) / float64(den)
-	return &r
-}
-
-// percentile interpolates linearly between the closest ranks of sorted.
-func percentile(sorted []float64, p float64) float64 {
-	pos := p * float64(len(sorted)-1)
-	lo := int(math.Floor(pos))
-	hi := min(lo+1, len(sorted)-1)
-	return sorted[lo] + (pos-float64(lo))*(sorted[hi]-sorted[lo])
-}
-
-type weekAcc struct {
-	overall   kpiAcc
-	byTier    map[string]*kpiAcc
-	byChannel map[string]*kpiAcc
-	byRule    map[string]*TruePositiveKPI
-}
-
-// groups returns the accumulators a fact of tier and channel adds to.
-func (w *weekAcc) groups(tier, channel string) []*kpiAcc {
-	get := func(m map[string]*kpiAcc, k string) *kpiAcc {
-		a, ok := m[k]
-		if !ok {
-			a = &kpiAcc{}
-			m[k] = a
-		}
-		return a
-	}
-	return []*kpiAcc{&w.overall, get(w.byTier, tier), get(w.byChannel, channel)}
-}
-
-// alertVerdict resolves an alert's labels by majority: "useful", "noise",
-// or "" when they tie.
-func alertVerdict(labels []string) string {
-	var useful, noise int
-	for _, l := range labels {
-		switch l {
-		case LabelUseful:
-			useful++
-		case LabelNoise:
-			noise++
-		}
-	}
-	switch {
-	case useful > noise:
-		return LabelUseful
-	case noise > useful:
-		return LabelNoise
-	}
-	return ""
-}
-
-func addVerdict(k *TruePositiveKPI, verdict string) {
-	switch verdict {
-	case LabelUseful:
-		k.Useful++
-	case LabelNoise:
-		k.Noise++
-	default:
-		k.Tied++
-	}
-}
-
-// computeKPIs buckets facts into the weeks weeks starting at start.
-func computeKPIs(f kpiFacts, start time.Time, weeks int) KPIReport {
-	accs := make([]*weekAcc, weeks)
-	for i := range accs {
-		accs[i] = &weekAcc{byTier: map[string]*kpiAcc{}, byChannel: map[string]*kpiAcc{}, byRule: map[string]*TruePositiveKPI{}}
-	}
-	week := func(t time.Time) *weekAcc {
-		i := int(ISOWeekStart(t).Sub(start) / (7 * 24 * time.Hour))
-		if i < 0 || i >= weeks {
-			return nil
-		}
-		return accs[i]
-	}
-
-	// One review per conversation: the latest in the window.
-	latest := map[string]reviewFact{}
-	for _, r := range f.reviews {
-		if prev, ok := latest[r.ConversationID]; !ok || !r.At.Before(prev.At) {
-			latest[r.ConversationID] = r
-		}
-	}
-	for _, r := range latest {
-		w := week(r.At)
-		if w == nil {
-			continue
-		}
-		for _, a := range w.groups(r.ModelTier, r.Channel) {
-			a.set.Accuracy.Reviewed++
-			if r.AgentTier == r.ModelTier {
-				a.set.Accuracy.Confirmed++
-			}
-		}
-	}
-
-	for _, t := range f.tops {
-		w := week(t.FirstTopAt)
-		if w == nil {
-			continue
-		}
-		tier := "high"
-		if t.ReachedUrgent {
-			tier = "urgent"
-		}
-		for _, a := range w.groups(tier, t.Channel) {
-			a.set.ResponseTime.Conversations++
-			a.set.Conversion.Conversations++
-			if t.Converted {
-				a.set.Conversion.Converted++
-			}
-			if t.FirstResponseAt != nil {
-				a.set.ResponseTime.Responded++
-				a.durations = append(a.durations, max(0, t.FirstResponseAt.Sub(t.FirstTopAt).Seconds()))
-			}
-		}
-	}
-
-	for _, al := range f.alerts {
-		w := week(al.CreatedAt)
-		if w == nil {
-			continue
-		}
-		v := alertVerdict(al.Labels)
-		for _, a := range w.groups(al.Tier, al.Channel) {
-			addVerdict(&a.set.TruePositive, v)
-		}
-		for _, rule := range al.Rules {
-			k, ok := w.byRule[rule]
-			if !ok {
-				k = &TruePositiveKPI{}
-				w.byRule[rule] = k
-			}
-			addVerdict(k, v)
-		}
-	}
-
-	report := KPIReport{Weeks: make([]KPIWeek, weeks)}
-	for i, w := range accs {
-		ws := start.AddDate(0, 0, 7*i)
-		out := KPIWeek{Week: ISOWeekName(ws), Start: ws, End: ws.AddDate(0, 0, 7), Overall: w.overall.finish(),
-			ByTier: map[string]KPISet{}, ByChannel: map[string]KPISet{}, ByRule: map[string]TruePositiveKPI{}}
-		for k, a := range w.byTier {
-			out.ByTier[k] = a.finish()
-		}
-		for k, a := range w.byChannel {
-			out.ByChannel[k] = a.finish()
-		}
-		for k, tp := range w.byRule {
-			tp.Rate = ratio(tp.Useful, tp.Useful+tp.Noise)
-			out.ByRule[k] = *tp
-		}
-		report.Weeks[i] = out
-	}
-	return report
 }

@@ -1,17 +1,20 @@
-package feedback
+package store
 
 import (
 	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 // kpiString renders a KPI set compactly for hand-computed expectations:
 // accuracy confirmed/reviewed, response conversations/responded with median
 // and p90 seconds, true positives useful/noise/tied, conversion
 // converted/conversations. "-" is a nil rate or percentile.
-func kpiString(s KPISet) string {
+func kpiString(s feedback.KPISet) string {
 	f := func(p *float64) string {
 		if p == nil {
 			return "-"
@@ -25,7 +28,7 @@ func kpiString(s KPISet) string {
 		s.Conversion.Converted, s.Conversion.Conversations, f(s.Conversion.Rate))
 }
 
-func tpString(k TruePositiveKPI) string {
+func tpString(k feedback.TruePositiveKPI) string {
 	r := "-"
 	if k.Rate != nil {
 		r = fmt.Sprintf("%.4g", *k.Rate)
@@ -65,14 +68,14 @@ func TestKPIs(t *testing.T) {
 		}
 		event := func(conv, typ, tier, agent string, at time.Time) {
 			t.Helper()
-			if _, _, err := s.AddEvent(ctx, Event{ConversationID: conv, Type: typ, Tier: tier, Agent: agent, At: at}, Idempotency{}); err != nil {
+			if _, _, err := s.AddEvent(ctx, feedback.Event{ConversationID: conv, Type: typ, Tier: feedback.ParseEventTier(tier), Agent: agent, At: at}, feedback.Idempotency{}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		alert := func(id, kind, status, conv, decision, channel, tier string, at time.Time, labels ...string) {
 			t.Helper()
-			a := FeedAlert{ID: id, Kind: kind, Status: status, ConversationID: conv, DecisionID: decision,
-				Channel: channel, Tier: tier, CreatedAt: at}
+			a := feedback.Alert{ID: id, Kind: kind, Status: status, ConversationID: conv, DecisionID: decision,
+				Channel: channel, Tier: parseTier(tier), CreatedAt: at}
 			if err := s.InsertAlertRow(ctx, a); err != nil {
 				t.Fatal(err)
 			}
@@ -88,43 +91,43 @@ func TestKPIs(t *testing.T) {
 		d1 := decide("c1", "web", "high", day(23, 10, 0, 0), "big-deal")
 		d2 := decide("c1", "web", "urgent", day(23, 10, 5, 0), "big-deal", "pricing")
 		firstTop("c1", day(23, 10, 0, 0))
-		event("c1", EventFirstResponse, "", "ana", day(23, 10, 1, 0))
-		event("c1", EventTierFeedback, "high", "ana", day(23, 10, 2, 0)) // tier then: high, confirmed
-		event("c1", EventConverted, "", "", day(23, 15, 0, 0))
-		alert("a1", "tier", "fired", "c1", d1, "web", "high", day(23, 10, 0, 0), LabelUseful, LabelUseful)
-		alert("a2", "tier", "fired", "c1", d2, "web", "urgent", day(23, 10, 5, 0), LabelNoise)
+		event("c1", feedback.EventFirstResponse, "", "ana", day(23, 10, 1, 0))
+		event("c1", feedback.EventTierFeedback, "high", "ana", day(23, 10, 2, 0)) // tier then: high, confirmed
+		event("c1", feedback.EventConverted, "", "", day(23, 15, 0, 0))
+		alert("a1", "tier", "fired", "c1", d1, "web", "high", day(23, 10, 0, 0), feedback.LabelUseful, feedback.LabelUseful)
+		alert("a2", "tier", "fired", "c1", d2, "web", "urgent", day(23, 10, 5, 0), feedback.LabelNoise)
 		// c2 web: high; answered after 180s; lost. Reviewed twice: the
 		// latest review corrects high to medium.
 		d3 := decide("c2", "web", "high", day(24, 9, 0, 0), "pricing")
 		firstTop("c2", day(24, 9, 0, 0))
-		event("c2", EventFirstResponse, "", "bo", day(24, 9, 3, 0))
-		event("c2", EventTierFeedback, "high", "ana", day(24, 9, 10, 0))
-		event("c2", EventTierFeedback, "medium", "bo", day(24, 9, 20, 0))
-		event("c2", EventLost, "", "", day(24, 18, 0, 0))
-		alert("a3", "tier", "fired", "c2", d3, "web", "high", day(24, 9, 0, 0), LabelUseful, LabelNoise) // tied
+		event("c2", feedback.EventFirstResponse, "", "bo", day(24, 9, 3, 0))
+		event("c2", feedback.EventTierFeedback, "high", "ana", day(24, 9, 10, 0))
+		event("c2", feedback.EventTierFeedback, "medium", "bo", day(24, 9, 20, 0))
+		event("c2", feedback.EventLost, "", "", day(24, 18, 0, 0))
+		alert("a3", "tier", "fired", "c2", d3, "web", "high", day(24, 9, 0, 0), feedback.LabelUseful, feedback.LabelNoise) // tied
 		// c3 whatsapp: high, never answered. Its suppressed and review
 		// alerts do not count towards the true-positive rate.
 		d4 := decide("c3", "whatsapp", "high", day(24, 12, 0, 0), "big-deal")
 		firstTop("c3", day(24, 12, 0, 0))
-		alert("a4", "tier", "suppressed", "c3", d4, "whatsapp", "high", day(24, 12, 0, 0), LabelUseful)
-		alert("a5", "review", "fired", "c3", d4, "whatsapp", "high", day(24, 12, 0, 0), LabelUseful)
+		alert("a4", "tier", "suppressed", "c3", d4, "whatsapp", "high", day(24, 12, 0, 0), feedback.LabelUseful)
+		alert("a5", "review", "fired", "c3", d4, "whatsapp", "high", day(24, 12, 0, 0), feedback.LabelUseful)
 		// c5 web: low, never top; the agent confirms low.
 		decide("c5", "web", "low", day(25, 8, 0, 0))
-		event("c5", EventTierFeedback, "low", "cy", day(25, 9, 0, 0))
+		event("c5", feedback.EventTierFeedback, "low", "cy", day(25, 9, 0, 0))
 
 		// Week 2026-W47: c4 whatsapp urgent, answered after 30s, converted,
 		// its alert labelled noise.
 		d6 := decide("c4", "whatsapp", "urgent", day(17, 8, 0, 0), "big-deal")
 		firstTop("c4", day(17, 8, 0, 0))
-		event("c4", EventFirstResponse, "", "", day(17, 8, 0, 30))
-		event("c4", EventConverted, "", "", day(18, 8, 0, 0))
-		alert("a6", "tier", "fired", "c4", d6, "whatsapp", "urgent", day(17, 8, 0, 0), LabelNoise)
+		event("c4", feedback.EventFirstResponse, "", "", day(17, 8, 0, 30))
+		event("c4", feedback.EventConverted, "", "", day(18, 8, 0, 0))
+		alert("a6", "tier", "fired", "c4", d6, "whatsapp", "urgent", day(17, 8, 0, 0), feedback.LabelNoise)
 		// Week 2026-W46, outside a two-week report.
 		decide("c9", "web", "urgent", day(10, 8, 0, 0))
 		firstTop("c9", day(10, 8, 0, 0))
 
 		now := day(25, 12, 0, 0)
-		rep, err := s.KPIs(ctx, KPIQuery{Weeks: 2, Now: now})
+		rep, err := s.KPIs(ctx, feedback.KPIQuery{Weeks: 2, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,9 +143,9 @@ func TestKPIs(t *testing.T) {
 		}{
 			// Response times 60 and 180: median 120, p90 60+0.9*120 = 168.
 			{"W48 overall", kpiString(w48.Overall), "acc 2/3=0.6667 rt 3/2 med 120 p90 168 tp 1/1/1=0.5 conv 1/3=0.3333"},
-			{"W48 urgent", kpiString(w48.ByTier["urgent"]), "acc 0/0=- rt 1/1 med 60 p90 60 tp 0/1/0=0 conv 1/1=1"},
-			{"W48 high", kpiString(w48.ByTier["high"]), "acc 1/2=0.5 rt 2/1 med 180 p90 180 tp 1/0/1=1 conv 0/2=0"},
-			{"W48 low", kpiString(w48.ByTier["low"]), "acc 1/1=1 rt 0/0 med - p90 - tp 0/0/0=- conv 0/0=-"},
+			{"W48 urgent", kpiString(w48.ByTier[model.TierUrgent]), "acc 0/0=- rt 1/1 med 60 p90 60 tp 0/1/0=0 conv 1/1=1"},
+			{"W48 high", kpiString(w48.ByTier[model.TierHigh]), "acc 1/2=0.5 rt 2/1 med 180 p90 180 tp 1/0/1=1 conv 0/2=0"},
+			{"W48 low", kpiString(w48.ByTier[model.TierLow]), "acc 1/1=1 rt 0/0 med - p90 - tp 0/0/0=- conv 0/0=-"},
 			{"W48 web", kpiString(w48.ByChannel["web"]), "acc 2/3=0.6667 rt 2/2 med 120 p90 168 tp 1/1/1=0.5 conv 1/2=0.5"},
 			{"W48 whatsapp", kpiString(w48.ByChannel["whatsapp"]), "acc 0/0=- rt 1/0 med - p90 - tp 0/0/0=- conv 0/1=0"},
 			{"W48 rule big-deal", tpString(w48.ByRule["big-deal"]), "1/1/0=0.5"},
@@ -157,14 +160,14 @@ func TestKPIs(t *testing.T) {
 			}
 		}
 
-		rep, err = s.KPIs(ctx, KPIQuery{Weeks: 1, Now: now, Channel: "whatsapp"})
+		rep, err = s.KPIs(ctx, feedback.KPIQuery{Weeks: 1, Now: now, Channel: "whatsapp"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, want := kpiString(rep.Weeks[0].Overall), "acc 0/0=- rt 1/0 med - p90 - tp 0/0/0=- conv 0/1=0"; got != want {
 			t.Errorf("whatsapp only:\n got  %s\n want %s", got, want)
 		}
-		if _, err := s.KPIs(ctx, KPIQuery{Weeks: 0, Now: now}); err == nil {
+		if _, err := s.KPIs(ctx, feedback.KPIQuery{Weeks: 0, Now: now}); err == nil {
 			t.Error("weeks 0 accepted")
 		}
 	})
@@ -183,10 +186,10 @@ func TestISOWeek(t *testing.T) {
 		{time.Date(2026, 1, 1, 9, 0, 0, 0, time.FixedZone("x", -5*3600)), "2025-12-29", "2026-W01"},
 	}
 	for _, tt := range tests {
-		if got := ISOWeekStart(tt.at).Format("2006-01-02"); got != tt.start {
+		if got := feedback.ISOWeekStart(tt.at).Format("2006-01-02"); got != tt.start {
 			t.Errorf("ISOWeekStart(%v) = %s, want %s", tt.at, got, tt.start)
 		}
-		if got := ISOWeekName(tt.at); got != tt.name {
+		if got := feedback.ISOWeekName(tt.at); got != tt.name {
 			t.Errorf("ISOWeekName(%v) = %s, want %s", tt.at, got, tt.name)
 		}
 	}

@@ -2,15 +2,11 @@ package store
 
 import (
 	"context"
-	"database/sql/driver"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/hotlane/hotlane/feedback"
 )

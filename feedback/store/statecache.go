@@ -1,7 +1,10 @@
-package feedback
+package store
 
 import (
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 // stateCache is what a PostgreSQL decision writer remembers between its
@@ -64,11 +67,9 @@ func (c *stateCache) observe(stale bool) {
 // cachedConversation is a conversation as the database holds it after the
 // writer's last batch that touched it.
 type cachedConversation struct {
-	tier        string
-	alertedTier string
-	lastAlertAt *time.Time
-	reviewed    bool
-	decisions   int64 // the row's decision count: the version the batch checks
+	tier      model.Tier
+	alert     feedback.AlertState
+	decisions int64 // the row's decision count: the version the batch checks
 }
 
 // teamFired is every tier alert the team fired after from (exclusive), as
@@ -165,16 +166,14 @@ func (c *stateCache) firedSince(teams []string, since time.Time) (map[string]int
 // new state (version is its decision count before the batch) and the tier
 // alerts fired, which are added to the teams the cache holds. Fired alerts
 // older than the oldest window the writer can still need are dropped.
-func (c *stateCache) committed(plans []convPlan, version []int64, final map[string]alertState, rows []alertRow) {
+func (c *stateCache) committed(plans []convPlan, version []int64, final map[string]feedback.AlertState, alerts []feedback.Alert) {
 	for i, p := range plans {
-		st := final[p.row.ID]
 		c.put(p.row.ID, cachedConversation{
-			tier: p.row.Tier, alertedTier: st.alertedTier, lastAlertAt: st.lastAlertAt, reviewed: st.reviewed,
-			decisions: version[i] + p.row.Decisions,
+			tier: parseTier(p.row.Tier), alert: final[p.row.ID], decisions: version[i] + p.row.Decisions,
 		})
 	}
-	for _, a := range rows {
-		if a.Kind != AlertKindTier || a.Status != AlertStatusFired {
+	for _, a := range alerts {
+		if a.Kind != feedback.AlertKindTier || a.Status != feedback.AlertStatusFired {
 			continue
 		}
 		if f := c.teams[a.Team]; f != nil {

@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -7,11 +7,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 func TestStateCacheGenerations(t *testing.T) {
 	c := newStateCache(4) // two generations of two
-	put := func(id string, n int64) { c.put(id, cachedConversation{tier: "low", decisions: n}) }
+	put := func(id string, n int64) { c.put(id, cachedConversation{tier: model.TierLow, decisions: n}) }
 	put("a", 1)
 	put("b", 2)
 	put("c", 3) // the current generation was full: a and b become the old one
@@ -47,11 +50,11 @@ func TestStateCacheFiredCounts(t *testing.T) {
 	if got := c.missingTeams([]string{"sales"}, t0.Add(-2*time.Hour)); len(got) != 1 {
 		t.Errorf("missing = %v for a window starting before the loaded one", got)
 	}
-	c.committed(nil, nil, nil, []alertRow{
-		{Kind: AlertKindTier, Status: AlertStatusFired, Team: "sales", CreatedAt: t0},
-		{Kind: AlertKindTier, Status: AlertStatusSuppressed, Team: "sales", CreatedAt: t0},
-		{Kind: AlertKindReview, Status: AlertStatusFired, Team: "sales", CreatedAt: t0},
-		{Kind: AlertKindTier, Status: AlertStatusFired, Team: "support", CreatedAt: t0}, // not cached
+	c.committed(nil, nil, nil, []feedback.Alert{
+		{Kind: feedback.AlertKindTier, Status: feedback.AlertStatusFired, Team: "sales", CreatedAt: t0},
+		{Kind: feedback.AlertKindTier, Status: feedback.AlertStatusSuppressed, Team: "sales", CreatedAt: t0},
+		{Kind: feedback.AlertKindReview, Status: feedback.AlertStatusFired, Team: "sales", CreatedAt: t0},
+		{Kind: feedback.AlertKindTier, Status: feedback.AlertStatusFired, Team: "support", CreatedAt: t0}, // not cached
 	})
 	fired, counts := c.firedSince([]string{"sales"}, t0.Add(-30*time.Minute))
 	if fired["sales"] != 2 || !slices.Equal(counts, []int64{2}) {
@@ -119,7 +122,7 @@ func TestCachedWriterSeesOtherProcess(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		if rec.PreviousTier != st.wantPrev || alertString(rec.Alert) != st.wantAlert {
+		if rec.PreviousTier.String() != st.wantPrev || alertString(rec.Alert) != st.wantAlert {
 			t.Errorf("step %d (%s): previous %q, alert %s; want %q, %s", i, st.tier, rec.PreviousTier,
 				alertString(rec.Alert), st.wantPrev, st.wantAlert)
 		}
@@ -133,8 +136,8 @@ func TestCachedWriterSeesOtherProcess(t *testing.T) {
 	}
 	var decisions, fired int64
 	sa.db.Table("decisions").Where("conversation_id = ?", "conv-x").Count(&decisions)
-	sa.db.Table("alerts").Where("conversation_id = ? AND status = ?", "conv-x", AlertStatusFired).Count(&fired)
-	if c.Decisions != int64(len(steps)) || decisions != int64(len(steps)) || c.Tier != "urgent" || fired != 1 {
+	sa.db.Table("alerts").Where("conversation_id = ? AND status = ?", "conv-x", feedback.AlertStatusFired).Count(&fired)
+	if c.Decisions != int64(len(steps)) || decisions != int64(len(steps)) || c.Tier.String() != "urgent" || fired != 1 {
 		t.Errorf("conversation counts %d decisions (%d rows), tier %s, %d fired alerts; want %d, %d, urgent, 1",
 			c.Decisions, decisions, c.Tier, fired, len(steps), len(steps))
 	}
@@ -178,7 +181,7 @@ func TestCachedWriterSeesOtherProcessBudget(t *testing.T) {
 		t.Errorf("B committed by %v, want [cached cached]", got)
 	}
 	var fired int64
-	sa.db.Table("alerts").Where("team = ? AND status = ?", "sales", AlertStatusFired).Count(&fired)
+	sa.db.Table("alerts").Where("team = ? AND status = ?", "sales", feedback.AlertStatusFired).Count(&fired)
 	if fired != 2 {
 		t.Errorf("%d fired alerts for a budget of 2", fired)
 	}
@@ -196,7 +199,7 @@ func TestCachedWriterEvicted(t *testing.T) {
 	}
 	p.take()
 	rec := recordAlerting(t, s, alertingDecision("old", "high", 2*time.Minute))
-	if rec.PreviousTier != "high" || alertString(rec.Alert) != "tier/deduplicated/duplicate" {
+	if rec.PreviousTier.String() != "high" || alertString(rec.Alert) != "tier/deduplicated/duplicate" {
 		t.Errorf("evicted conversation: previous %q, alert %s; want high, tier/deduplicated/duplicate",
 			rec.PreviousTier, alertString(rec.Alert))
 	}

@@ -1,15 +1,21 @@
-// Package feedback owns Hotlane's persistent state: API keys, policy and model
-// versions, conversations and scoring decisions, and the store that keeps
-// them in PostgreSQL or SQLite. It is the only package that talks to the
-// database; callers get plain types and the errors ErrNotFound, ErrConflict,
-// ErrInvalid and ErrUnavailable. Decisions are written by a group-commit writer: many
-// concurrent RecordDecision calls share one transaction.
+// Package store is the persistence of everything in Hotlane: the loop's
+// conversations, decisions, alerts, labels and events, rulesets and models,
+// reports, API keys, job locks and runs, and the delivery outbox, in
+// PostgreSQL (production, several processes) or SQLite (the embedded
+// default). It is the only package besides migrations that imports GORM,
+// pgx or database/sql: row structs, queries and transactions stay here,
+// callers get feedback's types, and every failure is translated into
+// feedback's error kinds (ErrNotFound, ErrConflict, ErrInvalid,
+// ErrUnavailable, ...), the original kept in the chain for logs.
 //
-// For learning it streams a window's conversations with their derived
-// training labels (TrainingRows), imports labelled history (ImportHistory),
-// and keeps the tuning job's lock, runs and reports and the model
-// registry's metadata.
-package feedback
+// Decisions are written by a group-commit writer (writer.go): concurrent
+// Record calls share one transaction, planned by feedback.PlanAlerts and
+// committed by the engine's flush (writer_postgres.go, writer_sqlite.go,
+// with the PostgreSQL SQL in sql_postgres.go).
+//
+// store imports feedback, model and migrations, and nothing else of
+// Hotlane's.
+package store
 
 import (
 	"context"
@@ -24,38 +30,14 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/migrations"
-)
-
-// Errors returned by the store, possibly wrapped; test them with errors.Is.
-var (
-	// ErrNotFound means the requested row does not exist (or, for API keys,
-	// is revoked).
-	ErrNotFound = errors.New("not found")
-	// ErrConflict means the write clashes with existing data, such as a
-	// duplicate decision id or a concurrent publish.
-	ErrConflict = errors.New("conflict")
-	// ErrIdempotencyConflict means an idempotency key was already used for
-	// a different request. It wraps ErrConflict, so errors.Is(err,
-	// ErrConflict) holds for it too.
-	ErrIdempotencyConflict = fmt.Errorf("idempotency key already used for a different request: %w", ErrConflict)
-	// ErrUnavailable means the database could not complete the operation
-	// this time (a serialization failure or a deadlock, PostgreSQL 40001
-	// and 40P01) and the same call may succeed if retried. It is not
-	// ErrConflict: nothing the caller sent clashes with stored data.
-	ErrUnavailable = errors.New("database temporarily unavailable")
-	// ErrInvalid means the caller passed a value the store refuses, such as
-	// an unknown scope, an empty name or malformed JSON.
-	ErrInvalid = errors.New("invalid input")
-	// ErrClosed is returned by RecordDecision after Close has begun.
-	ErrClosed = errors.New("store closed")
 )
 
 // Dialect names returned by Store.Dialect.
@@ -182,27 +164,27 @@ func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond)
 func openPostgres(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	pcfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("feedback: open postgres: parse dsn: %w", redactDSNError(err))
+		return nil, fmt.Errorf("store: open postgres: parse dsn: %w", redactDSNError(err))
 	}
 	pcfg.MaxConns = int32(opts.WriterConns)
 	pcfg.MinConns = 1
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, fmt.Errorf("feedback: open postgres: writer pool: %w", err)
+		return nil, fmt.Errorf("store: open postgres: writer pool: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("feedback: open postgres: %w", err)
+		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
 	db, err := gorm.Open(postgres.Open(dsn), gormConfig(opts.Logger))
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("feedback: open postgres: %w", err)
+		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("feedback: open postgres: %w", err)
+		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: DialectPostgres, log: opts.Logger, pool: pool}
 	s.w = newWriter(s, opts)
@@ -222,18 +204,18 @@ func openSQLite(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	path, query, _ := strings.Cut(dsn, "?")
 	path = strings.TrimPrefix(path, "file:")
 	if path == "" {
-		return nil, fmt.Errorf("feedback: open sqlite: %w: empty database path", ErrInvalid)
+		return nil, fmt.Errorf("store: open sqlite: %w: empty database path", feedback.ErrInvalid)
 	}
 	if strings.Contains(path, ":memory:") || strings.Contains(query, "mode=memory") {
-		return nil, fmt.Errorf("feedback: open sqlite: %w: in-memory databases are not supported, use a file", ErrInvalid)
+		return nil, fmt.Errorf("store: open sqlite: %w: in-memory databases are not supported, use a file", feedback.ErrInvalid)
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("feedback: open sqlite %q: create directory: %w", path, err)
+			return nil, fmt.Errorf("store: open sqlite %q: create directory: %w", path, err)
 		}
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("feedback: open sqlite %q: is a directory", path)
+		return nil, fmt.Errorf("store: open sqlite %q: is a directory", path)
 	}
 	params := []string{
 		"_pragma=journal_mode(WAL)",
@@ -250,15 +232,15 @@ func openSQLite(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	full := path + "?" + strings.Join(params, "&")
 	db, err := gorm.Open(sqlite.Open(full), gormConfig(opts.Logger))
 	if err != nil {
-		return nil, fmt.Errorf("feedback: open sqlite %q: %w", path, err)
+		return nil, fmt.Errorf("store: open sqlite %q: %w", path, err)
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
-		return nil, fmt.Errorf("feedback: open sqlite %q: %w", path, err)
+		return nil, fmt.Errorf("store: open sqlite %q: %w", path, err)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
-		return nil, fmt.Errorf("feedback: open sqlite %q: %w", path, err)
+		return nil, fmt.Errorf("store: open sqlite %q: %w", path, err)
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: DialectSQLite, log: opts.Logger}
 	s.w = newWriter(s, opts)
@@ -271,7 +253,7 @@ func (s *Store) Dialect() string { return s.dialect }
 // Migrate applies every pending schema migration.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := migrations.Up(ctx, s.sqlDB, s.dialect); err != nil {
-		return fmt.Errorf("feedback: migrate: %w", err)
+		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
 }
@@ -280,7 +262,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	v, err := migrations.Version(ctx, s.sqlDB, s.dialect)
 	if err != nil {
-		return 0, fmt.Errorf("feedback: schema version: %w", err)
+		return 0, fmt.Errorf("store: schema version: %w", err)
 	}
 	return v, nil
 }
@@ -288,11 +270,11 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.sqlDB.PingContext(ctx); err != nil {
-		return fmt.Errorf("feedback: ping: %w", err)
+		return fmt.Errorf("store: ping: %w", err)
 	}
 	if s.pool != nil {
 		if err := s.pool.Ping(ctx); err != nil {
-			return fmt.Errorf("feedback: ping writer pool: %w", err)
+			return fmt.Errorf("store: ping writer pool: %w", err)
 		}
 	}
 	return nil
@@ -308,43 +290,8 @@ func (s *Store) Close() error {
 			s.pool.Close()
 		}
 		if err := s.sqlDB.Close(); err != nil {
-			s.closeErr = fmt.Errorf("feedback: close: %w", err)
+			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}
 	})
 	return s.closeErr
-}
-
-// translate maps driver and GORM errors to the package's error kinds, keeping
-// the original in the chain for logs.
-func translate(err error) error {
-	if err == nil {
-		return nil
-	}
-	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, sql.ErrNoRows), errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
-	case errors.Is(err, gorm.ErrDuplicatedKey), errors.Is(err, gorm.ErrForeignKeyViolated):
-		return fmt.Errorf("%w: %w", ErrConflict, err)
-	}
-	var sqliteErr interface{ Code() int }
-	if errors.As(err, &sqliteErr) {
-		switch sqliteErr.Code() {
-		case 2067, 1555, 787: // SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY, _FOREIGNKEY
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		case 275, 1299: // SQLITE_CONSTRAINT_CHECK, _NOTNULL
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "23505", "23503", "23P01": // unique, foreign key, exclusion
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		case "40001", "40P01": // serialization failure, deadlock: transient, worth a retry
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		case "23502", "23514", "22P02", "22P05", "22023", "22021": // not null, check, bad text/json
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-	}
-	return err
 }

@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/migrations"
 )
 
@@ -54,7 +55,7 @@ func TestMigrateUpDownUp(t *testing.T) {
 func TestAPIKeys(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		key, secret, err := s.CreateAPIKey(ctx, " chat bot ", []string{ScopeScore, ScopeFeedback})
+		key, secret, err := s.CreateAPIKey(ctx, " chat bot ", []string{feedback.ScopeScore, feedback.ScopeFeedback})
 		if err != nil {
 			t.Fatalf("CreateAPIKey: %v", err)
 		}
@@ -67,7 +68,7 @@ func TestAPIKeys(t *testing.T) {
 		if got, want := key.Name, "chat bot"; got != want {
 			t.Errorf("Name = %q, want %q", got, want)
 		}
-		_, secret2, err := s.CreateAPIKey(ctx, "admin", []string{ScopeAdmin})
+		_, secret2, err := s.CreateAPIKey(ctx, "admin", []string{feedback.ScopeAdmin})
 		if err != nil {
 			t.Fatalf("CreateAPIKey admin: %v", err)
 		}
@@ -79,10 +80,10 @@ func TestAPIKeys(t *testing.T) {
 		if err != nil {
 			t.Fatalf("AuthenticateAPIKey: %v", err)
 		}
-		if got.ID != key.ID || !got.HasScope(ScopeScore) || !got.HasScope(ScopeFeedback) {
+		if got.ID != key.ID || !got.HasScope(feedback.ScopeScore) || !got.HasScope(feedback.ScopeFeedback) {
 			t.Errorf("authenticated key = %+v, want id %d with scopes score and feedback", got, key.ID)
 		}
-		if got.HasScope(ScopeAdmin) {
+		if got.HasScope(feedback.ScopeAdmin) {
 			t.Error("score key has admin scope")
 		}
 
@@ -91,7 +92,7 @@ func TestAPIKeys(t *testing.T) {
 			flipped = secret[:len(secret)-1] + "b"
 		}
 		for _, bad := range []string{"", "hl_", flipped, "Bearer " + secret, secret2 + "x"} {
-			if _, err := s.AuthenticateAPIKey(ctx, bad); !errors.Is(err, ErrNotFound) {
+			if _, err := s.AuthenticateAPIKey(ctx, bad); !errors.Is(err, feedback.ErrNotFound) {
 				t.Errorf("AuthenticateAPIKey(%q) error = %v, want ErrNotFound", bad, err)
 			}
 		}
@@ -107,13 +108,13 @@ func TestAPIKeys(t *testing.T) {
 		if err := s.RevokeAPIKey(ctx, key.ID); err != nil {
 			t.Fatalf("RevokeAPIKey: %v", err)
 		}
-		if _, err := s.AuthenticateAPIKey(ctx, secret); !errors.Is(err, ErrNotFound) {
+		if _, err := s.AuthenticateAPIKey(ctx, secret); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("AuthenticateAPIKey after revoke error = %v, want ErrNotFound", err)
 		}
-		if err := s.RevokeAPIKey(ctx, key.ID); !errors.Is(err, ErrNotFound) {
+		if err := s.RevokeAPIKey(ctx, key.ID); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("second RevokeAPIKey error = %v, want ErrNotFound", err)
 		}
-		if err := s.RevokeAPIKey(ctx, 9999); !errors.Is(err, ErrNotFound) {
+		if err := s.RevokeAPIKey(ctx, 9999); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("RevokeAPIKey(9999) error = %v, want ErrNotFound", err)
 		}
 		keys, err = s.ListAPIKeys(ctx)
@@ -130,9 +131,9 @@ func TestCreateAPIKeyInvalid(t *testing.T) {
 		key    string
 		scopes []string
 	}{
-		{"empty name", "", []string{ScopeScore}},
-		{"blank name", "   ", []string{ScopeScore}},
-		{"long name", strings.Repeat("n", 101), []string{ScopeScore}},
+		{"empty name", "", []string{feedback.ScopeScore}},
+		{"blank name", "   ", []string{feedback.ScopeScore}},
+		{"long name", strings.Repeat("n", 101), []string{feedback.ScopeScore}},
 		{"no scopes", "bot", nil},
 		{"unknown scope", "bot", []string{"score", "write"}},
 		{"scope case", "bot", []string{"Score"}},
@@ -141,7 +142,7 @@ func TestCreateAPIKeyInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := s.CreateAPIKey(context.Background(), tt.key, tt.scopes)
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, feedback.ErrInvalid) {
 				t.Errorf("CreateAPIKey(%q, %q) error = %v, want ErrInvalid", tt.key, tt.scopes, err)
 			}
 		})
@@ -151,7 +152,7 @@ func TestCreateAPIKeyInvalid(t *testing.T) {
 func TestPolicies(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		if _, err := s.LivePolicy(ctx); !errors.Is(err, ErrNotFound) {
+		if _, err := s.LivePolicy(ctx); !errors.Is(err, feedback.ErrNotFound) {
 			t.Fatalf("LivePolicy on empty store error = %v, want ErrNotFound", err)
 		}
 		if p, m, err := s.LiveVersions(ctx); err != nil || p != 0 || m != 0 {
@@ -214,13 +215,13 @@ func TestPolicies(t *testing.T) {
 			t.Errorf("LiveVersions policy = %d, %v; want 1", p, err)
 		}
 
-		if _, err := s.Policy(ctx, 99); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Policy(ctx, 99); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("Policy(99) error = %v, want ErrNotFound", err)
 		}
-		if _, err := s.ActivatePolicy(ctx, 99); !errors.Is(err, ErrNotFound) {
+		if _, err := s.ActivatePolicy(ctx, 99); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("ActivatePolicy(99) error = %v, want ErrNotFound", err)
 		}
-		if _, err := s.PublishPolicy(ctx, []byte("base: -3"), "", "", ""); !errors.Is(err, ErrInvalid) {
+		if _, err := s.PublishPolicy(ctx, []byte("base: -3"), "", "", ""); !errors.Is(err, feedback.ErrInvalid) {
 			t.Errorf("PublishPolicy(YAML bytes) error = %v, want ErrInvalid", err)
 		}
 		if live, err := s.LivePolicy(ctx); err != nil || live.Version != 1 {
@@ -270,26 +271,26 @@ func TestPublishPolicyConcurrent(t *testing.T) {
 func TestModels(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		if _, err := s.ActiveModel(ctx); !errors.Is(err, ErrNotFound) {
+		if _, err := s.ActiveModel(ctx); !errors.Is(err, feedback.ErrNotFound) {
 			t.Fatalf("ActiveModel on empty store error = %v, want ErrNotFound", err)
 		}
 		body := []byte(`{"intercept":-1.5,"beta":[0.25]}`)
 		m1, err := s.CreateModel(ctx, body, "first")
-		if err != nil || m1.Version != 1 || m1.Status != ModelCandidate {
+		if err != nil || m1.Version != 1 || m1.Status != feedback.ModelCandidate {
 			t.Fatalf("CreateModel = %+v, %v; want version 1 candidate", m1, err)
 		}
 		m2, err := s.CreateModel(ctx, []byte(`{"intercept":0}`), "second")
 		if err != nil || m2.Version != 2 {
 			t.Fatalf("CreateModel 2 = %+v, %v", m2, err)
 		}
-		if _, err := s.ActiveModel(ctx); !errors.Is(err, ErrNotFound) {
+		if _, err := s.ActiveModel(ctx); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("ActiveModel with only candidates error = %v, want ErrNotFound", err)
 		}
-		if _, err := s.CreateModel(ctx, []byte("{"), ""); !errors.Is(err, ErrInvalid) {
+		if _, err := s.CreateModel(ctx, []byte("{"), ""); !errors.Is(err, feedback.ErrInvalid) {
 			t.Errorf("CreateModel(bad JSON) error = %v, want ErrInvalid", err)
 		}
 
-		if a, err := s.ActivateModel(ctx, 1); err != nil || a.Status != ModelActive || a.ActivatedAt == nil {
+		if a, err := s.ActivateModel(ctx, 1); err != nil || a.Status != feedback.ModelActive || a.ActivatedAt == nil {
 			t.Fatalf("ActivateModel(1) = %+v, %v", a, err)
 		}
 		if _, err := s.ActivateModel(ctx, 2); err != nil {
@@ -327,7 +328,7 @@ func TestModels(t *testing.T) {
 		if err != nil || !bytes.Equal(got.Body, body) {
 			t.Errorf("Model(1).Body = %s, %v; want %s", got.Body, err, body)
 		}
-		if _, err := s.ActivateModel(ctx, 7); !errors.Is(err, ErrNotFound) {
+		if _, err := s.ActivateModel(ctx, 7); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("ActivateModel(7) error = %v, want ErrNotFound", err)
 		}
 	})
@@ -397,12 +398,12 @@ func TestTranslate(t *testing.T) {
 		want    error
 		notWant error
 	}{
-		{"unique", &pgconn.PgError{Code: "23505"}, ErrConflict, ErrUnavailable},
-		{"foreign key", &pgconn.PgError{Code: "23503"}, ErrConflict, ErrUnavailable},
-		{"not null", &pgconn.PgError{Code: "23502"}, ErrInvalid, ErrConflict},
-		{"serialization failure", &pgconn.PgError{Code: "40001"}, ErrUnavailable, ErrConflict},
-		{"deadlock", &pgconn.PgError{Code: "40P01"}, ErrUnavailable, ErrConflict},
-		{"no rows", pgx.ErrNoRows, ErrNotFound, ErrConflict},
+		{"unique", &pgconn.PgError{Code: "23505"}, feedback.ErrConflict, feedback.ErrUnavailable},
+		{"foreign key", &pgconn.PgError{Code: "23503"}, feedback.ErrConflict, feedback.ErrUnavailable},
+		{"not null", &pgconn.PgError{Code: "23502"}, feedback.ErrInvalid, feedback.ErrConflict},
+		{"serialization failure", &pgconn.PgError{Code: "40001"}, feedback.ErrUnavailable, feedback.ErrConflict},
+		{"deadlock", &pgconn.PgError{Code: "40P01"}, feedback.ErrUnavailable, feedback.ErrConflict},
+		{"no rows", pgx.ErrNoRows, feedback.ErrNotFound, feedback.ErrConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -415,7 +416,7 @@ func TestTranslate(t *testing.T) {
 			}
 		})
 	}
-	if errors.Is(ErrUnavailable, ErrIdempotencyConflict) || !errors.Is(ErrIdempotencyConflict, ErrConflict) {
+	if errors.Is(feedback.ErrUnavailable, feedback.ErrIdempotencyConflict) || !errors.Is(feedback.ErrIdempotencyConflict, feedback.ErrConflict) {
 		t.Error("ErrIdempotencyConflict must be ErrConflict, and ErrUnavailable neither")
 	}
 }

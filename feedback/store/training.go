@@ -1,58 +1,35 @@
-package feedback
+package store
 
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
-)
 
-// TrainingRow is one conversation of a training window as the tuning job
-// sees it: its latest decision in the window (signals, fired rules, score),
-// whether it alerted, whether it was sampled for review, and its derived
-// training label (Label.Label is "" when it has none).
-type TrainingRow struct {
-	ConversationID string
-	Channel        string
-	At             time.Time // when its latest decision in the window occurred
-	// Signals is the decision's signals as stored, a JSON object; callers
-	// decode what they keep, so a window of millions is not held as maps.
-	Signals       json.RawMessage
-	Message       string // only when messages are stored
-	Hits          []string
-	Score         float64
-	Tier          string
-	ModelVersion  int
-	PolicyVersion int
-	// AlertTier is the highest tier of its fired tier alerts, "" when none.
-	AlertTier string
-	// SampleRate is the probability its review request was drawn with, 0
-	// when it was not sampled for review.
-	SampleRate float64
-	Label      TrainingLabel
-}
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
+)
 
 // TrainingRows calls fn with every conversation that has a decision
 // occurring in [from, to), in conversation id order, streaming the
 // decisions and their outcome events so a window of millions needs memory
 // only for its agents' labels and alerts.
-func (s *Store) TrainingRows(ctx context.Context, from, to time.Time, fn func(TrainingRow) error) error {
+func (s *Store) TrainingRows(ctx context.Context, from, to time.Time, fn func(feedback.TrainingRow) error) error {
 	from, to = normTime(from), normTime(to)
 	db := s.db.WithContext(ctx)
 	inWindow := `conversation_id IN (SELECT conversation_id FROM decisions WHERE occurred_at >= ? AND occurred_at < ?)`
 
-	labels := map[string][]AlertLabel{}
+	labels := map[string][]feedback.AlertLabel{}
 	var labelRows []alertLabelRow
 	if err := db.Where(inWindow, from, to).Find(&labelRows).Error; err != nil {
-		return fmt.Errorf("feedback: training labels: %w", translate(err))
+		return fmt.Errorf("store: training labels: %w", translate(err))
 	}
 	for _, r := range labelRows {
 		labels[r.ConversationID] = append(labels[r.ConversationID], r.toLabel())
 	}
 
 	type alertFact struct {
-		tier       string
+		tier       model.Tier
 		sampleRate float64
 	}
 	alerted := map[string]alertFact{}
@@ -64,16 +41,14 @@ func (s *Store) TrainingRows(ctx context.Context, from, to time.Time, fn func(Tr
 	}
 	if err := db.Raw(`SELECT conversation_id, kind, tier, sample_rate FROM alerts WHERE status = 'fired' AND kind IN ('tier', 'review') AND `+inWindow, from, to).
 		Scan(&alertRows).Error; err != nil {
-		return fmt.Errorf("feedback: training alerts: %w", translate(err))
+		return fmt.Errorf("store: training alerts: %w", translate(err))
 	}
 	for _, a := range alertRows {
 		f := alerted[a.ConversationID]
 		switch a.Kind {
-		case AlertKindTier:
-			if tierRank(a.Tier) > tierRank(f.tier) {
-				f.tier = a.Tier
-			}
-		case AlertKindReview:
+		case feedback.AlertKindTier:
+			f.tier = max(f.tier, parseTier(a.Tier))
+		case feedback.AlertKindReview:
 			if a.SampleRate != nil {
 				f.sampleRate = *a.SampleRate
 			}
@@ -90,9 +65,9 @@ func (s *Store) TrainingRows(ctx context.Context, from, to time.Time, fn func(Tr
 	}
 	events, err := newEventCursor(db.Raw(`SELECT conversation_id, type, at, tier, agent FROM conversation_events
 WHERE type IN ? AND `+inWindow+` ORDER BY conversation_id`+collate+`, at, id`,
-		[]string{EventConverted, EventLost, EventTierFeedback}, from, to).Rows())
+		[]string{feedback.EventConverted, feedback.EventLost, feedback.EventTierFeedback}, from, to).Rows())
 	if err != nil {
-		return fmt.Errorf("feedback: training events: %w", translate(err))
+		return fmt.Errorf("store: training events: %w", translate(err))
 	}
 	defer events.close()
 
@@ -100,7 +75,7 @@ WHERE type IN ? AND `+inWindow+` ORDER BY conversation_id`+collate+`, at, id`,
 FROM decisions WHERE occurred_at >= ? AND occurred_at < ?
 ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Rows()
 	if err != nil {
-		return fmt.Errorf("feedback: training decisions: %w", translate(err))
+		return fmt.Errorf("store: training decisions: %w", translate(err))
 	}
 	defer rows.Close()
 
@@ -120,8 +95,8 @@ ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Row
 		if !cur.haveRow {
 			return nil
 		}
-		r := TrainingRow{ConversationID: cur.convID, Channel: cur.channel, At: cur.at.UTC(), Score: cur.score,
-			Tier: cur.tier, PolicyVersion: cur.policyVersion, Hits: ruleNames(string(cur.reasons))}
+		r := feedback.TrainingRow{ConversationID: cur.convID, Channel: cur.channel, At: cur.at.UTC(), Score: cur.score,
+			Tier: parseTier(cur.tier), PolicyVersion: cur.policyVersion, Hits: feedback.RuleNames(string(cur.reasons))}
 		if cur.message != nil {
 			r.Message = *cur.message
 		}
@@ -133,16 +108,16 @@ ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Row
 		r.AlertTier, r.SampleRate = a.tier, a.sampleRate
 		evs, err := events.take(cur.convID)
 		if err != nil {
-			return fmt.Errorf("feedback: training events: %w", translate(err))
+			return fmt.Errorf("store: training events: %w", translate(err))
 		}
-		r.Label = DeriveTrainingLabel(TrainingInput{Labels: labels[cur.convID], Events: evs, SampleRate: a.sampleRate})
+		r.Label = feedback.DeriveTrainingLabel(feedback.TrainingInput{Labels: labels[cur.convID], Events: evs, SampleRate: a.sampleRate})
 		return fn(r)
 	}
 	for rows.Next() {
 		var next last
 		if err := rows.Scan(&next.convID, &next.channel, &next.signals, &next.message, &next.score, &next.tier,
 			&next.reasons, &next.modelVersion, &next.policyVersion, &next.at); err != nil {
-			return fmt.Errorf("feedback: training decisions: %w", translate(err))
+			return fmt.Errorf("store: training decisions: %w", translate(err))
 		}
 		next.haveRow = true
 		if cur.haveRow && next.convID != cur.convID {
@@ -153,7 +128,7 @@ ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Row
 		cur = next
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("feedback: training decisions: %w", translate(err))
+		return fmt.Errorf("store: training decisions: %w", translate(err))
 	}
 	return emit()
 }
@@ -162,10 +137,10 @@ ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Row
 // decisions.
 type eventCursor struct {
 	rows    *sql.Rows
-	next    Event
+	next    feedback.Event
 	hasNext bool
 	err     error
-	buf     []Event
+	buf     []feedback.Event
 }
 
 func newEventCursor(rows *sql.Rows, err error) (*eventCursor, error) {
@@ -187,18 +162,20 @@ func (c *eventCursor) advance() {
 		c.err = c.rows.Err()
 		return
 	}
-	var e Event
-	if err := c.rows.Scan(&e.ConversationID, &e.Type, &e.At, &e.Tier, &e.Agent); err != nil {
+	var e feedback.Event
+	var tier string
+	if err := c.rows.Scan(&e.ConversationID, &e.Type, &e.At, &tier, &e.Agent); err != nil {
 		c.err = err
 		return
 	}
+	e.Tier = parseTier(tier)
 	e.At = e.At.UTC()
 	c.next, c.hasNext = e, true
 }
 
 // take returns the events of conversation id, skipping those of
 // conversations before it; the slice is reused by the next call.
-func (c *eventCursor) take(id string) ([]Event, error) {
+func (c *eventCursor) take(id string) ([]feedback.Event, error) {
 	c.buf = c.buf[:0]
 	for c.hasNext && c.next.ConversationID < id {
 		c.advance()

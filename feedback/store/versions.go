@@ -1,4 +1,4 @@
-package feedback
+package store
 
 import (
 	"context"
@@ -8,21 +8,9 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-)
 
-// PolicyVersion is one published version of the policy document (rules,
-// thresholds, routes). Every version is kept; exactly one is live once any
-// has been published.
-type PolicyVersion struct {
-	Version     int
-	Document    []byte // canonical JSON
-	Source      string // the document as its author wrote it (YAML or JSON)
-	Author      string
-	Note        string
-	Live        bool
-	CreatedAt   time.Time
-	ActivatedAt *time.Time
-}
+	"github.com/hotlane/hotlane/feedback"
+)
 
 type policyRow struct {
 	Version     int `gorm:"primaryKey;autoIncrement:false"`
@@ -37,39 +25,11 @@ type policyRow struct {
 
 func (policyRow) TableName() string { return "policies" }
 
-func (r policyRow) toPolicyVersion() PolicyVersion {
-	return PolicyVersion{
+func (r policyRow) toPolicyVersion() feedback.PolicyVersion {
+	return feedback.PolicyVersion{
 		Version: r.Version, Document: []byte(r.Document), Source: r.Source, Author: r.Author, Note: r.Note,
 		Live: r.Live, CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utcPtr(r.ActivatedAt),
 	}
-}
-
-// Model statuses. A model is created as a candidate; activating it retires
-// the model active before.
-const (
-	ModelCandidate = "candidate"
-	ModelActive    = "active"
-	ModelRetired   = "retired"
-)
-
-// ModelVersion is one stored version of the trained scoring model.
-type ModelVersion struct {
-	Version int
-	Status  string // ModelCandidate, ModelActive or ModelRetired
-	Body    []byte // the model as JSON
-	Note    string
-	// Trainer, WindowStart, WindowEnd, Metrics (JSON) and ReportID describe
-	// how a trained model was made; empty for a model stored by hand.
-	Trainer     string
-	WindowStart *time.Time
-	WindowEnd   *time.Time
-	Metrics     []byte
-	ReportID    string
-	// RolledBackAt is when a rollback retired the model; rollbacks do not
-	// return to it (promoting it again clears it).
-	RolledBackAt *time.Time
-	CreatedAt    time.Time
-	ActivatedAt  *time.Time
 }
 
 type modelRow struct {
@@ -89,8 +49,8 @@ type modelRow struct {
 
 func (modelRow) TableName() string { return "models" }
 
-func (r modelRow) toModelVersion() ModelVersion {
-	return ModelVersion{
+func (r modelRow) toModelVersion() feedback.ModelVersion {
+	return feedback.ModelVersion{
 		Version: r.Version, Status: r.Status, Body: []byte(r.Body), Note: r.Note,
 		Trainer: r.Trainer, WindowStart: utcPtr(r.WindowStart), WindowEnd: utcPtr(r.WindowEnd),
 		Metrics: []byte(r.Metrics), ReportID: r.ReportID, RolledBackAt: utcPtr(r.RolledBackAt),
@@ -116,9 +76,9 @@ func nextVersion(tx *gorm.DB, model any) (int, error) {
 
 // PublishPolicy stores document (canonical JSON) as the next policy version
 // and makes it live, in one transaction.
-func (s *Store) PublishPolicy(ctx context.Context, document []byte, source, author, note string) (PolicyVersion, error) {
+func (s *Store) PublishPolicy(ctx context.Context, document []byte, source, author, note string) (feedback.PolicyVersion, error) {
 	if !json.Valid(document) {
-		return PolicyVersion{}, fmt.Errorf("feedback: publish policy: %w: document is not valid JSON", ErrInvalid)
+		return feedback.PolicyVersion{}, fmt.Errorf("store: publish policy: %w: document is not valid JSON", feedback.ErrInvalid)
 	}
 	var row policyRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -138,37 +98,37 @@ func (s *Store) PublishPolicy(ctx context.Context, document []byte, source, auth
 		return tx.Create(&row).Error
 	})
 	if err != nil {
-		return PolicyVersion{}, fmt.Errorf("feedback: publish policy: %w", translate(err))
+		return feedback.PolicyVersion{}, fmt.Errorf("store: publish policy: %w", translate(err))
 	}
 	return row.toPolicyVersion(), nil
 }
 
 // LivePolicy returns the live policy version, or ErrNotFound before any
 // policy has been published.
-func (s *Store) LivePolicy(ctx context.Context) (PolicyVersion, error) {
+func (s *Store) LivePolicy(ctx context.Context) (feedback.PolicyVersion, error) {
 	var row policyRow
 	if err := s.db.WithContext(ctx).Where("live = ?", true).Take(&row).Error; err != nil {
-		return PolicyVersion{}, fmt.Errorf("feedback: live policy: %w", translate(err))
+		return feedback.PolicyVersion{}, fmt.Errorf("store: live policy: %w", translate(err))
 	}
 	return row.toPolicyVersion(), nil
 }
 
 // Policy returns policy version; ErrNotFound when it does not exist.
-func (s *Store) Policy(ctx context.Context, version int) (PolicyVersion, error) {
+func (s *Store) Policy(ctx context.Context, version int) (feedback.PolicyVersion, error) {
 	var row policyRow
 	if err := s.db.WithContext(ctx).Where("version = ?", version).Take(&row).Error; err != nil {
-		return PolicyVersion{}, fmt.Errorf("feedback: policy %d: %w", version, translate(err))
+		return feedback.PolicyVersion{}, fmt.Errorf("store: policy %d: %w", version, translate(err))
 	}
 	return row.toPolicyVersion(), nil
 }
 
 // ListPolicies returns every policy version, newest first.
-func (s *Store) ListPolicies(ctx context.Context) ([]PolicyVersion, error) {
+func (s *Store) ListPolicies(ctx context.Context) ([]feedback.PolicyVersion, error) {
 	var rows []policyRow
 	if err := s.db.WithContext(ctx).Order("version DESC").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("feedback: list policies: %w", translate(err))
+		return nil, fmt.Errorf("store: list policies: %w", translate(err))
 	}
-	out := make([]PolicyVersion, len(rows))
+	out := make([]feedback.PolicyVersion, len(rows))
 	for i, r := range rows {
 		out[i] = r.toPolicyVersion()
 	}
@@ -178,7 +138,7 @@ func (s *Store) ListPolicies(ctx context.Context) ([]PolicyVersion, error) {
 // ActivatePolicy makes an existing version live again (a rollback, or a roll
 // forward after one) and returns it; ErrNotFound when it does not exist.
 // Activating the live version changes nothing.
-func (s *Store) ActivatePolicy(ctx context.Context, version int) (PolicyVersion, error) {
+func (s *Store) ActivatePolicy(ctx context.Context, version int) (feedback.PolicyVersion, error) {
 	var row policyRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockTable(tx, "policies"); err != nil {
@@ -199,39 +159,29 @@ func (s *Store) ActivatePolicy(ctx context.Context, version int) (PolicyVersion,
 			Updates(map[string]any{"live": true, "activated_at": t}).Error
 	})
 	if err != nil {
-		return PolicyVersion{}, fmt.Errorf("feedback: activate policy %d: %w", version, translate(err))
+		return feedback.PolicyVersion{}, fmt.Errorf("store: activate policy %d: %w", version, translate(err))
 	}
 	return row.toPolicyVersion(), nil
 }
 
 // CreateModel stores body (the model as JSON) as the next model version,
 // with status candidate.
-func (s *Store) CreateModel(ctx context.Context, body []byte, note string) (ModelVersion, error) {
-	return s.CreateTrainedModel(ctx, body, ModelMeta{Note: note})
-}
-
-// ModelMeta is what the registry keeps beside a model's body.
-type ModelMeta struct {
-	Note        string
-	Trainer     string
-	WindowStart *time.Time
-	WindowEnd   *time.Time
-	Metrics     []byte // JSON; empty means {}
-	ReportID    string
+func (s *Store) CreateModel(ctx context.Context, body []byte, note string) (feedback.ModelVersion, error) {
+	return s.CreateTrainedModel(ctx, body, feedback.ModelMeta{Note: note})
 }
 
 // CreateTrainedModel stores body as the next model version, a candidate,
 // with how it was made.
-func (s *Store) CreateTrainedModel(ctx context.Context, body []byte, meta ModelMeta) (ModelVersion, error) {
+func (s *Store) CreateTrainedModel(ctx context.Context, body []byte, meta feedback.ModelMeta) (feedback.ModelVersion, error) {
 	metrics := meta.Metrics
 	if len(metrics) == 0 {
 		metrics = []byte("{}")
 	}
 	if !json.Valid(metrics) {
-		return ModelVersion{}, fmt.Errorf("feedback: create model: %w: metrics are not valid JSON", ErrInvalid)
+		return feedback.ModelVersion{}, fmt.Errorf("store: create model: %w: metrics are not valid JSON", feedback.ErrInvalid)
 	}
 	if !json.Valid(body) {
-		return ModelVersion{}, fmt.Errorf("feedback: create model: %w: body is not valid JSON", ErrInvalid)
+		return feedback.ModelVersion{}, fmt.Errorf("store: create model: %w: body is not valid JSON", feedback.ErrInvalid)
 	}
 	var row modelRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -242,13 +192,13 @@ func (s *Store) CreateTrainedModel(ctx context.Context, body []byte, meta ModelM
 		if err != nil {
 			return err
 		}
-		row = modelRow{Version: v, Status: ModelCandidate, Body: string(body), Note: meta.Note, Trainer: meta.Trainer,
+		row = modelRow{Version: v, Status: feedback.ModelCandidate, Body: string(body), Note: meta.Note, Trainer: meta.Trainer,
 			WindowStart: normPtr(meta.WindowStart), WindowEnd: normPtr(meta.WindowEnd), Metrics: string(metrics),
 			ReportID: meta.ReportID, CreatedAt: now()}
 		return tx.Create(&row).Error
 	})
 	if err != nil {
-		return ModelVersion{}, fmt.Errorf("feedback: create model: %w", translate(err))
+		return feedback.ModelVersion{}, fmt.Errorf("store: create model: %w", translate(err))
 	}
 	return row.toModelVersion(), nil
 }
@@ -256,7 +206,7 @@ func (s *Store) CreateTrainedModel(ctx context.Context, body []byte, meta ModelM
 // ActivateModel makes model version active, retiring the one active before;
 // any stored version can be activated, so this is also the rollback.
 // ErrNotFound when the version does not exist.
-func (s *Store) ActivateModel(ctx context.Context, version int) (ModelVersion, error) {
+func (s *Store) ActivateModel(ctx context.Context, version int) (feedback.ModelVersion, error) {
 	var row modelRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockTable(tx, "models"); err != nil {
@@ -265,49 +215,49 @@ func (s *Store) ActivateModel(ctx context.Context, version int) (ModelVersion, e
 		if err := tx.Where("version = ?", version).Take(&row).Error; err != nil {
 			return err
 		}
-		if row.Status == ModelActive {
+		if row.Status == feedback.ModelActive {
 			return nil
 		}
-		if err := tx.Model(&modelRow{}).Where("status = ?", ModelActive).Update("status", ModelRetired).Error; err != nil {
+		if err := tx.Model(&modelRow{}).Where("status = ?", feedback.ModelActive).Update("status", feedback.ModelRetired).Error; err != nil {
 			return err
 		}
 		t := now()
-		row.Status, row.ActivatedAt, row.RolledBackAt = ModelActive, &t, nil
+		row.Status, row.ActivatedAt, row.RolledBackAt = feedback.ModelActive, &t, nil
 		return tx.Model(&modelRow{}).Where("version = ?", version).
-			Updates(map[string]any{"status": ModelActive, "activated_at": t, "rolled_back_at": nil}).Error
+			Updates(map[string]any{"status": feedback.ModelActive, "activated_at": t, "rolled_back_at": nil}).Error
 	})
 	if err != nil {
-		return ModelVersion{}, fmt.Errorf("feedback: activate model %d: %w", version, translate(err))
+		return feedback.ModelVersion{}, fmt.Errorf("store: activate model %d: %w", version, translate(err))
 	}
 	return row.toModelVersion(), nil
 }
 
 // ActiveModel returns the active model, or ErrNotFound before any model has
 // been activated.
-func (s *Store) ActiveModel(ctx context.Context) (ModelVersion, error) {
+func (s *Store) ActiveModel(ctx context.Context) (feedback.ModelVersion, error) {
 	var row modelRow
-	if err := s.db.WithContext(ctx).Where("status = ?", ModelActive).Take(&row).Error; err != nil {
-		return ModelVersion{}, fmt.Errorf("feedback: active model: %w", translate(err))
+	if err := s.db.WithContext(ctx).Where("status = ?", feedback.ModelActive).Take(&row).Error; err != nil {
+		return feedback.ModelVersion{}, fmt.Errorf("store: active model: %w", translate(err))
 	}
 	return row.toModelVersion(), nil
 }
 
 // Model returns model version; ErrNotFound when it does not exist.
-func (s *Store) Model(ctx context.Context, version int) (ModelVersion, error) {
+func (s *Store) Model(ctx context.Context, version int) (feedback.ModelVersion, error) {
 	var row modelRow
 	if err := s.db.WithContext(ctx).Where("version = ?", version).Take(&row).Error; err != nil {
-		return ModelVersion{}, fmt.Errorf("feedback: model %d: %w", version, translate(err))
+		return feedback.ModelVersion{}, fmt.Errorf("store: model %d: %w", version, translate(err))
 	}
 	return row.toModelVersion(), nil
 }
 
 // ListModels returns every model version, newest first.
-func (s *Store) ListModels(ctx context.Context) ([]ModelVersion, error) {
+func (s *Store) ListModels(ctx context.Context) ([]feedback.ModelVersion, error) {
 	var rows []modelRow
 	if err := s.db.WithContext(ctx).Order("version DESC").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("feedback: list models: %w", translate(err))
+		return nil, fmt.Errorf("store: list models: %w", translate(err))
 	}
-	out := make([]ModelVersion, len(rows))
+	out := make([]feedback.ModelVersion, len(rows))
 	for i, r := range rows {
 		out[i] = r.toModelVersion()
 	}
@@ -321,9 +271,9 @@ func (s *Store) LiveVersions(ctx context.Context) (policy, model int, err error)
 	err = s.db.WithContext(ctx).Raw(
 		`SELECT COALESCE((SELECT version FROM policies WHERE live = ?), 0) AS policy,
 		        COALESCE((SELECT version FROM models WHERE status = ?), 0) AS model`,
-		true, ModelActive).Scan(&out).Error
+		true, feedback.ModelActive).Scan(&out).Error
 	if err != nil {
-		return 0, 0, fmt.Errorf("feedback: live versions: %w", translate(err))
+		return 0, 0, fmt.Errorf("store: live versions: %w", translate(err))
 	}
 	return out.Policy, out.Model, nil
 }
@@ -342,19 +292,19 @@ func normPtr(t *time.Time) *time.Time {
 // Without such a model scoring goes back to the policy's hand-set points.
 // ErrNotFound when no model is active. It returns the model now active, or
 // a zero ModelVersion when scoring is back to rules only.
-func (s *Store) RollbackModel(ctx context.Context) (ModelVersion, error) {
+func (s *Store) RollbackModel(ctx context.Context) (feedback.ModelVersion, error) {
 	var out modelRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockTable(tx, "models"); err != nil {
 			return err
 		}
 		var active modelRow
-		if err := tx.Where("status = ?", ModelActive).Take(&active).Error; err != nil {
+		if err := tx.Where("status = ?", feedback.ModelActive).Take(&active).Error; err != nil {
 			return err
 		}
 		t := now()
 		if err := tx.Model(&modelRow{}).Where("version = ?", active.Version).
-			Updates(map[string]any{"status": ModelRetired, "rolled_back_at": t}).Error; err != nil {
+			Updates(map[string]any{"status": feedback.ModelRetired, "rolled_back_at": t}).Error; err != nil {
 			return err
 		}
 		var prev modelRow
@@ -366,16 +316,16 @@ func (s *Store) RollbackModel(ctx context.Context) (ModelVersion, error) {
 		case err != nil:
 			return err
 		}
-		prev.Status, prev.ActivatedAt = ModelActive, &t
+		prev.Status, prev.ActivatedAt = feedback.ModelActive, &t
 		out = prev
 		return tx.Model(&modelRow{}).Where("version = ?", prev.Version).
-			Updates(map[string]any{"status": ModelActive, "activated_at": t}).Error
+			Updates(map[string]any{"status": feedback.ModelActive, "activated_at": t}).Error
 	})
 	if err != nil {
-		return ModelVersion{}, fmt.Errorf("feedback: roll back model: %w", translate(err))
+		return feedback.ModelVersion{}, fmt.Errorf("store: roll back model: %w", translate(err))
 	}
 	if out.Version == 0 {
-		return ModelVersion{}, nil
+		return feedback.ModelVersion{}, nil
 	}
 	return out.toModelVersion(), nil
 }

@@ -1,12 +1,13 @@
-// Package feedbacktest gives tests of other packages a fresh, empty
-// database of each engine Hotlane supports: a SQLite file in the test's
-// temporary directory, and a PostgreSQL schema of its own when
-// HOTLANE_TEST_POSTGRES names a server.
+// Package storetest gives every package's tests a fresh, empty database of
+// each engine Hotlane supports: a SQLite file in the test's temporary
+// directory, and a PostgreSQL schema of its own when HOTLANE_TEST_POSTGRES
+// names a server. It is the one place tests make databases; it imports
+// neither the store nor the migrations, so their own tests can use it.
 //
 // Without HOTLANE_TEST_POSTGRES the PostgreSQL cases skip with a message
 // saying how to run them, unless CI=true or HOTLANE_REQUIRE_POSTGRES=1, in
 // which case they fail: in CI they must run.
-package feedbacktest
+package storetest
 
 import (
 	"context"
@@ -32,14 +33,17 @@ func DSN(t testing.TB, engine string) string {
 	case "sqlite":
 		return filepath.Join(t.TempDir(), "hotlane.db")
 	case "postgres":
-		return freshSchema(t, postgresBase(t))
+		return FreshSchema(t, PostgresBase(t), "hl_test_")
 	default:
-		t.Fatalf("feedbacktest: unknown engine %q", engine)
+		t.Fatalf("storetest: unknown engine %q", engine)
 		return ""
 	}
 }
 
-func postgresBase(t testing.TB) string {
+// PostgresBase returns the DSN of the test PostgreSQL server
+// (HOTLANE_TEST_POSTGRES). Without one the test is skipped, or fails when
+// CI=true or HOTLANE_REQUIRE_POSTGRES=1.
+func PostgresBase(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv("HOTLANE_TEST_POSTGRES")
 	if dsn != "" {
@@ -53,7 +57,10 @@ func postgresBase(t testing.TB) string {
 	return ""
 }
 
-func freshSchema(t testing.TB, base string) string {
+// FreshSchema creates a schema named prefix and random hex on the server
+// at base and returns a DSN whose search_path is that schema; the schema
+// is dropped when the test ends.
+func FreshSchema(t testing.TB, base, prefix string) string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
@@ -63,7 +70,7 @@ func freshSchema(t testing.TB, base string) string {
 	defer conn.Close(ctx)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	schema := "hl_test_" + hex.EncodeToString(b[:])
+	schema := prefix + hex.EncodeToString(b[:])
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}

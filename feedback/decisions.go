@@ -1,0 +1,67 @@
+package feedback
+
+import (
+	"time"
+
+	"github.com/hotlane/hotlane/model"
+)
+
+// Decision is one scoring decision as stored. The store fills CreatedAt
+// (and OccurredAt from it) when they are zero.
+type Decision struct {
+	ID             string // UUIDv7 string made by the caller
+	ConversationID string
+	Channel        string
+	Signals        []byte  // raw JSON object; nil is stored as {}
+	Message        *string // nil when message text is not stored
+	Score          float64
+	Tier           model.Tier
+	Reasons        []byte // JSON array; nil is stored as []
+	Route          []byte // JSON object; nil is stored as {}
+	ModelVersion   int    // 0 when no model was active
+	PolicyVersion  int
+	LatencyMicros  int64
+	OccurredAt     time.Time
+	CreatedAt      time.Time
+	// Alert is how the policy alerts on this decision; it is not stored
+	// with the decision but decides the alert written beside it
+	// (PlanAlerts).
+	Alert AlertPlan
+}
+
+// Conversation is the current state of a conversation: the outcome of its
+// latest decision, how many decisions it has had, and its alert state.
+type Conversation struct {
+	ID             string
+	Channel        string
+	Tier           model.Tier
+	Score          float64
+	LastDecisionID string
+	Decisions      int64
+	FirstSeenAt    time.Time
+	UpdatedAt      time.Time
+	// AlertedTier is the highest tier a tier alert fired for, TierNone if
+	// none.
+	AlertedTier model.Tier
+	// LastAlertAt is when the last tier alert fired, for the cooldown.
+	LastAlertAt *time.Time
+	// FirstTopAt is the first urgent or high decision: the SLA clock.
+	FirstTopAt *time.Time
+	// FirstResponseAt is the first human response reported by an event.
+	FirstResponseAt *time.Time
+	// SLAEscalatedAt is when the SLA escalation was raised.
+	SLAEscalatedAt *time.Time
+}
+
+// Recorded is what recording a decision tells the score path.
+type Recorded struct {
+	// PreviousTier is the conversation's tier before the decision,
+	// TierNone for a new conversation.
+	PreviousTier model.Tier
+	// Alert is nil when the decision produced no alert row.
+	Alert *AlertOutcome
+}
+
+// IsTopTier reports whether tier starts the SLA clock (a conversation's
+// first urgent or high decision) and counts towards the top-tier KPIs.
+func IsTopTier(tier model.Tier) bool { return tier >= model.TierHigh }

@@ -1,0 +1,14 @@
+// Package feedback is the domain of Hotlane's loop: conversations and their
+// scoring decisions, alerts and how they are planned, agents' labels,
+// platforms' events, deliveries, KPIs, training labels, tuning reports, and
+// the live pairing of ruleset and model that every part scores with.
+//
+// It holds types, error kinds and pure rules (alert planning over a batch of
+// decisions, training labels, KPI computation, validation), each tested
+// without a database. Persistence lives in feedback/store, which returns
+// these types and wraps its failures in these error kinds; server and jobs
+// reach it through small interfaces declared beside their use.
+//
+// feedback imports model (tiers, policies, models, tuning maths) and
+// nothing else of Hotlane's; it never imports GORM, pgx or database/sql.
+package feedback
