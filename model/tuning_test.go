@@ -1,0 +1,248 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of the tuning maths")
+
+const tuningPolicy = `
+base: -2
+rules:
+  - {name: big-deal, expression: "deal_size >= 10000", points: 2, tier_floor: high}
+  - {name: pricing, expression: "pricing_views >= 3", points: 1}
+  - {name: noisy, expression: "returning", points: 1.5}
+  - {name: rare, expression: "deal_size >= 1000000", points: 3}
+thresholds:
+  default: {urgent: 0.9, high: 0.7, medium: 0.4}
+  whatsapp: {urgent: 0.85, high: 0.65, medium: 0.35}
+`
+
+// tuningHoldout is a deterministic labelled holdout: big deals and
+// pricing views convert more often, "noisy" tells nothing, a quarter of
+// the non-alerting conversations were sampled for review at rate 0.1 (or
+// 0.5), and a fifth of the rows are on WhatsApp.
+func tuningHoldout(t *testing.T) (*Policy, []TuningRow, []float64, []float64) {
+	t.Helper()
+	doc, err := ParsePolicy([]byte(tuningPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := CompilePolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	var rows []TuningRow
+	var live, cand []float64
+	for i := range 400 {
+		var hits []string
+		big, pricing, noisy := rng.Float64() < 0.3, rng.Float64() < 0.4, rng.Float64() < 0.5
+		logit := -1.5
+		if big {
+			hits = append(hits, "big-deal")
+			logit += 1.8
+		}
+		if pricing {
+			hits = append(hits, "pricing")
+			logit += 1.2
+		}
+		if noisy {
+			hits = append(hits, "noisy")
+		}
+		p := sigmoid(logit)
+		ch := "web"
+		if i%5 == 0 {
+			ch = "whatsapp"
+		}
+		r := TuningRow{Example: Example{Channel: ch, Hits: hits, Label: rng.Float64() < p, Weight: 1}, Source: "converted"}
+		r.Alerted = big || (pricing && noisy)
+		if !r.Alerted && i%4 == 0 {
+			r.SampleRate = 0.1
+			if i%8 == 0 {
+				r.SampleRate = 0.5
+			}
+			r.Weight, r.Source = 1/r.SampleRate, "agent"
+		}
+		rows = append(rows, r)
+		// The live scores are the rules' hand-set logit; the candidate's
+		// are near the truth.
+		liveLogit := -2.0
+		for _, h := range hits {
+			liveLogit += map[string]float64{"big-deal": 2, "pricing": 1, "noisy": 1.5}[h]
+		}
+		live = append(live, sigmoid(liveLogit))
+		cand = append(cand, clamp01(p+0.05*(rng.Float64()-0.5)))
+	}
+	return pol, rows, live, cand
+}
+
+func clamp01(x float64) float64 { return min(max(x, 0.001), 0.999) }
+
+// TestTuningMathsGolden runs the tuning maths on a fixed holdout and
+// compares everything they compute with testdata/tuning.golden.json. Run
+// with -update to rewrite it after a deliberate change, and read the diff.
+func TestTuningMathsGolden(t *testing.T) {
+	pol, rows, live, cand := tuningHoldout(t)
+	liveEval, candEval := EvaluateHoldout(pol, rows, live), EvaluateHoldout(pol, rows, cand)
+	promote, why := DecidePromotion(PromoteAuto, liveEval, candEval, 3)
+	tuned := &Model{Intercept: -1.5, RuleWeights: map[string]float64{"big-deal": 1.8, "pricing": 1.2, "noisy": 0.02, "rare": 2.9}}
+	liveModel := &Model{Intercept: -2, RuleWeights: map[string]float64{"big-deal": 2.1, "pricing": 1, "noisy": 1.4}}
+	hits := map[string]int{"big-deal": 150, "pricing": 190, "noisy": 230, "rare": 2}
+	got := map[string]any{
+		"live":       liveEval,
+		"candidate":  candEval,
+		"promotion":  map[string]any{"promote": promote, "why": why},
+		"rules":      JudgeRules(pol, liveModel, tuned, hits, rows),
+		"thresholds": ProposeHoldoutThresholds(pol, rows, cand, DefaultTargetPrecision),
+		"recall":     EstimateRecall(rows),
+	}
+	body, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = append(body, '\n')
+	path := filepath.Join("testdata", "tuning.golden.json")
+	if *update {
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./model -run TuningMathsGolden -update to create it)", err)
+	}
+	if !bytes.Equal(body, want) {
+		gotLines, wantLines := strings.Split(string(body), "\n"), strings.Split(string(want), "\n")
+		for i := range max(len(gotLines), len(wantLines)) {
+			g, w := lineAt(gotLines, i), lineAt(wantLines, i)
+			if g != w {
+				t.Fatalf("tuning maths differ from %s at line %d:\n got %s\nwant %s\n(rerun with -update after a deliberate change)", path, i+1, g, w)
+			}
+		}
+	}
+}
+
+func lineAt(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return "<end>"
+}
+
+// TestTuningMathsProperties checks what the golden file encodes by hand,
+// so a regenerated golden file cannot hide a broken rule.
+func TestTuningMathsProperties(t *testing.T) {
+	pol, rows, live, cand := tuningHoldout(t)
+	liveEval, candEval := EvaluateHoldout(pol, rows, live), EvaluateHoldout(pol, rows, cand)
+	if !(candEval.ROCAUC > liveEval.ROCAUC) {
+		t.Errorf("a candidate near the truth (AUC %.3f) does not beat the rules (%.3f)", candEval.ROCAUC, liveEval.ROCAUC)
+	}
+	var weight float64
+	for _, r := range rows {
+		weight += r.weight()
+	}
+	if candEval.WeightTotal != weight {
+		t.Errorf("weighted rows = %v, want %v", candEval.WeightTotal, weight)
+	}
+	if _, ok := candEval.Tiers["whatsapp"]; !ok {
+		t.Error("no tier precision for whatsapp")
+	}
+	if EvaluateHoldout(pol, nil, nil) != nil {
+		t.Error("an empty holdout was measured")
+	}
+
+	tuned := &Model{RuleWeights: map[string]float64{"big-deal": 1.8, "pricing": 1.2, "noisy": 0.02, "rare": 2.9}}
+	verdicts := map[string]string{}
+	for _, r := range JudgeRules(pol, nil, tuned, map[string]int{}, rows) {
+		verdicts[r.Name] = r.Verdict
+	}
+	want := map[string]string{"big-deal": VerdictKeep, "pricing": VerdictKeep, "noisy": VerdictRetire, "rare": VerdictKeep}
+	if fmt.Sprint(verdicts) != fmt.Sprint(want) {
+		t.Errorf("verdicts = %v, want %v (rare keeps for too few labelled hits)", verdicts, want)
+	}
+
+	for _, tr := range ProposeHoldoutThresholds(pol, rows, cand, DefaultTargetPrecision) {
+		if tr.Channel != "default" && tr.Rows < MinChannelRows {
+			t.Errorf("thresholds proposed for %s on %d rows", tr.Channel, tr.Rows)
+		}
+	}
+
+	est := EstimateRecall(rows)
+	var alertedPos, sampledPos float64
+	for _, r := range rows {
+		switch {
+		case r.Label && r.Alerted:
+			alertedPos++
+		case r.Label && r.SampleRate > 0:
+			sampledPos += 1 / r.SampleRate
+		}
+	}
+	if est.Estimated == nil || *est.Estimated != alertedPos/(alertedPos+sampledPos) {
+		t.Errorf("recall estimate = %v, want %v", est.Estimated, alertedPos/(alertedPos+sampledPos))
+	}
+	noSample := make([]TuningRow, 0, len(rows))
+	for _, r := range rows {
+		r.SampleRate = 0
+		noSample = append(noSample, r)
+	}
+	if est := EstimateRecall(noSample); est.Estimated != nil {
+		t.Errorf("a recall estimate without a review sample: %v", *est.Estimated)
+	}
+}
+
+func TestRuleVerdict(t *testing.T) {
+	w := func(x float64) *float64 { return &x }
+	tests := []struct {
+		name string
+		r    RuleRow
+		want string
+	}{
+		{"no tuned weight", RuleRow{HandSetWeight: 2, LabelledHits: 100}, VerdictKeep},
+		{"too few labels", RuleRow{HandSetWeight: 2, TunedWeight: w(0), LabelledHits: MinRuleLabels - 1}, VerdictKeep},
+		{"a bonus that adds nothing", RuleRow{HandSetWeight: 2, TunedWeight: w(0.05), LabelledHits: 100}, VerdictRetire},
+		{"a penalty that adds nothing", RuleRow{HandSetWeight: -2, TunedWeight: w(-0.05), LabelledHits: 100}, VerdictRetire},
+		{"far from hand-set", RuleRow{HandSetWeight: 2, TunedWeight: w(3), LabelledHits: 100}, VerdictReweight},
+		{"close to hand-set", RuleRow{HandSetWeight: 2, TunedWeight: w(2.3), LabelledHits: 100}, VerdictKeep},
+	}
+	for _, tt := range tests {
+		if got, why := RuleVerdict(tt.r); got != tt.want || why == "" {
+			t.Errorf("%s: RuleVerdict = %s (%q), want %s", tt.name, got, why, tt.want)
+		}
+	}
+}
+
+func TestReweightReviewSample(t *testing.T) {
+	rows := func() []TuningRow {
+		return []TuningRow{{Example: Example{Weight: 10}, SampleRate: 0.1}, {Example: Example{Weight: 1}}}
+	}
+	r := rows()
+	if note := ReweightReviewSample(r, 100, 20); note != "" || r[0].Weight != 10 {
+		t.Errorf("few outcome labels: note %q, sampled weight %v; want none and 10", note, r[0].Weight)
+	}
+	r = rows()
+	if note := ReweightReviewSample(r, 100, 60); note == "" || r[0].Weight != 1 || r[1].Weight != 1 {
+		t.Errorf("most labelled by outcomes: note %q, weights %v %v; want a note and 1", note, r[0].Weight, r[1].Weight)
+	}
+}
+
+func TestUntrainable(t *testing.T) {
+	pos, neg := TuningRow{Example: Example{Label: true}}, TuningRow{}
+	if got := Untrainable([]TuningRow{pos, neg}, 3); !strings.Contains(got, "at least 3") {
+		t.Errorf("too few rows: %q", got)
+	}
+	if got := Untrainable([]TuningRow{pos, pos, pos}, 3); !strings.Contains(got, "one class") {
+		t.Errorf("one class: %q", got)
+	}
+	if got := Untrainable([]TuningRow{pos, neg, neg}, 3); got != "" {
+		t.Errorf("trainable rows refused: %q", got)
+	}
+}
