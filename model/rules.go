@@ -37,6 +37,9 @@ func (e *exprError) Error() string { return e.msg }
 // compileRule compiles one rule expression with Hotlane's missing-value
 // semantics. Any identifier is allowed because signals are not declared.
 func compileRule(src string) (*vm.Program, error) {
+	if err := checkRule(src); err != nil {
+		return nil, locate(src, err)
+	}
 	prog, err := expr.Compile(src,
 		expr.Env(compileEnv),
 		expr.AllowUndefinedVariables(),
@@ -53,6 +56,12 @@ func compileRule(src string) (*vm.Program, error) {
 			return prog, nil
 		}
 	}
+	return nil, locate(src, err)
+}
+
+// locate turns an error from expr or checkRule into an exprError with the
+// line and column of its position in src.
+func locate(src string, err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		line, col := fe.Line, fe.Column+1
@@ -61,9 +70,9 @@ func compileRule(src string) (*vm.Program, error) {
 			b := (&file.Error{Location: fe.Location}).Bind(file.NewSource(src))
 			line, col = b.Line, b.Column+1
 		}
-		return nil, &exprError{line: line, column: col, msg: fe.Message}
+		return &exprError{line: line, column: col, msg: fe.Message}
 	}
-	return nil, &exprError{msg: err.Error()}
+	return &exprError{msg: err.Error()}
 }
 
 // collectIdentifiers adds the names a compiled rule reads to names. It

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr/vm"
 )
@@ -42,7 +43,14 @@ type Decision struct {
 	// Errors are the names of rules that failed at run time, for example
 	// on a string compared with a number; they count as not fired.
 	Errors []string
+	// NowFailing are the rules among Errors whose run of failures reached
+	// FailingStreak with this decision: a caller logs them once.
+	NowFailing []string
 }
+
+// FailingStreak is how many evaluations in a row a rule must fail before
+// the scorer reports it as failing (Scorer.FailingRules).
+const FailingStreak = 100
 
 // Reason is one contribution to a decision's logit.
 type Reason struct {
@@ -75,7 +83,8 @@ type Scorer struct {
 	weights   []float64 // per rule, in policy order
 	beta      []float64 // per feature; nil without a model
 	plan      *encodePlan
-	pool      sync.Pool // of *scratch
+	pool      sync.Pool      // of *scratch
+	streaks   []atomic.Int64 // per rule: evaluations failed in a row
 }
 
 // scratch is the per-call state one goroutine uses at a time.
@@ -97,7 +106,7 @@ type scratch struct {
 // the intercept is the policy's base and each rule weighs its points. The
 // model is expected to come from ParseModel, which validates it.
 func NewScorer(p *Policy, m *Model) *Scorer {
-	s := &Scorer{policy: p, model: m, intercept: p.doc.Base, weights: make([]float64, len(p.rules))}
+	s := &Scorer{policy: p, model: m, intercept: p.doc.Base, weights: make([]float64, len(p.rules)), streaks: make([]atomic.Int64, len(p.rules))}
 	for i, r := range p.rules {
 		s.weights[i] = r.points
 	}
@@ -133,6 +142,18 @@ func NewScorer(p *Policy, m *Model) *Scorer {
 	return s
 }
 
+// FailingRules names the rules that failed on their last FailingStreak
+// evaluations in a row, in policy order.
+func (s *Scorer) FailingRules() []string {
+	var names []string
+	for i := range s.streaks {
+		if s.streaks[i].Load() >= FailingStreak {
+			names = append(names, s.policy.rules[i].name)
+		}
+	}
+	return names
+}
+
 // Policy returns the policy the scorer uses.
 func (s *Scorer) Policy() *Policy { return s.policy }
 
@@ -158,7 +179,13 @@ func (s *Scorer) Score(in Input) Decision {
 		out, err := st.vm.Run(r.program, st.env)
 		if err != nil {
 			d.Errors = append(d.Errors, r.name)
+			if s.streaks[i].Add(1) == FailingStreak {
+				d.NowFailing = append(d.NowFailing, r.name)
+			}
 			continue
+		}
+		if s.streaks[i].Load() != 0 {
+			s.streaks[i].Store(0)
 		}
 		if b, _ := out.(bool); b {
 			st.hit[i] = true

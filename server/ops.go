@@ -3,12 +3,15 @@ package server
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 //go:embed openapi.yaml
@@ -27,14 +30,17 @@ func (s *Server) handleHealth(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": s.cfg.Version})
 }
 
-// handleReady answers 200 only when the database answers and a ruleset is
-// loaded, so a load balancer sends no traffic to a process that could not
-// commit a decision.
+// handleReady answers 200 only when the database answers, so a load
+// balancer sends no traffic to a process that could not commit a decision.
+// Rules that failed on their last model.FailingStreak evaluations in a row
+// are named under checks.rules and make the status "degraded": scoring goes
+// on without them, which is better than taking every process out of
+// service for one bad rule, but it is not silent.
 func (s *Server) handleReady(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	checks := gin.H{}
-	ready := true
+	ready, status := true, "ready"
 	if err := s.pinger.Ping(ctx); err != nil {
 		checks["database"] = "unreachable"
 		ready = false
@@ -46,12 +52,19 @@ func (s *Server) handleReady(c *gin.Context) {
 	} else {
 		checks["ruleset"] = live.PolicyVersion
 		checks["model"] = live.ModelVersion
+		if failing := live.Scorer.FailingRules(); len(failing) > 0 {
+			checks["rules"] = fmt.Sprintf("failing: %s (each failed on its last %d evaluations and counts as not fired)",
+				strings.Join(failing, ", "), model.FailingStreak)
+			status = "degraded"
+		} else {
+			checks["rules"] = "ok"
+		}
 	}
 	if !ready {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+	c.JSON(http.StatusOK, gin.H{"status": status, "checks": checks})
 }
 
 func (s *Server) handleOpenAPI(c *gin.Context) {

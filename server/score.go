@@ -364,4 +364,9 @@ func (s *Server) countDecision(live *feedback.Scoring, channel string, d model.D
 	if len(d.Errors) > 0 && s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("rules failed at run time", slog.Any("rules", d.Errors))
 	}
+	if len(d.NowFailing) > 0 {
+		s.log.Warn("rules fail on every score; they count as not fired until the ruleset is fixed",
+			slog.Any("rules", d.NowFailing), slog.Int("in_a_row", model.FailingStreak),
+			slog.Int("ruleset_version", live.PolicyVersion))
+	}
 }
