@@ -79,6 +79,9 @@ func ValidateLabel(agent, label, note string) error {
 	if utf8.RuneCountInString(note) > MaxNoteLen {
 		return fmt.Errorf("%w: note: longer than %d characters", ErrInvalid, MaxNoteLen)
 	}
+	if strings.ContainsRune(note, 0) {
+		return fmt.Errorf("%w: note: contains a NUL character", ErrInvalid)
+	}
 	return nil
 }
 

@@ -33,6 +33,15 @@ func ParseModel(data []byte) (*Model, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("parse model: trailing data after the model")
 	}
+	// A model is an object that states its intercept: null or {} would
+	// otherwise decode as an empty model.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+		return nil, fmt.Errorf("parse model: a model is a JSON object with intercept, rule_weights, encoder and beta")
+	}
+	if _, ok := fields["intercept"]; !ok {
+		return nil, fmt.Errorf("parse model: intercept is required")
+	}
 	if err := m.validate(); err != nil {
 		return nil, fmt.Errorf("parse model: %w", err)
 	}

@@ -84,9 +84,16 @@ func fromInvalid(err error) error {
 	return unprocessable(field, rest)
 }
 
-// decodeStrict decodes a JSON object into v, refusing unknown fields and
-// trailing data.
+// decodeStrict decodes a JSON object into v, refusing anything that is not
+// an object (null included), unknown fields, trailing data and strings
+// holding NUL, which PostgreSQL cannot store and SQLite would.
 func decodeStrict(body []byte, v any) error {
+	if trimmed := bytes.TrimSpace(body); len(trimmed) == 0 || trimmed[0] != '{' {
+		return &APIError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body must be a JSON object"}
+	}
+	if jsonHasNUL(body) {
+		return &APIError{Status: http.StatusUnprocessableEntity, Code: "invalid_field", Message: "a string contains a NUL character"}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -100,6 +107,28 @@ func decodeStrict(body []byte, v any) error {
 		return &APIError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "unexpected data after the JSON object"}
 	}
 	return nil
+}
+
+// jsonHasNUL reports whether a JSON text holds the escape \u0000 (a raw
+// NUL is not valid JSON): a backslash-u-0000 preceded by an even number of
+// further backslashes, so an escaped backslash followed by "u0000" is not
+// one.
+func jsonHasNUL(body []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(`u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		n := 0
+		for k := at - 1; k >= 0 && body[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 1 {
+			return true
+		}
+		i = at + 5
+	}
 }
 
 func idParam(c *gin.Context) (string, error) {

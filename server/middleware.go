@@ -75,14 +75,10 @@ func withAccessLog(log *slog.Logger) gin.HandlerFunc {
 		if !log.Enabled(c.Request.Context(), level) {
 			return
 		}
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched"
-		}
 		log.LogAttrs(c.Request.Context(), level, "request",
 			slog.String("request_id", requestID(c)),
-			slog.String("method", c.Request.Method),
-			slog.String("route", route),
+			slog.String("method", methodLabel(c.Request.Method)),
+			slog.String("route", routeLabel(c)),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.Int("bytes_out", c.Writer.Size()),
@@ -91,20 +87,38 @@ func withAccessLog(log *slog.Logger) gin.HandlerFunc {
 }
 
 // withMetrics counts requests by route and status and observes their
-// latency. The route is the registered pattern, never the raw path, so ids
-// in URLs do not explode the label set.
+// latency. Every label comes from a closed set, so no request can grow the
+// metrics: the method is one of the standard ones or "other", the route is
+// the registered pattern (never the raw path) or "unmatched", and the
+// status is the one the server wrote.
 func withMetrics(m *Metrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched"
-		}
+		method, route := methodLabel(c.Request.Method), routeLabel(c)
 		status := strconv.Itoa(c.Writer.Status())
-		m.requests.WithLabelValues(c.Request.Method, route, status).Inc()
-		m.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
+		m.requests.WithLabelValues(method, route, status).Inc()
+		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 	}
+}
+
+// methodLabel maps a request method to a closed set of values: the
+// methods of RFC 9110 and PATCH keep their name, anything else is "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// routeLabel is the registered route pattern, or "unmatched".
+func routeLabel(c *gin.Context) string {
+	if route := c.FullPath(); route != "" {
+		return route
+	}
+	return "unmatched"
 }
 
 // withRecovery turns a panic into a logged 500 with the JSON error body

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -181,8 +183,13 @@ func (s *Server) refreshAfterChange(ctx context.Context) {
 
 func versionParam(c *gin.Context) (int, error) {
 	v, err := strconv.Atoi(c.Param("version"))
-	if err != nil || v < 1 {
+	if err != nil && !errors.Is(err, strconv.ErrRange) || err == nil && v < 1 {
 		return 0, invalidField("version", "must be a positive integer")
+	}
+	// Versions are stored as 32-bit integers on PostgreSQL; a larger
+	// number names no version, on either engine.
+	if err != nil || v > math.MaxInt32 {
+		return 0, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: "no such version: versions are below 2147483648"}
 	}
 	return v, nil
 }
