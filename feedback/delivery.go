@@ -67,3 +67,15 @@ type DeliveryOutcome struct {
 	// RetryAt is when to try again after a failure; nil gives up (failed).
 	RetryAt *time.Time
 }
+
+// DeliveryClaim is what a sender asks the store for: deliveries due at At,
+// leased for Lease, at most Limit of them (0 means 50), at most
+// PerDestination of one destination (0: no bound) and none of the
+// destinations in Skip.
+type DeliveryClaim struct {
+	At             time.Time
+	Lease          time.Duration
+	Limit          int
+	PerDestination int
+	Skip           []string
+}

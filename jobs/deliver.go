@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
@@ -18,7 +22,7 @@ import (
 // DeliveryStore is what the Deliverer needs from the store.
 type DeliveryStore interface {
 	DispatchAlerts(ctx context.Context, at time.Time, limit int) (int, error)
-	ClaimDeliveries(ctx context.Context, at time.Time, lease time.Duration, limit int) ([]feedback.PendingDelivery, error)
+	ClaimDeliveriesFor(ctx context.Context, c feedback.DeliveryClaim) ([]feedback.PendingDelivery, error)
 	FinishDelivery(ctx context.Context, o feedback.DeliveryOutcome) error
 }
 
@@ -59,8 +63,15 @@ func NextAttempt(attempt int, created, now time.Time) (time.Time, bool) {
 // database, so several processes may run one each and a restarted process
 // goes on where the last one stopped; a receiver may see a delivery more
 // than once (same Hotlane-Delivery id), never a different id for the same
-// alert and destination. The zero values of the optional fields are
-// usable.
+// alert and destination.
+//
+// Destinations do not wait on each other: at most PerDestination requests
+// are in flight to one destination, so a receiver that hangs holds only
+// its own slots while the others' alerts go out, and one that keeps
+// failing has its circuit opened (BreakAfter failures in a row) and is
+// left alone for BreakFor before it is tried again. Requests connect only
+// to addresses Addresses allows, checked after name resolution on every
+// connection. The zero values of the optional fields are usable.
 type Deliverer struct {
 	Store DeliveryStore
 	// Client sends the requests; nil means a client that does not follow
@@ -80,33 +91,146 @@ type Deliverer struct {
 	Batch int
 	// Concurrency is how many requests are in flight at once; 0 means 8.
 	Concurrency int
+	// PerDestination is how many requests are in flight to one
+	// destination at once; 0 means 4.
+	PerDestination int
+	// BreakAfter is how many failed attempts in a row open a destination's
+	// circuit; 0 means 5.
+	BreakAfter int
+	// BreakFor is how long an open circuit holds a destination's
+	// deliveries back; 0 means 1 min.
+	BreakFor time.Duration
+	// Addresses says which addresses the default client may connect to;
+	// the zero value allows public addresses only. Ignored when Client is
+	// set.
+	Addresses feedback.AddressPolicy
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives failures; secrets and URLs never reach it.
 	Log *slog.Logger
+
+	once     sync.Once
+	client   *http.Client
+	wake     chan struct{} // a request finished: there may be room to send more
+	mu       sync.Mutex
+	inflight map[string]int // destination id -> requests in flight
+	total    int
+	circuits map[string]*circuit
 }
 
-var defaultClient = &http.Client{
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// circuit is one destination's run of failures.
+type circuit struct {
+	failures  int
+	openUntil time.Time
 }
 
-// Run repeats RunOnce every Interval until ctx ends; then it returns nil.
-// Requests in flight when ctx ends are abandoned unrecorded and sent again
-// once their lease has passed.
+func (d *Deliverer) init() {
+	d.once.Do(func() {
+		d.client = d.Client
+		if d.client == nil {
+			d.client = guardedClient(d.Addresses)
+		}
+		d.wake = make(chan struct{}, 1)
+		d.inflight = map[string]int{}
+		d.circuits = map[string]*circuit{}
+	})
+}
+
+// ErrAddressNotAllowed is a delivery refused because its destination
+// resolved to an address the policy does not allow.
+var ErrAddressNotAllowed = errors.New("destination address not allowed")
+
+// guardedClient is an HTTP client that connects only to addresses p
+// allows, checked on the resolved address of every connection (so a name
+// that resolves, or later rebinds, to an internal address is refused),
+// uses no proxy and follows no redirects (a redirect is a failed attempt).
+func guardedClient(p feedback.AddressPolicy) *http.Client {
+	dialer := &net.Dialer{
+		Timeout: 10 * time.Second,
+		Control: func(network, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("%w: %s", ErrAddressNotAllowed, address)
+			}
+			if !p.Allowed(ap.Addr()) {
+				return fmt.Errorf("%w: %s is private, loopback, link-local or reserved (see --allow-destination-ranges)", ErrAddressNotAllowed, ap.Addr())
+			}
+			return nil
+		},
+	}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Run sends deliveries until ctx ends; then it waits for the requests in
+// flight and returns nil. It looks for work every Interval and as soon as
+// a request finishes, without waiting for slow requests to finish first.
+// Requests cut off when ctx ends are not recorded and are sent again once
+// their lease has passed.
 func (d *Deliverer) Run(ctx context.Context) error {
+	d.init()
 	interval := d.Interval
 	if interval <= 0 {
 		interval = time.Second
 	}
-	return every(ctx, interval, orDiscard(d.Log), "deliver", func(ctx context.Context) error {
-		_, err := d.RunOnce(ctx)
-		return err
-	})
+	log := orDiscard(d.Log)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		err := safely(ctx, func(ctx context.Context) error {
+			_, err := d.pass(ctx, &wg, nil)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Error("job pass failed", slog.String("job", "deliver"), slog.Any("err", err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		case <-d.wake:
+		}
+	}
 }
 
 // RunOnce queues every fired alert not yet queued, then sends every
-// delivery due now, and returns how many attempts it made.
+// delivery due now, waiting for each round of requests, and returns how
+// many attempts it made.
 func (d *Deliverer) RunOnce(ctx context.Context) (int, error) {
+	d.init()
+	var attempts atomic.Int64
+	for {
+		var wg sync.WaitGroup
+		n, err := d.pass(ctx, &wg, &attempts)
+		wg.Wait()
+		if err != nil {
+			return int(attempts.Load()), err
+		}
+		if n == 0 || ctx.Err() != nil {
+			return int(attempts.Load()), ctx.Err()
+		}
+	}
+}
+
+// pass queues fired alerts and starts a request for every delivery due
+// that fits: Concurrency in all, PerDestination per destination, none to
+// a destination whose circuit is open. It does not wait for the requests;
+// each adds itself to wg and, when recorded, to attempts. It returns how
+// many it started.
+func (d *Deliverer) pass(ctx context.Context, wg *sync.WaitGroup, attempts *atomic.Int64) (int, error) {
 	now, batch := orNow(d.Now), d.Batch
 	if batch <= 0 {
 		batch = 50
@@ -124,60 +248,128 @@ func (d *Deliverer) RunOnce(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	attempts := 0
-	for {
-		due, err := d.Store.ClaimDeliveries(ctx, now(), lease, batch)
-		if err != nil {
-			return attempts, fmt.Errorf("deliver: %w", err)
+	started := 0
+	for ctx.Err() == nil {
+		free, skip := d.room(now())
+		if free == 0 {
+			break
 		}
-		attempts += d.sendAll(ctx, due)
-		if len(due) < batch || ctx.Err() != nil {
-			return attempts, ctx.Err()
+		limit := min(batch, free)
+		due, err := d.Store.ClaimDeliveriesFor(ctx, feedback.DeliveryClaim{
+			At: now(), Lease: lease, Limit: limit, PerDestination: d.perDestination(), Skip: skip})
+		if err != nil {
+			return started, fmt.Errorf("deliver: %w", err)
+		}
+		for _, p := range due {
+			d.mu.Lock()
+			d.inflight[p.Destination.ID]++
+			d.total++
+			d.mu.Unlock()
+			started++
+			wg.Go(func() {
+				delivered, recorded := d.deliver(ctx, p)
+				if recorded && attempts != nil {
+					attempts.Add(1)
+				}
+				d.done(p.Destination.ID, recorded, delivered)
+			})
+		}
+		if len(due) < limit {
+			break
 		}
 	}
+	return started, ctx.Err()
 }
 
-func (d *Deliverer) sendAll(ctx context.Context, due []feedback.PendingDelivery) int {
+func (d *Deliverer) perDestination() int {
+	if d.PerDestination <= 0 {
+		return 4
+	}
+	return d.PerDestination
+}
+
+// room returns how many more requests may start and the destinations not
+// to claim for now: those with requests in flight (so one destination
+// never has more than PerDestination) and those whose circuit is open.
+func (d *Deliverer) room(now time.Time) (int, []string) {
 	workers := d.Concurrency
 	if workers <= 0 {
 		workers = 8
 	}
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	n := 0
-	for _, p := range due {
-		if ctx.Err() != nil {
-			break
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var skip []string
+	for id, n := range d.inflight {
+		if n > 0 {
+			skip = append(skip, id)
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if d.deliver(ctx, p) {
-				mu.Lock()
-				n++
-				mu.Unlock()
-			}
-		})
 	}
-	wg.Wait()
-	return n
+	for id, c := range d.circuits {
+		if now.Before(c.openUntil) && d.inflight[id] == 0 {
+			skip = append(skip, id)
+		}
+	}
+	return max(workers-d.total, 0), skip
 }
 
-// deliver makes one attempt and records it; it reports whether it did.
-func (d *Deliverer) deliver(ctx context.Context, p feedback.PendingDelivery) (recorded bool) {
+// done ends a request to destination: it frees its slot, moves the
+// destination's circuit and wakes Run.
+func (d *Deliverer) done(destination string, recorded, delivered bool) {
+	breakAfter, breakFor := d.BreakAfter, d.BreakFor
+	if breakAfter <= 0 {
+		breakAfter = 5
+	}
+	if breakFor <= 0 {
+		breakFor = time.Minute
+	}
+	d.mu.Lock()
+	d.total--
+	if d.inflight[destination]--; d.inflight[destination] <= 0 {
+		delete(d.inflight, destination)
+	}
+	opened := false
+	if recorded {
+		c := d.circuits[destination]
+		switch {
+		case delivered:
+			delete(d.circuits, destination)
+		case c == nil:
+			c = &circuit{failures: 1}
+			d.circuits[destination] = c
+		default:
+			c.failures++
+		}
+		if c != nil && !delivered && c.failures >= breakAfter {
+			c.openUntil = orNow(d.Now)().Add(breakFor)
+			opened = c.failures == breakAfter
+		}
+	}
+	d.mu.Unlock()
+	if opened {
+		orDiscard(d.Log).Warn("destination keeps failing; holding its deliveries back",
+			slog.String("destination_id", destination), slog.Int("failures_in_a_row", breakAfter), slog.Duration("for", breakFor))
+	}
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver makes one attempt and records it; it reports whether the
+// receiver took it and whether the attempt was recorded.
+func (d *Deliverer) deliver(ctx context.Context, p feedback.PendingDelivery) (delivered, recorded bool) {
 	log := orDiscard(d.Log)
 	now := orNow(d.Now)
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("delivery panicked", slog.String("delivery_id", p.ID), slog.Any("panic", r))
-			recorded = false
+			delivered, recorded = false, false
 		}
 	}()
 	start := now()
 	status, sendErr := d.send(ctx, p, start)
 	if ctx.Err() != nil {
-		return false // shutting down: the lease expires and the delivery is sent again
+		return false, false // shutting down: the lease expires and the delivery is sent again
 	}
 	end := now()
 	o := feedback.DeliveryOutcome{
@@ -199,9 +391,9 @@ func (d *Deliverer) deliver(ctx context.Context, p feedback.PendingDelivery) (re
 	}
 	if err := d.Store.FinishDelivery(ctx, o); err != nil {
 		log.Error("record delivery attempt", slog.String("delivery_id", p.ID), slog.Any("err", err))
-		return false
+		return false, false
 	}
-	return true
+	return o.Delivered, true
 }
 
 // send posts one delivery and returns the HTTP status (0 when none came
@@ -237,11 +429,7 @@ func (d *Deliverer) send(ctx context.Context, p feedback.PendingDelivery, at tim
 		req.Header.Set(DeliveryHeader, p.ID)
 		req.Header.Set(SignatureHeader, SignatureValue(p.Secrets, at, body))
 	}
-	client := d.Client
-	if client == nil {
-		client = defaultClient
-	}
-	resp, err := client.Do(req)
+	resp, err := d.client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

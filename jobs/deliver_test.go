@@ -40,6 +40,15 @@ type receiver struct {
 	got    []request
 }
 
+// loopbackOK lets the tests deliver to their receivers on 127.0.0.1.
+var loopbackOK = func() feedback.AddressPolicy {
+	p, err := feedback.ParseAddressPolicy([]string{"loopback"})
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{status: http.StatusOK}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -135,7 +144,7 @@ func TestDeliverSignedWebhookAndSlack(t *testing.T) {
 			}
 		}
 		a := fire(t, s, "chat-42", "sales", clk.Now())
-		d := &jobs.Deliverer{Store: s, Now: clk.Now, PublicURL: "https://hotlane.example.com/"}
+		d := &jobs.Deliverer{Store: s, Addresses: loopbackOK, Now: clk.Now, PublicURL: "https://hotlane.example.com/"}
 		if n := runOnce(t, d); n != 2 {
 			t.Fatalf("attempts = %d, want 2 (webhook and slack; no lead, no feed)", n)
 		}
@@ -216,7 +225,7 @@ func TestRetriesSurviveRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := fire(t, s, "chat-1", "sales", clk.Now())
-		d := &jobs.Deliverer{Store: s, Now: clk.Now}
+		d := &jobs.Deliverer{Store: s, Addresses: loopbackOK, Now: clk.Now}
 		start := clk.Now()
 
 		// Attempts at 0, 30 s, 2.5 min, 12.5 min fail; each waits for the
@@ -238,7 +247,7 @@ func TestRetriesSurviveRestart(t *testing.T) {
 		// Restart: a new store connection and a new worker. The receiver
 		// comes back; the next retry is due an hour after the fourth.
 		s2 := openStore(t, dsn)
-		d = &jobs.Deliverer{Store: s2, Now: clk.Now}
+		d = &jobs.Deliverer{Store: s2, Addresses: loopbackOK, Now: clk.Now}
 		recv.setStatus(http.StatusOK)
 		clk.Add(59 * time.Minute)
 		if n := runOnce(t, d); n != 0 {
@@ -286,7 +295,7 @@ func TestGivesUpAfterADay(t *testing.T) {
 		}
 		a := fire(t, s, "chat-1", "sales", clk.Now())
 		start := clk.Now()
-		d := &jobs.Deliverer{Store: s, Now: clk.Now}
+		d := &jobs.Deliverer{Store: s, Addresses: loopbackOK, Now: clk.Now}
 		var at []time.Duration
 		for range 100 {
 			if runOnce(t, d) == 1 {
@@ -334,7 +343,7 @@ func TestLeaseAfterCrash(t *testing.T) {
 		if err != nil || len(dead) != 1 {
 			t.Fatalf("claim = %d, %v", len(dead), err)
 		}
-		d := &jobs.Deliverer{Store: s, Now: clk.Now, Lease: 2 * time.Minute}
+		d := &jobs.Deliverer{Store: s, Addresses: loopbackOK, Now: clk.Now, Lease: 2 * time.Minute}
 		if n := runOnce(t, d); n != 0 {
 			t.Fatalf("sent %d leased deliveries", n)
 		}
@@ -364,7 +373,7 @@ func TestRotationSendsBothSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := &jobs.Deliverer{Store: s, Now: clk.Now}
+		d := &jobs.Deliverer{Store: s, Addresses: loopbackOK, Now: clk.Now}
 		fire(t, s, "chat-1", "sales", clk.Now())
 		runOnce(t, d)
 		clk.Add(time.Hour + time.Minute) // the grace period is over
@@ -413,7 +422,7 @@ func TestConcurrentWorkers(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 4 {
 			other := openStore(t, dsn)
-			d := &jobs.Deliverer{Store: other, Now: clk.Now, Batch: 5, Concurrency: 2}
+			d := &jobs.Deliverer{Store: other, Addresses: loopbackOK, Now: clk.Now, Batch: 5, Concurrency: 2}
 			wg.Go(func() {
 				if _, err := d.RunOnce(ctx); err != nil {
 					t.Errorf("RunOnce: %v", err)

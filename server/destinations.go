@@ -113,6 +113,12 @@ func (s *Server) handleCreateDestination(c *gin.Context) {
 		writeError(c, s.log, destinationFieldError(nd, err))
 		return
 	}
+	if nd.Kind != feedback.DestinationFeed {
+		if err := s.cfg.Addresses.CheckURL(nd.URL); err != nil {
+			writeError(c, s.log, destinationFieldError(nd, err))
+			return
+		}
+	}
 	d, secret, err := s.destinations.CreateDestination(c.Request.Context(), nd)
 	if err != nil {
 		writeError(c, s.log, fmt.Errorf("create destination: %w", err))
@@ -173,9 +179,8 @@ func (s *Server) handleRotateSecret(c *gin.Context) {
 		}
 		var req rotateSecretRequest
 		if len(strings.TrimSpace(string(body))) > 0 {
-			if err := json.Unmarshal(body, &req); err != nil {
-				writeError(c, s.log, &APIError{Status: http.StatusBadRequest, Code: "invalid_json",
-					Message: "the body must be a JSON object such as {\"grace\": \"24h\"}"})
+			if err := decodeStrict(body, &req); err != nil {
+				writeError(c, s.log, err)
 				return
 			}
 		}

@@ -47,6 +47,10 @@ type Config struct {
 	// Tuning runs the tuning job and applies reports for the tuning
 	// endpoints; nil makes them answer 503.
 	Tuning Tuning
+	// Addresses says which addresses a destination's URL may name; the
+	// zero value allows public addresses only. The sender checks resolved
+	// addresses again on every delivery.
+	Addresses feedback.AddressPolicy
 }
 
 // Tuning is what the tuning endpoints need of the tuning job. Its errors

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/feedback/store"
 )
 
@@ -34,12 +35,14 @@ type Config struct {
 	WriterConns     int
 	Writers         int
 	StateCache      int
+	SQLiteSync      string
 
 	// Alert delivery and SLA checks.
 	Deliver          bool
 	DeliveryInterval time.Duration
 	SLAInterval      time.Duration
 	PublicURL        string
+	AllowRanges      string
 
 	// The tuning job: its settings, its schedule and the schedule's zone.
 	Tune         tuneFlags
@@ -55,7 +58,7 @@ type dbFlags struct {
 }
 
 func (d *dbFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.DB, "db", "hotlane.db", "database: postgres://... or a SQLite file path")
+	fs.StringVar(&d.DB, "db", "hotlane.db", "database: a PostgreSQL URL (postgres://...) or keyword string (host=... dbname=...), or a SQLite file (a path ending in .db or .sqlite, file:PATH or sqlite://PATH)")
 	fs.StringVar(&d.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&d.LogFormat, "log-format", "json", "log format: json or text")
 }
@@ -64,6 +67,8 @@ func (d *dbFlags) validate() []string {
 	var errs []string
 	if strings.TrimSpace(d.DB) == "" {
 		errs = append(errs, "--db: must not be empty")
+	} else if err := store.CheckDSN(d.DB); err != nil {
+		errs = append(errs, "--db: "+err.Error())
 	}
 	if _, err := parseLevel(d.LogLevel); err != nil {
 		errs = append(errs, "--log-level: "+err.Error())
@@ -189,9 +194,11 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.IntVar(&cfg.WriterConns, "writer-conns", 4, "PostgreSQL connections of the decision writers")
 	fs.IntVar(&cfg.Writers, "writers", 1, "PostgreSQL decision writers committing in parallel (conversations are spread over them)")
 	fs.IntVar(&cfg.StateCache, "state-cache", store.DefaultStateCache, "conversations whose state a lone PostgreSQL writer keeps in memory to commit each batch in one round trip (0 turns it off)")
+	fs.StringVar(&cfg.SQLiteSync, "sqlite-synchronous", "full", "SQLite only: full makes every 2xx durable across power loss; normal is faster but power loss may lose the last acknowledged writes (a process crash does not)")
 	fs.BoolVar(&cfg.Deliver, "deliver", true, "run the alert delivery worker in this process (false for API-only processes; another process must deliver)")
 	fs.DurationVar(&cfg.DeliveryInterval, "delivery-interval", time.Second, "how often to look for alerts to deliver and deliveries due")
 	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")
+	fs.StringVar(&cfg.AllowRanges, "allow-destination-ranges", "", "comma-separated address ranges destinations may reach besides public addresses: loopback, private, link-local or CIDRs (for receivers inside your network)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL of the web UI, for links in alerts (for example https://hotlane.example.com)")
 	cfg.Tune.register(fs)
 	fs.StringVar(&cfg.TuneSchedule, "tune-schedule", "0 6 * * 1", "cron schedule of the tuning job (minute hour day month weekday), or off")
@@ -230,6 +237,12 @@ func (c Config) validate() error {
 	if c.StateCache < 0 || c.StateCache > 10_000_000 {
 		errs = append(errs, "--state-cache: must be between 0 (off) and 10000000")
 	}
+	if _, err := c.addressPolicy(); err != nil {
+		errs = append(errs, "--allow-destination-ranges: "+strings.TrimPrefix(err.Error(), feedback.ErrInvalid.Error()+": "))
+	}
+	if c.SQLiteSync != "full" && c.SQLiteSync != "normal" {
+		errs = append(errs, fmt.Sprintf("--sqlite-synchronous: %q is not full or normal", c.SQLiteSync))
+	}
 	if c.DeliveryInterval < 100*time.Millisecond {
 		errs = append(errs, "--delivery-interval: must be at least 100ms")
 	}
@@ -264,10 +277,12 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("writer_conns", c.WriterConns),
 		slog.Int("writers", c.Writers),
 		slog.Int("state_cache", c.StateCache),
+		slog.String("sqlite_synchronous", c.SQLiteSync),
 		slog.Bool("deliver", c.Deliver),
 		slog.String("delivery_interval", c.DeliveryInterval.String()),
 		slog.String("sla_interval", c.SLAInterval.String()),
 		slog.String("public_url", c.PublicURL),
+		slog.String("allow_destination_ranges", c.AllowRanges),
 		slog.String("tune_schedule", c.TuneSchedule),
 		slog.String("tz", c.TZ),
 		slog.String("trainer", c.Tune.Trainer),
@@ -297,4 +312,13 @@ func redactDSN(dsn string) string {
 		return u.Redacted()
 	}
 	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
+}
+
+// addressPolicy is the destination address policy --allow-destination-ranges
+// names.
+func (c Config) addressPolicy() (feedback.AddressPolicy, error) {
+	if strings.TrimSpace(c.AllowRanges) == "" {
+		return feedback.AddressPolicy{}, nil
+	}
+	return feedback.ParseAddressPolicy(strings.Split(c.AllowRanges, ","))
 }

@@ -79,3 +79,32 @@ func TestRedactDSN(t *testing.T) {
 		}
 	}
 }
+
+// --db names its engine unambiguously: a keyword string is PostgreSQL, a
+// mistyped URL or a bare name is a usage error naming both accepted forms,
+// and SQLite's durability setting is checked.
+func TestServeConfigDB(t *testing.T) {
+	for _, ok := range []string{"hotlane.db", "data/h.sqlite", "file:h.db", "sqlite:///var/lib/h.db",
+		"postgres://u@db/hotlane", "host=db user=hotlane password=x dbname=hotlane"} {
+		if _, err := parseServeConfig([]string{"--db", ok}, envOf(nil), io.Discard); err != nil {
+			t.Errorf("--db %q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"postgress://u:s3cret@db/hotlane", "hotlane", "/var/lib/hotlane"} {
+		_, err := parseServeConfig([]string{"--db", bad}, envOf(nil), io.Discard)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--db") || !strings.Contains(err.Error(), "postgres://") ||
+			!strings.Contains(err.Error(), ".db") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("--db %q: %v; want a usage error naming both forms without the password", bad, err)
+		}
+	}
+	if _, err := parseServeConfig([]string{"--sqlite-synchronous", "off"}, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--sqlite-synchronous") {
+		t.Errorf("--sqlite-synchronous off: %v", err)
+	}
+	if _, err := parseServeConfig([]string{"--allow-destination-ranges", "loopback,internal"}, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), `"internal"`) {
+		t.Errorf("--allow-destination-ranges internal: %v", err)
+	}
+	if c, err := parseServeConfig([]string{"--allow-destination-ranges", "loopback, 10.0.0.0/8"}, envOf(nil), io.Discard); err != nil || c.AllowRanges == "" {
+		t.Errorf("--allow-destination-ranges loopback, 10.0.0.0/8: %v", err)
+	}
+}

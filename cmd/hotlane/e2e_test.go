@@ -119,7 +119,7 @@ func TestAlertLoopEndToEnd(t *testing.T) {
 	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			dsn := storetest.DSN(t, engine)
-			srv := startServe(t, "--db", dsn, "--demo", "--demo-history=false", "--log-level", "error",
+			srv := startServe(t, "--db", dsn, "--demo", "--demo-history=false", "--log-level", "error", "--allow-destination-ranges", "loopback",
 				"--delivery-interval", "100ms", "--sla-interval", "1h")
 			defer func() {
 				if err := srv.stop(t); err != nil {

@@ -75,7 +75,7 @@ func TestOutboxSurvivesKill(t *testing.T) {
 			addr := freeAddr(t)
 			// The first process only takes alerts: it runs no delivery
 			// worker, so every alert is still in the outbox at the kill.
-			proc, key := startProcess(t, "--demo", "--demo-history=false", "--addr", addr, "--db", dsn, "--log-level", "error",
+			proc, key := startProcess(t, "--demo", "--demo-history=false", "--addr", addr, "--db", dsn, "--log-level", "error", "--allow-destination-ranges", "loopback",
 				"--deliver=false")
 			waitReady(t, "http://"+addr+"/readyz")
 			c := client{t: t, base: "http://" + addr, key: key}
@@ -117,7 +117,7 @@ func TestOutboxSurvivesKill(t *testing.T) {
 			}
 
 			addr = freeAddr(t)
-			startProcess(t, "--addr", addr, "--db", dsn, "--log-level", "error", "--delivery-interval", "100ms")
+			startProcess(t, "--addr", addr, "--db", dsn, "--log-level", "error", "--delivery-interval", "100ms", "--allow-destination-ranges", "loopback")
 			deadline := time.Now().Add(30 * time.Second)
 			for time.Now().Before(deadline) {
 				seen := map[string]bool{}

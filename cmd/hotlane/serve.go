@@ -41,7 +41,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		stateCache = -1 // off
 	}
 	st, err := store.Open(ctx, cfg.DB, store.Options{Logger: log, WriterConns: cfg.WriterConns, Writers: cfg.Writers,
-		StateCache: stateCache, ObserveFlush: metrics.ObserveFlush, ObservePath: metrics.ObservePath})
+		StateCache: stateCache, ObserveFlush: metrics.ObserveFlush, ObservePath: metrics.ObservePath,
+		SQLiteSynchronous: cfg.SQLiteSync})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -68,6 +69,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		return fmt.Errorf("load ruleset: %w", err)
 	}
 	tuner := cfg.Tune.tuner(st, live, log)
+	addresses, err := cfg.addressPolicy() // checked by validate
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Config{
 		StoreMessages: cfg.StoreMessages,
 		KeyCacheTTL:   cfg.KeyCacheTTL,
@@ -75,6 +80,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		Live:          live,
 		Metrics:       metrics,
 		Tuning:        tuner,
+		Addresses:     addresses,
 	}, st, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -94,7 +100,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { live.Watch(bg, cfg.ReloadInterval) })
-	deliverer := &jobs.Deliverer{Store: st, PublicURL: cfg.PublicURL, Interval: cfg.DeliveryInterval, Log: log}
+	deliverer := &jobs.Deliverer{Store: st, PublicURL: cfg.PublicURL, Interval: cfg.DeliveryInterval, Log: log, Addresses: addresses}
 	slaChecker := &jobs.SLAChecker{Store: st, SLA: jobs.LiveSLA(live), Interval: cfg.SLAInterval, Log: log}
 	if cfg.Deliver {
 		wg.Go(func() { runJob(bg, log, "deliver", deliverer.Run) })

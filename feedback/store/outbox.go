@@ -134,10 +134,17 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 // claimed (one made by a dispatch that raced the delete). Safe to run from
 // several processes at once.
 func (s *Store) ClaimDeliveries(ctx context.Context, at time.Time, lease time.Duration, limit int) ([]feedback.PendingDelivery, error) {
+	return s.ClaimDeliveriesFor(ctx, feedback.DeliveryClaim{At: at, Lease: lease, Limit: limit})
+}
+
+// ClaimDeliveriesFor is ClaimDeliveries with the sender's bounds: at most
+// c.PerDestination deliveries of one destination, none of the destinations
+// in c.Skip (those it has requests in flight to, or holds back).
+func (s *Store) ClaimDeliveriesFor(ctx context.Context, c feedback.DeliveryClaim) ([]feedback.PendingDelivery, error) {
+	at, lease, limit := normTime(c.At), c.Lease, c.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	at = normTime(at)
 	claim := uuid.Must(uuid.NewV7()).String()
 	var ids []string
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -150,6 +157,16 @@ func (s *Store) ClaimDeliveries(ctx context.Context, at time.Time, lease time.Du
   WHERE d.id = deliveries.destination_id AND d.deleted_at IS NOT NULL) AS dead`).
 			Where("status = ? AND next_attempt_at <= ?", feedback.DeliveryPending, at).
 			Order("next_attempt_at, id").Limit(limit)
+		if len(c.Skip) > 0 {
+			q = q.Where("destination_id NOT IN ?", c.Skip)
+		}
+		if c.PerDestination > 0 {
+			// The first PerDestination due deliveries of each destination.
+			// PostgreSQL does not lock rows of a window query, so the
+			// candidates are chosen first and locked below.
+			q = q.Where(`id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY destination_id ORDER BY next_attempt_at, id) AS rn
+  FROM deliveries WHERE status = ? AND next_attempt_at <= ?) ranked WHERE rn <= ?)`, feedback.DeliveryPending, at, c.PerDestination)
+		}
 		if s.dialect == DialectPostgres {
 			q = q.Clauses(clauseSkipLock)
 		}

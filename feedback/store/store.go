@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,12 @@ import (
 const (
 	DialectPostgres = migrations.DialectPostgres
 	DialectSQLite   = migrations.DialectSQLite
+)
+
+// The values of Options.SQLiteSynchronous.
+const (
+	SyncFull   = "FULL"
+	SyncNormal = "NORMAL"
 )
 
 // Options tunes Open. The zero value is usable.
@@ -67,6 +74,12 @@ type Options struct {
 	ObserveFlush func(size int, took time.Duration, err error)
 	// MaxBatch caps the number of decisions committed together; 0 means 1000.
 	MaxBatch int
+	// SQLiteSynchronous is SQLite's synchronous setting: SyncFull (the
+	// default, "" means it) makes every commit durable before it returns,
+	// so a 2xx survives power loss; SyncNormal is faster but may lose the
+	// last commits on power loss (not on a process crash). Ignored for
+	// PostgreSQL.
+	SQLiteSynchronous string
 	// StateCache is the number of conversations whose state a lone
 	// PostgreSQL writer keeps in memory, so that a batch commits in one
 	// round trip without locking and reading its conversations first; 0
@@ -129,15 +142,75 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1000
 	}
-	if isPostgres(dsn) {
+	engine, path, err := classifyDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	if engine == DialectPostgres {
 		return openPostgres(ctx, dsn, opts)
 	}
-	return openSQLite(ctx, dsn, opts)
+	return openSQLite(ctx, path, opts)
 }
 
-func isPostgres(dsn string) bool {
-	lower := strings.ToLower(dsn)
-	return strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://")
+// pgKeyword matches the start of a PostgreSQL keyword/value connection
+// string such as "host=db user=hotlane".
+var pgKeyword = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
+
+// classifyDSN says which engine a --db value names, and for SQLite the
+// file (with any query). A value is taken for SQLite only when it looks
+// like a SQLite file, so a mistyped PostgreSQL URL or a keyword string
+// never silently becomes a new, empty SQLite file (possibly named after a
+// password).
+func classifyDSN(dsn string) (engine, path string, err error) {
+	lower := strings.ToLower(strings.TrimSpace(dsn))
+	switch {
+	case lower == "":
+		return "", "", dsnError("empty database path")
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"), pgKeyword.MatchString(dsn):
+		return DialectPostgres, dsn, nil
+	case strings.Contains(lower, ":memory:"), strings.Contains(lower, "mode=memory"):
+		return "", "", dsnError("in-memory databases are not supported, use a file")
+	case strings.HasPrefix(lower, "sqlite://"):
+		return DialectSQLite, dsn[len("sqlite://"):], nil
+	case strings.HasPrefix(lower, "file:"):
+		return DialectSQLite, dsn[len("file:"):], nil
+	}
+	file, _, _ := strings.Cut(lower, "?")
+	for _, ext := range []string{".db", ".sqlite", ".sqlite3"} {
+		if strings.HasSuffix(file, ext) {
+			return DialectSQLite, dsn, nil
+		}
+	}
+	return "", "", dsnError(fmt.Sprintf("the database %s is neither a PostgreSQL database "+
+		"(a postgres:// URL, or a keyword string such as \"host=... dbname=...\") nor a SQLite file "+
+		"(a path ending in .db or .sqlite, file:PATH or sqlite://PATH)", describeDSN(dsn)))
+}
+
+// CheckDSN reports whether Open would know which engine dsn names, without
+// opening anything, so a command can refuse a bad --db with its other
+// flag errors.
+func CheckDSN(dsn string) error {
+	_, _, err := classifyDSN(dsn)
+	return err
+}
+
+// dsnError is a --db value Open cannot use; it is feedback.ErrInvalid.
+type dsnError string
+
+func (e dsnError) Error() string { return string(e) }
+func (e dsnError) Unwrap() error { return feedback.ErrInvalid }
+
+// describeDSN names a refused --db value in an error without echoing what
+// may be a password: a URL by its scheme, anything holding @ or = not at
+// all.
+func describeDSN(dsn string) string {
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok {
+		return fmt.Sprintf("URL with scheme %q", scheme)
+	}
+	if strings.ContainsAny(dsn, "@=") {
+		return "value"
+	}
+	return fmt.Sprintf("%q", dsn)
 }
 
 func gormConfig(log *slog.Logger) *gorm.Config {
@@ -201,13 +274,17 @@ func redactDSNError(err error) error {
 }
 
 func openSQLite(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	sync := strings.ToUpper(opts.SQLiteSynchronous)
+	switch sync {
+	case "":
+		sync = SyncFull
+	case SyncFull, SyncNormal:
+	default:
+		return nil, fmt.Errorf("store: open sqlite: %w: synchronous must be %s or %s, not %q", feedback.ErrInvalid, SyncFull, SyncNormal, opts.SQLiteSynchronous)
+	}
 	path, query, _ := strings.Cut(dsn, "?")
-	path = strings.TrimPrefix(path, "file:")
 	if path == "" {
 		return nil, fmt.Errorf("store: open sqlite: %w: empty database path", feedback.ErrInvalid)
-	}
-	if strings.Contains(path, ":memory:") || strings.Contains(query, "mode=memory") {
-		return nil, fmt.Errorf("store: open sqlite: %w: in-memory databases are not supported, use a file", feedback.ErrInvalid)
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -221,7 +298,7 @@ func openSQLite(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		"_pragma=journal_mode(WAL)",
 		"_pragma=busy_timeout(10000)",
 		"_pragma=foreign_keys(1)",
-		"_pragma=synchronous(NORMAL)",
+		"_pragma=synchronous(" + sync + ")",
 		// Write transactions take the write lock up front, so two of them
 		// wait on busy_timeout instead of failing on a lock upgrade.
 		"_txlock=immediate",

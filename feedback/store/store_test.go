@@ -346,7 +346,7 @@ func TestOpenBadSQLitePath(t *testing.T) {
 		want string
 	}{
 		{"parent is a file", filepath.Join(file, "sub", "hotlane.db"), "create directory"},
-		{"path is a directory", dir, "is a directory"},
+		{"path is a directory", mkdir(t, filepath.Join(dir, "dir.db")), "is a directory"},
 		{"empty", "", "empty database path"},
 		{"memory", ":memory:", "in-memory"},
 	}
