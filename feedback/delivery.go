@@ -79,3 +79,11 @@ type DeliveryClaim struct {
 	PerDestination int
 	Skip           []string
 }
+
+// WriteHealth is how the decision writer is doing: how long its batches
+// have been failing (0 when the last one committed) and how long the batch
+// being committed has taken so far (0 when none is).
+type WriteHealth struct {
+	FailingFor time.Duration
+	StalledFor time.Duration
+}

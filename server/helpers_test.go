@@ -57,7 +57,12 @@ type harness struct {
 
 func newHarness(t *testing.T, engine string, cfg Config) *harness {
 	t.Helper()
-	store := openStore(t, engine)
+	return newHarnessOn(t, openStore(t, engine), cfg)
+}
+
+// newHarnessOn is newHarness on a store the test opened itself.
+func newHarnessOn(t *testing.T, store *store.Store, cfg Config) *harness {
+	t.Helper()
 	clock := feedbacktest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	if cfg.Now == nil {
 		cfg.Now = clock.Now

@@ -30,12 +30,18 @@ func (s *Server) handleHealth(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": s.cfg.Version})
 }
 
-// handleReady answers 200 only when the database answers, so a load
-// balancer sends no traffic to a process that could not commit a decision.
+// handleReady answers 200 only when the database answers and decision
+// writes have not been failing or stalled for more than
+// writesUnhealthyAfter, so a load balancer sends no traffic to a process
+// that could not commit a decision.
 // Rules that failed on their last model.FailingStreak evaluations in a row
 // are named under checks.rules and make the status "degraded": scoring goes
 // on without them, which is better than taking every process out of
 // service for one bad rule, but it is not silent.
+// writesUnhealthyAfter is how long decision writes may fail or stall
+// before /readyz says the process is not ready.
+const writesUnhealthyAfter = 3 * time.Second
+
 func (s *Server) handleReady(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
@@ -46,6 +52,16 @@ func (s *Server) handleReady(c *gin.Context) {
 		ready = false
 	} else {
 		checks["database"] = "ok"
+	}
+	switch h := s.pinger.WriteHealth(); {
+	case h.FailingFor > writesUnhealthyAfter:
+		checks["writes"] = fmt.Sprintf("failing for %s", h.FailingFor.Round(time.Second))
+		ready = false
+	case h.StalledFor > writesUnhealthyAfter:
+		checks["writes"] = fmt.Sprintf("stalled: a batch has been committing for %s", h.StalledFor.Round(time.Second))
+		ready = false
+	default:
+		checks["writes"] = "ok"
 	}
 	if live := s.live.Current(); live == nil {
 		checks["ruleset"] = "none published"

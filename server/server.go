@@ -76,7 +76,13 @@ type Store interface {
 	feedbackStore
 	kpiStore
 	tuningStore
+	healthChecker
+}
+
+// healthChecker is what /readyz asks the store.
+type healthChecker interface {
 	Ping(ctx context.Context) error
+	WriteHealth() feedback.WriteHealth
 }
 
 // Server is the HTTP API. Build one with New and serve Handler.
@@ -91,7 +97,7 @@ type Server struct {
 	policies  policyAdmin
 	models    modelAdmin
 	reads     readStore
-	pinger    interface{ Ping(context.Context) error }
+	pinger    healthChecker
 	engine    *gin.Engine
 
 	destinations destinationAdmin

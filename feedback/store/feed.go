@@ -38,21 +38,25 @@ func (s *Store) LabelAlert(ctx context.Context, alertID, agent, label, note stri
 	}
 	t := now()
 	var out alertLabelRow
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var a alertRow
-		if err := tx.Select("id, conversation_id").Where("id = ?", alertID).Take(&a).Error; err != nil {
-			return err
-		}
-		row := alertLabelRow{AlertID: alertID, Agent: agent, ConversationID: a.ConversationID, Label: label,
-			Note: note, CreatedAt: t, UpdatedAt: t}
-		upsert := clause.OnConflict{
-			Columns:   []clause.Column{{Name: "alert_id"}, {Name: "agent"}},
-			DoUpdates: clause.AssignmentColumns([]string{"label", "note", "updated_at"}),
-		}
-		if err := tx.Clauses(upsert).Create(&row).Error; err != nil {
-			return err
-		}
-		return tx.Where("alert_id = ? AND agent = ?", alertID, agent).Take(&out).Error
+	// The upsert is keyed by (alert, agent), so running it twice is the
+	// same as once: a transient failure is retried.
+	err := retry(ctx, func() error {
+		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			var a alertRow
+			if err := tx.Select("id, conversation_id").Where("id = ?", alertID).Take(&a).Error; err != nil {
+				return err
+			}
+			row := alertLabelRow{AlertID: alertID, Agent: agent, ConversationID: a.ConversationID, Label: label,
+				Note: note, CreatedAt: t, UpdatedAt: t}
+			upsert := clause.OnConflict{
+				Columns:   []clause.Column{{Name: "alert_id"}, {Name: "agent"}},
+				DoUpdates: clause.AssignmentColumns([]string{"label", "note", "updated_at"}),
+			}
+			if err := tx.Clauses(upsert).Create(&row).Error; err != nil {
+				return err
+			}
+			return tx.Where("alert_id = ? AND agent = ?", alertID, agent).Take(&out).Error
+		})
 	})
 	if err != nil {
 		return feedback.AlertLabel{}, fmt.Errorf("store: label alert %q: %w", alertID, translate(err))

@@ -259,6 +259,7 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*Store, error)
 		pool.Close()
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
+	retryReadsOn(db, sqlDB)
 	s := &Store{db: db, sqlDB: sqlDB, dialect: DialectPostgres, log: opts.Logger, pool: pool}
 	s.w = newWriter(s, opts)
 	return s, nil
@@ -319,6 +320,7 @@ func openSQLite(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("store: open sqlite %q: %w", path, err)
 	}
+	retryReadsOn(db, sqlDB)
 	s := &Store{db: db, sqlDB: sqlDB, dialect: DialectSQLite, log: opts.Logger}
 	s.w = newWriter(s, opts)
 	return s, nil

@@ -3,12 +3,16 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -404,6 +408,18 @@ func TestTranslate(t *testing.T) {
 		{"serialization failure", &pgconn.PgError{Code: "40001"}, feedback.ErrUnavailable, feedback.ErrConflict},
 		{"deadlock", &pgconn.PgError{Code: "40P01"}, feedback.ErrUnavailable, feedback.ErrConflict},
 		{"no rows", pgx.ErrNoRows, feedback.ErrNotFound, feedback.ErrConflict},
+		// A lost or refused connection, a server shutting down or out of
+		// connections, SQLite busy: the client is not at fault (503).
+		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, feedback.ErrUnavailable, feedback.ErrInvalid},
+		{"crash shutdown", &pgconn.PgError{Code: "57P02"}, feedback.ErrUnavailable, feedback.ErrInvalid},
+		{"cannot connect now", &pgconn.PgError{Code: "57P03"}, feedback.ErrUnavailable, feedback.ErrInvalid},
+		{"connection failure", &pgconn.PgError{Code: "08006"}, feedback.ErrUnavailable, feedback.ErrInvalid},
+		{"too many connections", &pgconn.PgError{Code: "53300"}, feedback.ErrUnavailable, feedback.ErrInvalid},
+		{"lock not available", &pgconn.PgError{Code: "55P03"}, feedback.ErrUnavailable, feedback.ErrConflict},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, feedback.ErrUnavailable, feedback.ErrInvalid},
+		{"unexpected EOF", io.ErrUnexpectedEOF, feedback.ErrUnavailable, feedback.ErrInvalid},
+		{"bad connection", driver.ErrBadConn, feedback.ErrUnavailable, feedback.ErrInvalid},
+		{"int4 overflow", &pgconn.PgError{Code: "22003"}, feedback.ErrInvalid, feedback.ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,6 +39,12 @@ type writer struct {
 	maxBatch int
 	timeout  time.Duration
 	flush    func(ctx context.Context, batch []*writeReq) error
+
+	// flushing is when the batch being committed started (unix ns), 0 when
+	// none is; failingSince is when the current run of failed batches
+	// began, 0 when the last batch committed; lastFailure is when the last
+	// batch failed.
+	flushing, failingSince, lastFailure atomic.Int64
 
 	mu      sync.RWMutex // held shared while enqueueing, exclusively by close
 	closed  bool
@@ -209,6 +216,14 @@ func (w *writer) commit(batch []*writeReq) {
 		return
 	}
 	err := w.tryFlush(live)
+	switch {
+	case err == nil:
+		w.failingSince.Store(0)
+	case !isDataError(err):
+		t := time.Now().UnixNano()
+		w.failingSince.CompareAndSwap(0, t)
+		w.lastFailure.Store(t)
+	}
 	if err != nil && len(live) > 1 && isDataError(err) {
 		w.log.Warn("decision batch refused, retrying one by one", slog.Int("batch_size", len(live)), slog.Any("error", err))
 		for _, r := range live {
@@ -233,6 +248,8 @@ func (w *writer) commit(batch []*writeReq) {
 func (w *writer) tryFlush(batch []*writeReq) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
+	w.flushing.Store(time.Now().UnixNano())
+	defer w.flushing.Store(0)
 	if w.observe != nil {
 		start := time.Now()
 		defer func() { w.observe(len(batch), time.Since(start), err) }()
@@ -250,4 +267,36 @@ func (w *writer) tryFlush(batch []*writeReq) (err error) {
 		err = w.flush(ctx, batch)
 	}
 	return err
+}
+
+// failureMemory is how long a failed batch counts when no batch came
+// since: a process taken out of service for failing writes gets no more
+// decisions to learn that writes work again, so it reports healthy once
+// this has passed and the next batch tells.
+const failureMemory = 10 * time.Second
+
+// health reports how long w's batches have been failing and how long its
+// current batch has been committing, at now.
+func (w *writer) health(now time.Time) feedback.WriteHealth {
+	var h feedback.WriteHealth
+	if t := w.failingSince.Load(); t != 0 && now.Sub(time.Unix(0, w.lastFailure.Load())) < failureMemory {
+		h.FailingFor = now.Sub(time.Unix(0, t))
+	}
+	if t := w.flushing.Load(); t != 0 {
+		h.StalledFor = now.Sub(time.Unix(0, t))
+	}
+	return h
+}
+
+// WriteHealth reports the worst of the decision writers: how long their
+// batches have been failing and how long a batch has been committing.
+func (s *Store) WriteHealth() feedback.WriteHealth {
+	now := time.Now()
+	var out feedback.WriteHealth
+	for _, w := range s.w.shards {
+		h := w.health(now)
+		out.FailingFor = max(out.FailingFor, h.FailingFor)
+		out.StalledFor = max(out.StalledFor, h.StalledFor)
+	}
+	return out
 }
