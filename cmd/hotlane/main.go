@@ -67,6 +67,8 @@ Usage:
   hotlane apikey create --name NAME --scopes score,feedback,admin
   hotlane apikey list
   hotlane apikey revoke ID
+  hotlane user create --email E --role agent|lead|admin [--team T] --password-stdin
+  hotlane user list | disable E | set-password E --password-stdin     web UI accounts
   hotlane rules apply FILE [--note TEXT]     publish a policy document (YAML or JSON)
   hotlane rules validate FILE                check a policy document without a database
   hotlane rules show [VERSION]               print the live (or a given) ruleset
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runMigrate(ctx, rest, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, stdout, stderr)
+	case "user":
+		return runUser(ctx, rest, stdin, stdout, stderr)
 	case "rules":
 		return runRules(ctx, rest, stdout, stderr)
 	case "bench":
