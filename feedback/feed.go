@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hotlane/hotlane/model"
 )
 
 // Alert labels an agent may give.
@@ -50,6 +52,11 @@ type AlertQuery struct {
 	Status string
 	// Team keeps the alerts routed to one team when set.
 	Team string
+	// Tier, Channel and ConversationID keep the alerts of one tier,
+	// channel or conversation when set.
+	Tier           model.Tier
+	Channel        string
+	ConversationID string
 	// Since keeps alerts created at or after it when set.
 	Since time.Time
 	// Limit caps the page; <= 0 means 50, and it is capped at 500.

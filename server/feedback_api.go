@@ -43,6 +43,8 @@ func (s *Server) feedbackRoutes(v1 *gin.RouterGroup) {
 	v1.GET("/conversations/:id/events", fb, s.handleListEvents)
 	v1.POST("/conversations/:id/events", fb, s.handleAddEvent)
 	v1.GET("/kpis", fb, s.handleKPIs)
+	v1.GET("/conversations", fb, s.handleListConversations)
+	v1.GET("/stream", fb, s.handleStream)
 }
 
 // unprocessable is a well-formed request with a value Hotlane refuses.
@@ -220,6 +222,7 @@ func (s *Server) handleLabelAlert(c *gin.Context) {
 		writeError(c, s.log, fromInvalid(fmt.Errorf("label alert: %w", err)))
 		return
 	}
+	s.emit(liveEvent{Type: "label", ConversationID: l.ConversationID, AlertID: l.AlertID})
 	c.JSON(http.StatusOK, toLabelJSON(l))
 }
 
@@ -380,6 +383,9 @@ func (s *Server) handleAddEvent(c *gin.Context) {
 		}
 		writeError(c, s.log, fromInvalid(fmt.Errorf("add event: %w", err)))
 		return
+	}
+	if !replayed {
+		s.emit(liveEvent{Type: "event", ConversationID: ev.ConversationID})
 	}
 	if replayed {
 		c.Header("Idempotent-Replayed", "true")

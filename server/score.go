@@ -255,6 +255,14 @@ func (s *Server) handleScore(c *gin.Context) {
 		return
 	}
 	s.countDecision(live, in.channel, d)
+	if s.emitting() {
+		ev := liveEvent{Type: "decision", ConversationID: rec.ConversationID, Tier: rec.Tier.String(), Channel: rec.Channel, Team: d.Route.Team}
+		s.emit(ev)
+		if out.Alert != nil && out.Alert.Status == feedback.AlertStatusFired {
+			ev.Type, ev.AlertID = "alert", out.Alert.ID
+			s.emit(ev)
+		}
+	}
 
 	c.Data(http.StatusOK, "application/json; charset=utf-8",
 		appendScoreResponse(make([]byte, 0, 320+len(reasonsJSON)), &rec, out, reasonsJSON, routeJSON))

@@ -16,12 +16,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/templates"
 )
 
 // Config is the part of Hotlane's configuration the HTTP server uses.
@@ -47,6 +49,13 @@ type Config struct {
 	// Tuning runs the tuning job and applies reports for the tuning
 	// endpoints; nil makes them answer 503.
 	Tuning Tuning
+	// Pages are the web UI's parsed templates; nil parses them in New,
+	// which panics on a broken template (cmd loads them first to report
+	// the error cleanly).
+	Pages *templates.Engine
+	// SecureCookies marks the session cookie Secure, for a UI served over
+	// https (--public-url).
+	SecureCookies bool
 	// Addresses says which addresses a destination's URL may name; the
 	// zero value allows public addresses only. The sender checks resolved
 	// addresses again on every delivery.
@@ -77,6 +86,8 @@ type Store interface {
 	kpiStore
 	tuningStore
 	healthChecker
+	webStore
+	liveShare
 }
 
 // healthChecker is what /readyz asks the store.
@@ -104,6 +115,15 @@ type Server struct {
 	fb           feedbackAPI
 	tuning       tuningStore
 	tuner        Tuning
+
+	web    webStore
+	pages  *templates.Engine
+	logins *loginLimiter
+
+	events       *broker
+	relay        *relay // nil unless the database shares live events
+	stopStreams  chan struct{}
+	closeStreams sync.Once
 }
 
 // New builds the server and its routes. It does not load the live ruleset:
@@ -142,6 +162,18 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 	s.tuning = store
 	s.tuner = cfg.Tuning
 	s.fb = feedbackAPI{store: store, kpis: store}
+	s.web = store
+	s.pages = cfg.Pages
+	if s.pages == nil {
+		pages, err := templates.Load()
+		if err != nil {
+			panic(err)
+		}
+		s.pages = pages
+	}
+	s.logins = &loginLimiter{fails: map[string][]time.Time{}}
+	s.events, s.stopStreams = newBroker(), make(chan struct{})
+	s.relay = newRelay(store)
 	s.engine = s.routes()
 	return s
 }
@@ -201,5 +233,6 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/reports/:id/apply", admin, s.handleApplyReport)
 	s.destinationRoutes(v1, admin)
 	s.feedbackRoutes(v1)
+	s.webRoutes(r)
 	return r
 }

@@ -16,9 +16,10 @@ import (
 func TestLayout(t *testing.T) {
 	const mod = "github.com/hotlane/hotlane/"
 	allowed := map[string][]string{
-		"cmd/hotlane":              {"cmd/hotlane/loadgen", "server", "jobs", "feedback/store", "feedback", "model"},
+		"cmd/hotlane":              {"cmd/hotlane/loadgen", "server", "jobs", "feedback/store", "feedback", "model", "templates"},
 		"cmd/hotlane/loadgen":      {},
-		"server":                   {"feedback", "model"},
+		"server":                   {"feedback", "model", "templates"},
+		"templates":                {},
 		"jobs":                     {"feedback", "model"},
 		"feedback":                 {"model"},
 		"feedback/feedbacktest":    {},

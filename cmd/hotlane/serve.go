@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/hotlane/hotlane/feedback/store"
 	"github.com/hotlane/hotlane/jobs"
 	"github.com/hotlane/hotlane/server"
+	"github.com/hotlane/hotlane/templates"
 )
 
 // runServe serves the API until ctx ends, then drains in-flight requests
@@ -35,6 +37,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 
 	// The metrics come first, so that the store's writer and the live
 	// holder report to them from the start.
+	// The pages parse first: a broken template stops here, before the
+	// database is touched.
+	pages, err := templates.Load()
+	if err != nil {
+		return err
+	}
 	metrics := server.NewMetrics()
 	stateCache := cfg.StateCache
 	if stateCache == 0 {
@@ -81,6 +89,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		Metrics:       metrics,
 		Tuning:        tuner,
 		Addresses:     addresses,
+		Pages:         pages,
+		SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 	}, st, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -100,6 +110,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { live.Watch(bg, cfg.ReloadInterval) })
+	wg.Go(func() { runJob(bg, log, "live-events", srv.RunLiveEvents) })
 	deliverer := &jobs.Deliverer{Store: st, PublicURL: cfg.PublicURL, Interval: cfg.DeliveryInterval, Log: log, Addresses: addresses}
 	slaChecker := &jobs.SLAChecker{Store: st, SLA: jobs.LiveSLA(live), Interval: cfg.SLAInterval, Log: log}
 	if cfg.Deliver {
@@ -140,6 +151,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	log.Info("shutting down: draining in-flight requests", slog.Duration("timeout", cfg.ShutdownTimeout))
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	srv.CloseStreams() // open event streams would hold Shutdown until its timeout
 	err = httpSrv.Shutdown(shutCtx)
 	stopBG()
 	wg.Wait()

@@ -180,6 +180,22 @@ func (s *Store) ConversationDecisions(ctx context.Context, conversationID string
 	return out, nil
 }
 
+// Decisions returns the decisions with the given ids that exist, by id.
+func (s *Store) Decisions(ctx context.Context, ids []string) (map[string]feedback.Decision, error) {
+	out := make(map[string]feedback.Decision, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []decisionRow
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("store: decisions: %w", translate(err))
+	}
+	for _, r := range rows {
+		out[r.ID] = r.toDecision()
+	}
+	return out, nil
+}
+
 // Conversation returns the conversation with id; ErrNotFound when there is
 // none.
 func (s *Store) Conversation(ctx context.Context, id string) (feedback.Conversation, error) {

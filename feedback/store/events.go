@@ -94,9 +94,14 @@ func (s *Store) AddEvent(ctx context.Context, e feedback.Event, idem feedback.Id
 		if err := tx.Create(&row).Error; err != nil {
 			return err
 		}
-		if e.Type == feedback.EventFirstResponse {
+		switch e.Type {
+		case feedback.EventFirstResponse:
 			return tx.Exec(`UPDATE conversations SET first_response_at = ?
 WHERE id = ? AND (first_response_at IS NULL OR first_response_at > ?)`, row.At, row.ConversationID, row.At).Error
+		case feedback.EventClosed, feedback.EventConverted, feedback.EventLost:
+			// The conversation leaves the live queue until a later decision.
+			return tx.Exec(`UPDATE conversations SET closed_at = ?
+WHERE id = ? AND (closed_at IS NULL OR closed_at < ?)`, row.At, row.ConversationID, row.At).Error
 		}
 		return nil
 	})

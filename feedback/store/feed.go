@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 type alertLabelRow struct {
@@ -87,24 +88,9 @@ func (s *Store) Alerts(ctx context.Context, q feedback.AlertQuery) (feedback.Ale
 		q.Limit = 50
 	}
 	q.Limit = min(q.Limit, 500)
-	db := s.db.WithContext(ctx).Model(&alertRow{})
-	labelled := "EXISTS (SELECT 1 FROM alert_labels l WHERE l.alert_id = alerts.id)"
-	switch q.Status {
-	case "":
-	case feedback.FeedUnlabelled:
-		db = db.Where("status = ? AND NOT "+labelled, "fired")
-	case feedback.FeedLabelled:
-		db = db.Where(labelled)
-	case feedback.FeedSuppressed:
-		db = db.Where("status = ?", "suppressed")
-	default:
-		return feedback.AlertPage{}, fmt.Errorf("store: alerts: %w: status must be unlabelled, labelled or suppressed", feedback.ErrInvalid)
-	}
-	if q.Team != "" {
-		db = db.Where("team = ?", q.Team)
-	}
-	if !q.Since.IsZero() {
-		db = db.Where("created_at >= ?", normTime(q.Since))
+	db, err := s.alertsWhere(ctx, q)
+	if err != nil {
+		return feedback.AlertPage{}, fmt.Errorf("store: alerts: %w", err)
 	}
 	if q.Cursor != "" {
 		at, id, err := feedback.DecodeFeedCursor(q.Cursor)
@@ -131,6 +117,39 @@ func (s *Store) Alerts(ctx context.Context, q feedback.AlertQuery) (feedback.Ale
 		return feedback.AlertPage{}, fmt.Errorf("store: alerts: %w", err)
 	}
 	return page, nil
+}
+
+// alertsWhere is the query of the alerts q selects, before paging.
+func (s *Store) alertsWhere(ctx context.Context, q feedback.AlertQuery) (*gorm.DB, error) {
+	db := s.db.WithContext(ctx).Model(&alertRow{})
+	labelled := "EXISTS (SELECT 1 FROM alert_labels l WHERE l.alert_id = alerts.id)"
+	switch q.Status {
+	case "":
+	case feedback.FeedUnlabelled:
+		db = db.Where("status = ? AND NOT "+labelled, "fired")
+	case feedback.FeedLabelled:
+		db = db.Where(labelled)
+	case feedback.FeedSuppressed:
+		db = db.Where("status = ?", "suppressed")
+	default:
+		return nil, fmt.Errorf("%w: status must be unlabelled, labelled or suppressed", feedback.ErrInvalid)
+	}
+	if q.Team != "" {
+		db = db.Where("team = ?", q.Team)
+	}
+	if q.Tier != model.TierNone {
+		db = db.Where("tier = ?", q.Tier.String())
+	}
+	if q.Channel != "" {
+		db = db.Where("channel = ?", q.Channel)
+	}
+	if q.ConversationID != "" {
+		db = db.Where("conversation_id = ?", q.ConversationID)
+	}
+	if !q.Since.IsZero() {
+		db = db.Where("created_at >= ?", normTime(q.Since))
+	}
+	return db, nil
 }
 
 // attachLabels loads the labels of alerts in one query.

@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
+)
+
+// tierRank orders tiers in SQL, urgent first.
+const tierRank = `CASE c.tier WHEN 'urgent' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END`
+
+// routeField is the SQL reading one field of the last decision's route.
+func (s *Store) routeField(field string) string {
+	if s.dialect == DialectPostgres {
+		return "(d.route->>'" + field + "')"
+	}
+	return "json_extract(d.route, '$." + field + "')"
+}
+
+// queueRow is a conversation and its last decision's route and reasons.
+type queueRow struct {
+	ID              string
+	Channel         string
+	Tier            string
+	Score           float64
+	LastDecisionID  string
+	Decisions       int64
+	FirstSeenAt     time.Time
+	UpdatedAt       time.Time
+	AlertedTier     string
+	LastAlertAt     *time.Time
+	FirstTopAt      *time.Time
+	FirstResponseAt *time.Time
+	SLAEscalatedAt  *time.Time `gorm:"column:sla_escalated_at"`
+	Route           string
+	Reasons         string
+}
+
+func (r queueRow) conversation() conversationRow {
+	return conversationRow{ID: r.ID, Channel: r.Channel, Tier: r.Tier, Score: r.Score, LastDecisionID: r.LastDecisionID,
+		Decisions: r.Decisions, FirstSeenAt: r.FirstSeenAt, UpdatedAt: r.UpdatedAt, AlertedTier: r.AlertedTier,
+		LastAlertAt: r.LastAlertAt, FirstTopAt: r.FirstTopAt, FirstResponseAt: r.FirstResponseAt, SLAEscalatedAt: r.SLAEscalatedAt}
+}
+
+// OpenConversations reads the live queue: conversations not ended by a
+// closed, converted or lost event since their last decision, decided
+// within feedback.QueueWindow of q.Now, most urgent first, then longest
+// waiting, then highest score; with the counts of the whole queue.
+func (s *Store) OpenConversations(ctx context.Context, q feedback.QueueQuery) (feedback.QueuePage, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	q.Limit, q.Offset = min(q.Limit, 500), max(q.Offset, 0)
+	if q.Now.IsZero() {
+		q.Now = now()
+	}
+	where := []string{"(c.closed_at IS NULL OR c.closed_at < c.updated_at)", "c.updated_at >= ?"}
+	args := []any{normTime(q.Now.Add(-feedback.QueueWindow))}
+	if q.Tier != model.TierNone {
+		where, args = append(where, "c.tier = ?"), append(args, q.Tier.String())
+	}
+	if q.Channel != "" {
+		where, args = append(where, "c.channel = ?"), append(args, q.Channel)
+	}
+	switch {
+	case q.Mine:
+		where = append(where, "("+s.routeField("team")+" = ? OR "+s.routeField("owner")+" = ?)")
+		args = append(args, q.Team, q.Owner)
+	case q.Team != "":
+		where, args = append(where, s.routeField("team")+" = ?"), append(args, q.Team)
+	}
+	from := " FROM conversations c JOIN decisions d ON d.id = c.last_decision_id WHERE " + strings.Join(where, " AND ")
+
+	var rows []queueRow
+	err := s.db.WithContext(ctx).Raw(`SELECT c.*, d.route AS route, d.reasons AS reasons`+from+
+		` ORDER BY `+tierRank+` DESC, c.first_seen_at ASC, c.score DESC, c.id ASC LIMIT ? OFFSET ?`,
+		append(args, q.Limit, q.Offset)...).Scan(&rows).Error
+	if err != nil {
+		return feedback.QueuePage{}, fmt.Errorf("store: open conversations: %w", translate(err))
+	}
+	page := feedback.QueuePage{ByTier: map[model.Tier]int{}}
+	page.Items = make([]feedback.QueueItem, len(rows))
+	for i, r := range rows {
+		page.Items[i] = feedback.NewQueueItem(r.conversation().toConversation(), []byte(r.Route), []byte(r.Reasons), q.Now, q.SLA)
+	}
+
+	// The counts: per tier, and past the SLA (its clock starts at the first
+	// urgent or high decision and stops at the first response).
+	pastSLA := "0"
+	var slaArgs []any
+	if q.SLA != nil {
+		var cases []string
+		for _, t := range []model.Tier{model.TierUrgent, model.TierHigh, model.TierMedium, model.TierLow} {
+			if d := q.SLA(t); d > 0 {
+				cases = append(cases, "(c.tier = ? AND c.first_top_at < ?)")
+				slaArgs = append(slaArgs, t.String(), normTime(q.Now.Add(-d)))
+			}
+		}
+		if len(cases) > 0 {
+			pastSLA = "CASE WHEN c.first_response_at IS NULL AND (" + strings.Join(cases, " OR ") + ") THEN 1 ELSE 0 END"
+		}
+	}
+	var counts []struct {
+		Tier    string
+		N       int
+		PastSLA int
+	}
+	err = s.db.WithContext(ctx).Raw(`SELECT c.tier AS tier, COUNT(*) AS n, SUM(`+pastSLA+`) AS past_sla`+from+` GROUP BY c.tier`,
+		append(slaArgs, args...)...).Scan(&counts).Error
+	if err != nil {
+		return feedback.QueuePage{}, fmt.Errorf("store: open conversations: count: %w", translate(err))
+	}
+	for _, c := range counts {
+		page.ByTier[parseTier(c.Tier)] += c.N
+		page.Total += c.N
+		page.PastSLA += c.PastSLA
+	}
+	return page, nil
+}
+
+// CountAlerts counts the alerts q selects (its Cursor and Limit aside):
+// the navigation's count of unlabelled alerts.
+func (s *Store) CountAlerts(ctx context.Context, q feedback.AlertQuery) (int, error) {
+	db, err := s.alertsWhere(ctx, q)
+	if err != nil {
+		return 0, fmt.Errorf("store: count alerts: %w", err)
+	}
+	var n int64
+	if err := db.Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("store: count alerts: %w", translate(err))
+	}
+	return int(n), nil
+}
