@@ -1,10 +1,10 @@
 package server
 
 import (
-	"slices"
 	"context"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
