@@ -266,3 +266,16 @@ func PlanAlerts(batch []*Decision, stored map[string]AlertState, firedPastHour m
 	}
 	return res
 }
+
+// PlanAlert is what a policy's alerts section says about decision d on
+// channel, in the terms the store applies it.
+func PlanAlert(ap *model.AlertPolicy, channel string, d model.Decision) AlertPlan {
+	return AlertPlan{
+		Alerts:          ap.Alerts(channel, d.Tier),
+		Team:            d.Route.Team,
+		Owner:           d.Route.Owner,
+		Cooldown:        ap.Cooldown(),
+		HourlyBudget:    ap.HourlyBudget(d.Route.Team),
+		ExplorationRate: ap.ExplorationRate(),
+	}
+}

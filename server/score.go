@@ -245,7 +245,7 @@ func (s *Server) handleScore(c *gin.Context) {
 		msg := in.message
 		rec.Message = &msg
 	}
-	rec.Alert = alertPlan(live.Scorer.Policy().Alerts(), in.channel, d)
+	rec.Alert = feedback.PlanAlert(live.Scorer.Policy().Alerts(), in.channel, d)
 	out, err := s.decisions.Record(c.Request.Context(), rec)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
@@ -266,19 +266,6 @@ func (s *Server) handleScore(c *gin.Context) {
 
 	c.Data(http.StatusOK, "application/json; charset=utf-8",
 		appendScoreResponse(make([]byte, 0, 320+len(reasonsJSON)), &rec, out, reasonsJSON, routeJSON))
-}
-
-// alertPlan is what the policy's alerts section says about decision d, in
-// the terms the store applies it.
-func alertPlan(ap *model.AlertPolicy, channel string, d model.Decision) feedback.AlertPlan {
-	return feedback.AlertPlan{
-		Alerts:          ap.Alerts(channel, d.Tier),
-		Team:            d.Route.Team,
-		Owner:           d.Route.Owner,
-		Cooldown:        ap.Cooldown(),
-		HourlyBudget:    ap.HourlyBudget(d.Route.Team),
-		ExplorationRate: ap.ExplorationRate(),
-	}
 }
 
 // appendScoreResponse writes the JSON of scoreResponse by hand, reusing

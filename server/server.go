@@ -4,9 +4,13 @@
 // and the OpenAPI document. Handlers validate requests, score with the live
 // pairing of ruleset and model (feedback.Live), call the store through the
 // small interfaces declared beside them, and map errors to one JSON error
-// shape (errors.go).
+// shape (errors.go). It also serves the web UI (web.go, web_pages.go):
+// server-rendered pages from templates on a session cookie, and the live
+// events the queue and /v1/stream carry (live_events.go, shared between
+// processes by live_relay.go).
 //
-// server imports feedback and model, and nothing else of Hotlane's: cmd
+// server imports feedback, model and templates, and nothing else of
+// Hotlane's: cmd
 // builds it on the store, the live holder, the metrics and the tuning job
 // (the Tuning interface), so the server never reaches the database or the
 // jobs except through what it is handed.

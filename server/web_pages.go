@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,33 +33,55 @@ func parseTierParam(s string) (model.Tier, bool) {
 	return t, err == nil && t != model.TierNone
 }
 
-// reasonText turns stored reasons into a short sentence: rules by their
-// description (their name when they have none), features by their signal
-// and value, each with its contribution to the logit.
+// minReason is the smallest contribution a reason sentence names: below
+// it a rule or a feature moved the score by less than a percent or so.
+const minReason = 0.05
+
+// reasonText turns stored reasons into a short sentence: first the rules
+// that set a tier floor (they explain the tier whatever their weight), then
+// the rest by the size of their effect: rules by their description (their
+// name when they have none), features by their signal and value, each with
+// its contribution to the logit. Contributions too small to matter are
+// left out.
 func reasonText(reasons []model.Reason, describe map[string]string, max int) string {
+	kept := make([]model.Reason, 0, len(reasons))
+	for _, r := range reasons {
+		if r.TierFloor != "" || math.Abs(r.Contribution) >= minReason {
+			kept = append(kept, r)
+		}
+	}
+	sort.SliceStable(kept, func(i, j int) bool {
+		if (kept[i].TierFloor != "") != (kept[j].TierFloor != "") {
+			return kept[i].TierFloor != ""
+		}
+		return math.Abs(kept[i].Contribution) > math.Abs(kept[j].Contribution)
+	})
 	var parts []string
-	for i, r := range reasons {
+	for i, r := range kept {
 		if i == max {
-			parts = append(parts, fmt.Sprintf("%d more", len(reasons)-max))
+			parts = append(parts, fmt.Sprintf("%d more", len(kept)-max))
 			break
 		}
-		var what string
-		switch r.Kind {
-		case "rule":
-			what = r.Name
+		what := r.Name
+		switch {
+		case r.Kind == "rule":
 			if d := describe[r.Name]; d != "" {
 				what = d
 			}
-		default:
-			what = r.Name
-			if r.Value != nil {
-				what = fmt.Sprintf("%s %v", r.Name, r.Value)
+		case r.Value != nil && !strings.Contains(r.Name, "="):
+			what = fmt.Sprintf("%s %v", r.Name, r.Value)
+		}
+		effect := templates.Signed(r.Contribution)
+		if r.TierFloor != "" {
+			effect = "at least " + r.TierFloor
+			if math.Abs(r.Contribution) >= minReason {
+				effect += ", " + templates.Signed(r.Contribution)
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s)", what, templates.Signed(r.Contribution)))
+		parts = append(parts, fmt.Sprintf("%s (%s)", what, effect))
 	}
 	if len(parts) == 0 {
-		return "No rule fired; the score is the base rate."
+		return "Nothing stands out; the score is close to the base rate."
 	}
 	return strings.Join(parts, ", ")
 }
@@ -254,7 +277,7 @@ type alertRowView struct {
 	ID, ConversationID, ConversationURL, Channel, Tier, Team, Ago, Reasons, Held, MyLabel, MyNote, OtherLabels string
 	Score                                                                                                      float64
 	CreatedAt                                                                                                  time.Time
-	Review, Labelled                                                                                           bool
+	Review, Labelled, SLA                                                                                      bool
 }
 
 type alertsPage struct {
@@ -331,6 +354,7 @@ func (s *Server) handleAlertsPage(c *gin.Context) {
 			row.Reasons = reasonText(decodeReasons(d.Reasons), pv.describe, 4)
 		}
 		if a.Kind == feedback.AlertKindSLA {
+			row.SLA = true
 			row.Reasons = "No first response within the SLA. " + row.Reasons
 		}
 		if a.Status != feedback.AlertStatusFired {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 const testPassword = "correct horse battery"
@@ -363,7 +364,7 @@ func TestQueueAndConversationPages(t *testing.T) {
 	agent := w.cookies[feedback.RoleAgent]
 	w.score(`{"conversation_id":"chat-2","channel":"web","signals":{"pricing_page_views":1}}`)
 	body := w.page(http.MethodGet, "/", nil, agent, nil).Body.String()
-	for _, want := range []string{"1 high chat waiting, of 2 open conversations.", `id="c-chat-1"`, `id="c-chat-2"`, "big-deal (+2.5)", "retention"} {
+	for _, want := range []string{"1 high chat waiting, of 2 open conversations.", `id="c-chat-1"`, `id="c-chat-2"`, "big-deal (at least high, +2.5)", "retention"} {
 		if !strings.Contains(strings.ReplaceAll(body, "&#43;", "+"), want) {
 			t.Errorf("queue lacks %q", want)
 		}
@@ -535,5 +536,23 @@ func TestLiveEventsAcrossProcesses(t *testing.T) {
 		case <-deadline:
 			t.Fatal("a decision on one process never reached the other's streams")
 		}
+	}
+}
+
+func TestReasonText(t *testing.T) {
+	reasons := []model.Reason{
+		{Kind: "rule", Name: "tiny", Contribution: 0.01},
+		{Kind: "feature", Name: "deal_size", Contribution: 1.3, Value: 80000.0},
+		{Kind: "rule", Name: "enterprise", Contribution: -0.04, TierFloor: "urgent"},
+		{Kind: "feature", Name: "plan=pro", Contribution: -0.7, Value: "pro"},
+		{Kind: "rule", Name: "angry", Contribution: 2},
+	}
+	got := reasonText(reasons, map[string]string{"angry": "The visitor is angry"}, 3)
+	want := "enterprise (at least urgent), The visitor is angry (+2.0), deal_size 80000 (+1.3), 1 more"
+	if got != want {
+		t.Errorf("reasonText = %q\nwant          %q", got, want)
+	}
+	if got := reasonText(nil, nil, 3); !strings.Contains(got, "base rate") {
+		t.Errorf("no reasons: %q", got)
 	}
 }

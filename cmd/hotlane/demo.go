@@ -27,6 +27,7 @@ type demoStore interface {
 	CreateAPIKey(ctx context.Context, name string, scopes []string) (feedback.APIKey, string, error)
 	ImportHistory(ctx context.Context, rows []feedback.ImportedConversation) (feedback.ImportResult, error)
 	jobs.TuneStore
+	demoLiveStore
 }
 
 // Demo history: three weeks of past conversations from the synthetic world
@@ -67,6 +68,9 @@ func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.
 			if err := seedDemoHistory(ctx, store, compiled, pv.Version, stdout, log); err != nil {
 				return fmt.Errorf("history: %w", err)
 			}
+			if err := seedDemoLive(ctx, store, stdout); err != nil {
+				return fmt.Errorf("live queue: %w", err)
+			}
 		}
 	case err != nil:
 		return err
@@ -74,6 +78,9 @@ func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.
 		log.Info("demo: a ruleset is already live; not seeding one")
 	}
 
+	if err := seedDemoUsers(ctx, store, stdout, addr); err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
 	keys, err := store.ListAPIKeys(ctx)
 	if err != nil {
 		return err

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds Debian's chromium. Without it the browser tests skip on
+// a laptop and fail in CI (CI=true or HOTLANE_REQUIRE_BROWSER=1), where
+// .ci/run installs it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" || os.Getenv("HOTLANE_REQUIRE_BROWSER") == "1" {
+		t.Fatal("Chromium is required for the browser tests (CI=true or HOTLANE_REQUIRE_BROWSER=1): apt-get install chromium")
+	}
+	t.Skip("browser tests skipped: Chromium not found (apt-get install chromium to run them)")
+	return ""
+}
+
+// browser starts a headless Chromium and returns a tab's context.
+func browser(t *testing.T, width, height int) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.WindowSize(width, height), chromedp.Flag("force-device-scale-factor", "1"))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(alloc)
+	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshot saves the page under HOTLANE_SCREENSHOTS (the README's
+// pictures come from there: HOTLANE_SCREENSHOTS=docs/screenshots), else
+// in the test's temporary directory.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("HOTLANE_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", "..", dir) // relative to the repository
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s", path)
+}
+
+// demoPassword finds a demo user's password in serve's output.
+func demoPassword(t *testing.T, out, role string) (email, password string) {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^\s+` + role + `\s+(\S+@\S+)\s+(\S+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no %s user in the demo's output:\n%s", role, out)
+	}
+	return m[1], m[2]
+}
+
+func textOf(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// An agent's shift, in a real browser on the demo: sign in, watch a chat
+// scored by the platform appear in the open queue without a reload, label
+// an alert with the keyboard and see the count drop, confirm a tier.
+func TestBrowserAgent(t *testing.T) {
+	ctx := browser(t, 1280, 900)
+	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--log-level", "error")
+	defer srv.stop(t)
+	base := "http://" + srv.addr
+	email, password := demoPassword(t, srv.out, "agent")
+
+	// An anonymous visit goes to the login page, and back after it.
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/alerts?status=unlabelled"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.SendKeys(chromedp.ID("password"), "not the password"),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.CSS(".error")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := textOf(t, ctx, ".error"); msg != "The email or the password is wrong." {
+		t.Errorf("login error = %q", msg)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.ID("feed")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(url, "/alerts?status=unlabelled") {
+		t.Errorf("after login at %s, want back at the alerts", url)
+	}
+
+	// Label the first alert with the keyboard: j, then u.
+	before, err := strconv.Atoi(textOf(t, ctx, "#unlabelled-count"))
+	if err != nil || before == 0 {
+		t.Fatalf("unlabelled count %q: the demo should leave alerts to label", textOf(t, ctx, "#unlabelled-count"))
+	}
+	screenshot(t, ctx, "alerts.png")
+	err = chromedp.Do(ctx,
+		chromedp.KeyEvent("j"),
+		chromedp.KeyEvent("u"),
+		chromedp.WaitVisible(chromedp.CSS("#feed li.labelled")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := textOf(t, ctx, "#unlabelled-count"); after != strconv.Itoa(before-1) {
+		t.Errorf("unlabelled count after a label = %s, want %d", after, before-1)
+	}
+	pressed, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("#feed li.labelled button.useful"), "aria-pressed"))
+	if err != nil || pressed.Value != "true" {
+		t.Errorf("the useful button is not marked pressed: %q %v", pressed.Value, err)
+	}
+
+	// The open queue: a chat scored now appears without a reload.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.ID("queue")),
+		chromedp.WaitVisible(chromedp.CSS("#live:not(.down)")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.hotlaneMarker = "same page"`)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "queue.png")
+	body := `{"conversation_id":"browser-live-1","channel":"whatsapp","message":"we want to cancel, this is urgent","signals":{"deal_size":80000,"lifecycle_stage":"customer"}}`
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/score", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+srv.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("score: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	scored := time.Now()
+	appear, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err = chromedp.Do(appear, chromedp.WaitVisible(chromedp.ID("c-browser-live-1")))
+	cancel()
+	if err != nil {
+		t.Fatalf("the scored chat did not appear in the open queue within 2 s: %v", err)
+	}
+	t.Logf("the scored chat appeared %v after the score answered", time.Since(scored).Round(time.Millisecond))
+	if marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.hotlaneMarker || ""`)); err != nil || marker != "same page" {
+		t.Errorf("the page was reloaded (marker %q)", marker)
+	}
+
+	// A conversation page: confirm its tier.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/conversations/browser-live-1"),
+		chromedp.WaitVisible(chromedp.CSS(".review button.primary")),
+		chromedp.Click(chromedp.CSS(".review button.primary")),
+		chromedp.WaitVisible(chromedp.CSS(".events")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := textOf(t, ctx, ".events"); !strings.Contains(ev, email+" says the tier should be") {
+		t.Errorf("events after confirming = %q", ev)
+	}
+	screenshot(t, ctx, "conversation.png")
+}
+
+// The queue on a phone: one column, nothing cut off.
+func TestBrowserQueueOnPhone(t *testing.T) {
+	ctx := browser(t, 390, 844)
+	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--log-level", "error")
+	defer srv.stop(t)
+	email, password := demoPassword(t, srv.out, "agent")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate("http://"+srv.addr+"/login"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.ID("queue")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrollWidth, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientWidth, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.clientWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scrollWidth > clientWidth {
+		t.Errorf("the queue is %d px wide on a %d px screen: it scrolls sideways", scrollWidth, clientWidth)
+	}
+	screenshot(t, ctx, "queue-phone.png")
+}
