@@ -7,10 +7,10 @@ import (
 	"github.com/hotlane/hotlane/model"
 )
 
-// QueueWindow is how long a conversation stays in the live queue after its
-// last decision when no closed, converted or lost event ends it first: a
+// QueueWindow is how long after it started a conversation stays in the
+// live queue when no closed, converted or lost event ends it first: a
 // platform that never reports the end of a chat does not fill the queue
-// forever.
+// forever, and a live chat is over long before.
 const QueueWindow = 24 * time.Hour
 
 // QueueQuery selects open conversations for the live queue. Empty fields
@@ -23,8 +23,8 @@ type QueueQuery struct {
 	// (either may be empty); it replaces the Team filter.
 	Mine  bool
 	Owner string
-	// Now is the queue's clock; conversations whose last decision is older
-	// than Now - QueueWindow are left out.
+	// Now is the queue's clock; conversations that started before
+	// Now - QueueWindow are left out.
 	Now time.Time
 	// SLA gives each tier's time to first response (0: none), to count
 	// and mark the conversations past it.

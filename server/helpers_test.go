@@ -25,7 +25,7 @@ func engines(t *testing.T) []string {
 	return storetest.Engines
 }
 
-func openStore(t *testing.T, engine string) *store.Store {
+func openStore(t testing.TB, engine string) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	store, err := store.Open(ctx, storetest.DSN(t, engine), store.Options{Logger: quietLog()})
@@ -48,7 +48,7 @@ type fakeClock = feedbacktest.Clock
 
 // harness is a server on a real store with an all-scopes key.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	store *store.Store
 	srv   *Server
 	key   string
@@ -61,7 +61,7 @@ func newHarness(t *testing.T, engine string, cfg Config) *harness {
 }
 
 // newHarnessOn is newHarness on a store the test opened itself.
-func newHarnessOn(t *testing.T, store *store.Store, cfg Config) *harness {
+func newHarnessOn(t testing.TB, store *store.Store, cfg Config) *harness {
 	t.Helper()
 	clock := feedbacktest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	if cfg.Now == nil {

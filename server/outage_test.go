@@ -109,7 +109,7 @@ func postgresThrough(t *testing.T, addr string, params map[string]string) (dsn, 
 	return u.String(), direct
 }
 
-func openStoreAt(t *testing.T, dsn string) *store.Store {
+func openStoreAt(t testing.TB, dsn string) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	s, err := store.Open(ctx, dsn, store.Options{Logger: quietLog()})

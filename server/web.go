@@ -199,7 +199,7 @@ func (s *Server) base(c *gin.Context, title, nav string) pageBase {
 	if sess.User.ID != 0 {
 		u := sess.User
 		b.User = &u
-		n, err := s.web.CountAlerts(c.Request.Context(), feedback.AlertQuery{Status: feedback.FeedUnlabelled})
+		n, err := s.web.CountAlerts(c.Request.Context(), unlabelledQuery(b.Now))
 		if err == nil {
 			b.Unlabelled = n
 		} else {
@@ -207,6 +207,15 @@ func (s *Server) base(c *gin.Context, title, nav string) pageBase {
 		}
 	}
 	return b
+}
+
+// unlabelledWindow is how far back the navigation counts unlabelled
+// alerts: a week of work to catch up on, and a count that stays cheap on a
+// database that has grown.
+const unlabelledWindow = 7 * 24 * time.Hour
+
+func unlabelledQuery(now time.Time) feedback.AlertQuery {
+	return feedback.AlertQuery{Status: feedback.FeedUnlabelled, Since: now.Add(-unlabelledWindow)}
 }
 
 // render writes page with data, or an error page when it does not render.

@@ -328,7 +328,7 @@ func (s *Server) handleAlertsPage(c *gin.Context) {
 	case f.Status == feedback.FeedUnlabelled && p.Unlabelled == 0:
 		p.Verdict = "Every alert is labelled. Thank you."
 	case p.Unlabelled > 0:
-		p.Verdict = plural(p.Unlabelled, "alert waits", "alerts wait") + " for your label: useful or noise."
+		p.Verdict = plural(p.Unlabelled, "alert of the last 7 days waits", "alerts of the last 7 days wait") + " for your label: useful or noise."
 	default:
 		p.Verdict = "Every alert is labelled."
 	}
@@ -400,7 +400,7 @@ func (s *Server) handleLabelForm(c *gin.Context) {
 	}
 	s.emit(liveEvent{Type: "label", ConversationID: l.ConversationID, AlertID: l.AlertID})
 	if wantsJSON(c) {
-		n, err := s.web.CountAlerts(ctx, feedback.AlertQuery{Status: feedback.FeedUnlabelled})
+		n, err := s.web.CountAlerts(ctx, unlabelledQuery(s.now()))
 		if err != nil {
 			writeError(c, s.log, err)
 			return

@@ -401,7 +401,7 @@ func TestQueueAndConversationPages(t *testing.T) {
 		t.Errorf("unknown conversation = %d", rec.Code)
 	}
 	body = w.page(http.MethodGet, "/alerts?status=unlabelled", nil, agent, nil).Body.String()
-	if !strings.Contains(body, "1 alert waits for your label") || !strings.Contains(body, `id="a-`+w.alertID+`"`) {
+	if !strings.Contains(body, "1 alert of the last 7 days waits for your label") || !strings.Contains(body, `id="a-`+w.alertID+`"`) {
 		t.Errorf("alerts page lacks the alert or the verdict")
 	}
 }
@@ -489,15 +489,32 @@ func TestPageEvents(t *testing.T) {
 	}
 	w.score(`{"conversation_id":"chat-7","channel":"whatsapp","signals":{"deal_size":20000}}`)
 	w.do(http.MethodPost, "/v1/conversations/chat-7/events", "application/json", `{"type":"first_response"}`, w.key, nil)
-	for name, resp := range map[string]*http.Response{"page": page, "api": api} {
-		evs := readEvents(t, resp, 3)
-		var types []string
-		for _, ev := range evs {
-			types = append(types, ev.Type+":"+ev.ConversationID)
+	evs := readEvents(t, api, 3)
+	var types []string
+	for _, ev := range evs {
+		types = append(types, ev.Type+":"+ev.ConversationID)
+	}
+	if want := []string{"decision:chat-7", "alert:chat-7", "event:chat-7"}; !slices.Equal(types, want) {
+		t.Errorf("/v1/stream = %v, want %v", types, want)
+	}
+	// The page's stream says that something changed, however much did.
+	sc := bufio.NewScanner(page.Body)
+	changed := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "event: ") {
+				changed <- line
+				return
+			}
 		}
-		if want := []string{"decision:chat-7", "alert:chat-7", "event:chat-7"}; !slices.Equal(types, want) {
-			t.Errorf("%s stream = %v, want %v", name, types, want)
+	}()
+	select {
+	case line := <-changed:
+		if line != "event: changed" {
+			t.Errorf("page stream sent %q, want event: changed", line)
 		}
+	case <-time.After(10 * time.Second):
+		t.Error("the page stream sent nothing after a decision")
 	}
 	if rec := w.page(http.MethodGet, "/v1/stream", nil, nil, nil); rec.Code != http.StatusUnauthorized {
 		t.Errorf("/v1/stream without a key = %d", rec.Code)
@@ -515,8 +532,7 @@ func TestLiveEventsAcrossProcesses(t *testing.T) {
 	defer cancel()
 	go func() { _ = a.srv.RunLiveEvents(ctx) }()
 	go func() { _ = b.srv.RunLiveEvents(ctx) }()
-	events, stop := b.srv.events.subscribe()
-	defer stop()
+	seq, wake := b.srv.events.position()
 	if err := b.srv.live.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -527,9 +543,10 @@ func TestLiveEventsAcrossProcesses(t *testing.T) {
 			t.Fatalf("score on a = %d", rec.Code)
 		}
 		select {
-		case ev := <-events:
-			if ev.Type != "decision" || !strings.HasPrefix(ev.ConversationID, "x") {
-				t.Errorf("b got %+v", ev)
+		case <-wake:
+			evs, _, _, _ := b.srv.events.since(seq, nil)
+			if len(evs) == 0 || evs[0].Type != "decision" || !strings.HasPrefix(evs[0].ConversationID, "x") {
+				t.Errorf("b got %+v", evs)
 			}
 			return
 		case <-time.After(300 * time.Millisecond):
@@ -554,5 +571,29 @@ func TestReasonText(t *testing.T) {
 	}
 	if got := reasonText(nil, nil, 3); !strings.Contains(got, "base rate") {
 		t.Errorf("no reasons: %q", got)
+	}
+}
+
+// A stream that falls more than the ring behind is told it lost events;
+// publishing costs the same with or without readers.
+func TestBrokerRing(t *testing.T) {
+	b := newBroker()
+	seq, wake := b.position()
+	b.publish(liveEvent{Type: "decision", ConversationID: "c0"})
+	select {
+	case <-wake:
+	default:
+		t.Fatal("publish did not wake the stream")
+	}
+	evs, next, _, lost := b.since(seq, nil)
+	if len(evs) != 1 || lost || next != seq+1 {
+		t.Fatalf("since = %d events, lost %v, next %d", len(evs), lost, next)
+	}
+	for i := range brokerRing + 10 {
+		b.publish(liveEvent{Type: "decision", ConversationID: fmt.Sprint(i)})
+	}
+	evs, _, _, lost = b.since(next, nil)
+	if !lost || len(evs) != brokerRing || evs[len(evs)-1].ConversationID != fmt.Sprint(brokerRing+9) {
+		t.Errorf("after overflow: %d events, lost %v", len(evs), lost)
 	}
 }

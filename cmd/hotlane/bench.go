@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotlane/hotlane/cmd/hotlane/loadgen"
@@ -14,6 +18,8 @@ import (
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg loadgen.Config
 	var asJSON bool
+	var streams int
+	var streamPath, streamCookie string
 	fs := newFlagSet("bench", stderr)
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the running server")
 	fs.StringVar(&cfg.Key, "key", "", "API key with the score scope")
@@ -25,6 +31,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Conversations, "conversations", 5000, "distinct conversation ids")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured warm-up before each target's first round")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object")
+	fs.IntVar(&streams, "streams", 0, "keep this many Server-Sent Events streams open and read for the whole run, as that many agents' open queue pages would")
+	fs.StringVar(&streamPath, "stream-path", "/v1/stream", "the streams' path: /v1/stream (with --key) or /events (with --stream-cookie)")
+	fs.StringVar(&streamCookie, "stream-cookie", "", "Cookie header of a signed-in session, for --stream-path /events")
 	rest, err := parseFlags(fs, args, osEnv)
 	if err != nil {
 		return err
@@ -36,13 +45,84 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("bench: --key is required (hotlane apikey create --name bench --scopes score)")
 	}
 	progress := stderr
+	var st *streamStats
+	if streams > 0 {
+		var stop func()
+		st, stop, err = openStreams(ctx, cfg.URL, streamPath, cfg.Key, streamCookie, streams)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(progress, "streams: %d open on %s\n", streams, streamPath)
+	}
 	rep, err := loadgen.Run(ctx, cfg, progress)
 	if err != nil {
 		return err
+	}
+	if st != nil {
+		fmt.Fprintf(progress, "streams: %d still open at the end, %d bytes read\n", st.open.Load(), st.bytes.Load())
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(rep)
 	}
 	return rep.WriteText(stdout)
+}
+
+// streamStats counts what the streams of --streams read.
+type streamStats struct {
+	open, bytes atomic.Int64
+}
+
+// openStreams opens n event streams on base+path and reads them until
+// stop; it fails unless every one opened.
+func openStreams(ctx context.Context, base, path, key, cookie string, n int) (*streamStats, func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}}
+	st := &streamStats{}
+	url := strings.TrimRight(strings.TrimSuffix(base, "/v1/score"), "/") + path
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			if cookie != "" {
+				req.Header.Set("Cookie", cookie)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+				errs <- fmt.Errorf("stream %s answered %d %s", url, resp.StatusCode, resp.Header.Get("Content-Type"))
+				return
+			}
+			st.open.Add(1)
+			errs <- nil
+			defer st.open.Add(-1)
+			buf := make([]byte, 32<<10)
+			for {
+				m, err := resp.Body.Read(buf)
+				st.bytes.Add(int64(m))
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			cancel()
+			return nil, nil, fmt.Errorf("bench: open streams: %w", err)
+		}
+	}
+	return st, cancel, nil
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -53,6 +54,7 @@ func planConversations(batch []*writeReq) []convPlan {
 		}
 		p := &plans[j]
 		p.row.Channel, p.row.Tier, p.row.Score, p.row.LastDecisionID = d.Channel, d.Tier.String(), d.Score, d.ID
+		p.row.RouteTeam, p.row.RouteOwner = routeOf(d)
 		p.row.UpdatedAt = d.CreatedAt
 		p.row.Decisions++
 		if p.row.FirstTopAt == nil && feedback.IsTopTier(d.Tier) {
@@ -84,4 +86,22 @@ func finishBatch(batch []*writeReq, stored map[string]model.Tier, alerts *feedba
 		}
 		stored[r.d.ConversationID] = r.d.Tier
 	}
+}
+
+// routeOf is a decision's team and owner: from its alert plan, which the
+// score path fills from the route it already has, else from the stored
+// route.
+func routeOf(d *feedback.Decision) (team, owner string) {
+	if d.Alert.Team != "" || d.Alert.Owner != "" {
+		return d.Alert.Team, d.Alert.Owner
+	}
+	if len(d.Route) <= 2 {
+		return "", ""
+	}
+	var r struct {
+		Team  string `json:"team"`
+		Owner string `json:"owner"`
+	}
+	_ = json.Unmarshal(d.Route, &r)
+	return r.Team, r.Owner
 }

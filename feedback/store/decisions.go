@@ -26,6 +26,11 @@ type conversationRow struct {
 	FirstTopAt      *time.Time
 	FirstResponseAt *time.Time
 	SLAEscalatedAt  *time.Time `gorm:"column:sla_escalated_at"`
+	ClosedAt        *time.Time
+	// RouteTeam and RouteOwner are the last decision's route, for the
+	// queue's filters.
+	RouteTeam  string
+	RouteOwner string
 }
 
 func (conversationRow) TableName() string { return "conversations" }

@@ -60,7 +60,8 @@ func importOne(tx *gorm.DB, c *feedback.ImportedConversation) (bool, error) {
 		d.CreatedAt = now()
 	}
 	conv := conversationRow{ID: d.ConversationID, Channel: d.Channel, Tier: d.Tier.String(), Score: d.Score,
-		LastDecisionID: d.ID, Decisions: 1, FirstSeenAt: at, UpdatedAt: at}
+		LastDecisionID: d.ID, Decisions: 1, FirstSeenAt: at, UpdatedAt: at, ClosedAt: &at}
+	conv.RouteTeam, conv.RouteOwner = routeOf(d)
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&conv)
 	if res.Error != nil {
 		return false, res.Error

@@ -13,15 +13,7 @@ import (
 // tierRank orders tiers in SQL, urgent first.
 const tierRank = `CASE c.tier WHEN 'urgent' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END`
 
-// routeField is the SQL reading one field of the last decision's route.
-func (s *Store) routeField(field string) string {
-	if s.dialect == DialectPostgres {
-		return "(d.route->>'" + field + "')"
-	}
-	return "json_extract(d.route, '$." + field + "')"
-}
-
-// queueRow is a conversation and its last decision's route and reasons.
+// queueRow is a conversation as the queue reads it.
 type queueRow struct {
 	ID              string
 	Channel         string
@@ -36,8 +28,6 @@ type queueRow struct {
 	FirstTopAt      *time.Time
 	FirstResponseAt *time.Time
 	SLAEscalatedAt  *time.Time `gorm:"column:sla_escalated_at"`
-	Route           string
-	Reasons         string
 }
 
 func (r queueRow) conversation() conversationRow {
@@ -46,10 +36,15 @@ func (r queueRow) conversation() conversationRow {
 		LastAlertAt: r.LastAlertAt, FirstTopAt: r.FirstTopAt, FirstResponseAt: r.FirstResponseAt, SLAEscalatedAt: r.SLAEscalatedAt}
 }
 
-// OpenConversations reads the live queue: conversations not ended by a
-// closed, converted or lost event since their last decision, decided
-// within feedback.QueueWindow of q.Now, most urgent first, then longest
+// OpenConversations reads the live queue: conversations started within
+// feedback.QueueWindow of q.Now and not ended by a closed, converted or
+// lost event since their last decision, most urgent first, then longest
 // waiting, then highest score; with the counts of the whole queue.
+//
+// The conversations are chosen from their own table, which keeps the last
+// decision's team and owner for the filters (an index on first_seen_at
+// bounds the scan to the window), and only the page's rows read their
+// last decision's reasons.
 func (s *Store) OpenConversations(ctx context.Context, q feedback.QueueQuery) (feedback.QueuePage, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
@@ -58,7 +53,7 @@ func (s *Store) OpenConversations(ctx context.Context, q feedback.QueueQuery) (f
 	if q.Now.IsZero() {
 		q.Now = now()
 	}
-	where := []string{"(c.closed_at IS NULL OR c.closed_at < c.updated_at)", "c.updated_at >= ?"}
+	where := []string{"c.first_seen_at >= ?", "(c.closed_at IS NULL OR c.closed_at < c.updated_at)"}
 	args := []any{normTime(q.Now.Add(-feedback.QueueWindow))}
 	if q.Tier != model.TierNone {
 		where, args = append(where, "c.tier = ?"), append(args, q.Tier.String())
@@ -68,24 +63,48 @@ func (s *Store) OpenConversations(ctx context.Context, q feedback.QueueQuery) (f
 	}
 	switch {
 	case q.Mine:
-		where = append(where, "("+s.routeField("team")+" = ? OR "+s.routeField("owner")+" = ?)")
+		where = append(where, "((c.route_team = ? AND c.route_team <> '') OR (c.route_owner = ? AND c.route_owner <> ''))")
 		args = append(args, q.Team, q.Owner)
 	case q.Team != "":
-		where, args = append(where, s.routeField("team")+" = ?"), append(args, q.Team)
+		where, args = append(where, "c.route_team = ?"), append(args, q.Team)
 	}
-	from := " FROM conversations c JOIN decisions d ON d.id = c.last_decision_id WHERE " + strings.Join(where, " AND ")
+	from := " FROM conversations c"
+	from += " WHERE " + strings.Join(where, " AND ")
 
 	var rows []queueRow
-	err := s.db.WithContext(ctx).Raw(`SELECT c.*, d.route AS route, d.reasons AS reasons`+from+
+	err := s.db.WithContext(ctx).Raw(`SELECT c.id, c.channel, c.tier, c.score, c.last_decision_id, c.decisions, c.first_seen_at,
+  c.updated_at, c.alerted_tier, c.last_alert_at, c.first_top_at, c.first_response_at, c.sla_escalated_at`+from+
 		` ORDER BY `+tierRank+` DESC, c.first_seen_at ASC, c.score DESC, c.id ASC LIMIT ? OFFSET ?`,
 		append(args, q.Limit, q.Offset)...).Scan(&rows).Error
 	if err != nil {
 		return feedback.QueuePage{}, fmt.Errorf("store: open conversations: %w", translate(err))
 	}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.LastDecisionID
+	}
+	var last []struct {
+		ID      string
+		Route   string
+		Reasons string
+	}
+	if len(ids) > 0 {
+		if err := s.db.WithContext(ctx).Raw(`SELECT id, route, reasons FROM decisions WHERE id IN ?`, ids).Scan(&last).Error; err != nil {
+			return feedback.QueuePage{}, fmt.Errorf("store: open conversations: %w", translate(err))
+		}
+	}
+	byID := make(map[string]int, len(last))
+	for i, d := range last {
+		byID[d.ID] = i
+	}
 	page := feedback.QueuePage{ByTier: map[model.Tier]int{}}
 	page.Items = make([]feedback.QueueItem, len(rows))
 	for i, r := range rows {
-		page.Items[i] = feedback.NewQueueItem(r.conversation().toConversation(), []byte(r.Route), []byte(r.Reasons), q.Now, q.SLA)
+		var route, reasons []byte
+		if j, ok := byID[r.LastDecisionID]; ok {
+			route, reasons = []byte(last[j].Route), []byte(last[j].Reasons)
+		}
+		page.Items[i] = feedback.NewQueueItem(r.conversation().toConversation(), route, reasons, q.Now, q.SLA)
 	}
 
 	// The counts: per tier, and past the SLA (its clock starts at the first

@@ -24,23 +24,24 @@ const (
   last_decision_id = excluded.last_decision_id,
   decisions = conversations.decisions + excluded.decisions,
   updated_at = excluded.updated_at,
-  first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at)`
+  first_top_at = COALESCE(conversations.first_top_at, excluded.first_top_at),
+  route_team = excluded.route_team, route_owner = excluded.route_owner`
 	pgAlertStateUpdate = `,
   alerted_tier = excluded.alerted_tier, last_alert_at = excluded.last_alert_at`
 	// pgUpsertConversations leaves the alert state alone: the batch had no
 	// decision that could change it.
 	pgUpsertConversations = `INSERT INTO conversations
-  (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at)
+  (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at, route_team, route_owner)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
-  $8::timestamptz[], $9::timestamptz[])
+  $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[])
 ` + pgConversationUpdate
 	// pgUpsertConversationsAlerted also writes the alert state the batch
 	// computed from the locked rows.
 	pgUpsertConversationsAlerted = `INSERT INTO conversations
   (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
-   alerted_tier, last_alert_at)
+   route_team, route_owner, alerted_tier, last_alert_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
-  $8::timestamptz[], $9::timestamptz[], $10::text[], $11::timestamptz[])
+  $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
 ` + pgConversationUpdate + pgAlertStateUpdate
 	// pgInsertPlaceholders makes sure every conversation of an alerting
 	// batch has a row to lock before its alert state is read. Without it
@@ -77,7 +78,7 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[]
   EXISTS (SELECT 1 FROM alerts a WHERE a.conversation_id = c.id AND a.kind = 'review')
 FROM unnest($1::text[]) AS k(id) JOIN conversations c ON c.id = k.id ORDER BY c.id FOR UPDATE OF c`
 	// pgUpsertConversationsChecked is pgUpsertConversationsAlerted for a
-	// batch planned from the writer's cache: $12 holds each conversation's
+	// batch planned from the writer's cache: $14 holds each conversation's
 	// decision count as the cache knows it (0 for one it takes for new).
 	// The upsert locks every row, new ones included, and the check fails the
 	// statement unless every row now counts exactly the cached count plus
@@ -85,15 +86,15 @@ FROM unnest($1::text[]) AS k(id) JOIN conversations c ON c.id = k.id ORDER BY c.
 	// conversation since the cache learnt its state.
 	pgUpsertConversationsChecked = `WITH k AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
-    $8::timestamptz[], $9::timestamptz[], $10::text[], $11::timestamptz[], $12::int8[])
+    $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::int8[])
     AS u(id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
-      alerted_tier, last_alert_at, version)
+      route_team, route_owner, alerted_tier, last_alert_at, version)
 ), up AS (
   INSERT INTO conversations
     (id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
-     alerted_tier, last_alert_at)
+     route_team, route_owner, alerted_tier, last_alert_at)
   SELECT id, channel, tier, score, last_decision_id, decisions, first_seen_at, updated_at, first_top_at,
-    alerted_tier, last_alert_at FROM k
+    route_team, route_owner, alerted_tier, last_alert_at FROM k
 ` + pgConversationUpdate + pgAlertStateUpdate + `
   RETURNING id, decisions
 )
@@ -126,12 +127,14 @@ func pgConversationArgs(plans []convPlan, alertState bool) []any {
 	scores, counts := make([]float64, m), make([]int64, m)
 	first, updated := make([]time.Time, m), make([]time.Time, m)
 	top := make([]*time.Time, m)
+	teams, owners := make([]string, m), make([]string, m)
 	for i, p := range plans {
 		r := &p.row
 		ids[i], channels[i], tiers[i], last[i] = r.ID, r.Channel, r.Tier, r.LastDecisionID
 		scores[i], counts[i], first[i], updated[i], top[i] = r.Score, r.Decisions, r.FirstSeenAt, r.UpdatedAt, r.FirstTopAt
+		teams[i], owners[i] = r.RouteTeam, r.RouteOwner
 	}
-	args := []any{ids, channels, tiers, scores, last, counts, first, updated, top}
+	args := []any{ids, channels, tiers, scores, last, counts, first, updated, top, teams, owners}
 	if !alertState {
 		return args
 	}

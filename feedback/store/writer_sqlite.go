@@ -87,6 +87,8 @@ func (s *Store) flushSQLite(ctx context.Context, batch []*writeReq) error {
 				"decisions":        gorm.Expr("conversations.decisions + excluded.decisions"),
 				"updated_at":       gorm.Expr("excluded.updated_at"),
 				"first_top_at":     gorm.Expr("COALESCE(conversations.first_top_at, excluded.first_top_at)"),
+				"route_team":       gorm.Expr("excluded.route_team"),
+				"route_owner":      gorm.Expr("excluded.route_owner"),
 				"alerted_tier":     gorm.Expr("excluded.alerted_tier"),
 				"last_alert_at":    gorm.Expr("excluded.last_alert_at"),
 			}),

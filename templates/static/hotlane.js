@@ -124,8 +124,8 @@
       source = new EventSource("/events?" + filters);
       source.onopen = () => setLive(true);
       source.onerror = () => setLive(false);
-      const changed = () => { if (!refresh) refresh = setTimeout(reload, 250); };
-      for (const type of ["decision", "alert", "label", "event", "resync"]) source.addEventListener(type, changed);
+      const changed = () => { if (!refresh) refresh = setTimeout(reload, 50); };
+      source.addEventListener("changed", changed);
     };
     connect();
   }
