@@ -64,6 +64,12 @@ func (s *Server) pageRoutes() []pageRoute {
 		{http.MethodPost, "/alerts/:id/label", feedback.RoleAgent, s.handleLabelForm},
 		{http.MethodGet, "/conversations/:id", feedback.RoleAgent, s.handleConversationPage},
 		{http.MethodPost, "/conversations/:id/review", feedback.RoleAgent, s.handleReviewForm},
+		{http.MethodGet, "/reports", feedback.RoleLead, s.handleReportsPage},
+		{http.MethodGet, "/reports/:id", feedback.RoleLead, s.handleReportPage},
+		{http.MethodPost, "/reports/:id/apply", feedback.RoleLead, s.handleApplyReportForm},
+		{http.MethodGet, "/models", feedback.RoleLead, s.handleModelsPage},
+		{http.MethodPost, "/models/:version/promote", feedback.RoleLead, s.handlePromoteModelForm},
+		{http.MethodPost, "/models/rollback", feedback.RoleLead, s.handleRollbackModelForm},
 	}
 }
 
@@ -191,6 +197,8 @@ type pageBase struct {
 	User       *feedback.User
 	Unlabelled int
 	Now        time.Time
+	// Lead shows the leads' pages in the navigation.
+	Lead bool
 }
 
 func (s *Server) base(c *gin.Context, title, nav string) pageBase {
@@ -199,6 +207,7 @@ func (s *Server) base(c *gin.Context, title, nav string) pageBase {
 	if sess.User.ID != 0 {
 		u := sess.User
 		b.User = &u
+		b.Lead = u.Role.AtLeast(feedback.RoleLead)
 		n, err := s.web.CountAlerts(c.Request.Context(), unlabelledQuery(b.Now))
 		if err == nil {
 			b.Unlabelled = n

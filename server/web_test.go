@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/jobs"
 	"github.com/hotlane/hotlane/model"
 )
 
@@ -171,7 +174,13 @@ func TestPageRoles(t *testing.T) {
 						t.Errorf("%s = %d, want 403", role, rec.Code)
 					}
 				default:
-					if rec.Code >= 400 && !(r.path == "/login" && r.method == http.MethodPost) {
+					// Allowed: never refused; a missing report or model is
+					// a 404 or 409, which is not a refusal.
+					if r.path == "/login" && r.method == http.MethodPost {
+						return // a wrong password in the form: TestLogin covers it
+					}
+					refused := rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden || rec.Code >= 500
+					if refused || rec.Code >= 400 && !strings.HasPrefix(r.path, "/reports") && !strings.HasPrefix(r.path, "/models") {
 						t.Errorf("%s = %d %s", role, rec.Code, rec.Body.String())
 					}
 				}
@@ -595,5 +604,102 @@ func TestBrokerRing(t *testing.T) {
 	evs, _, _, lost = b.since(next, nil)
 	if !lost || len(evs) != brokerRing || evs[len(evs)-1].ConversationID != fmt.Sprint(brokerRing+9) {
 		t.Errorf("after overflow: %d events, lost %v", len(evs), lost)
+	}
+}
+
+// The leads' pages on a real tuning run: the report's verdict, metrics,
+// rules and thresholds, promoting its candidate and rolling it back, and
+// applying its proposal, each recorded as the signed-in lead.
+func TestReportAndModelPages(t *testing.T) {
+	st := openStore(t, "sqlite")
+	m := NewMetrics()
+	live := feedback.NewLive(st, m.LiveOptions(quietLog()))
+	h := newHarnessOn(t, st, Config{Metrics: m, Live: live,
+		Tuning: &jobs.Tuner{Store: st, Live: live, Log: quietLog(), Promotion: model.PromoteManual}})
+	h.publish(tuningPolicy)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 300 {
+		deal := 1000 + rng.IntN(9000)
+		at := fmt.Sprintf("2026-11-%02dT%02d:00:00Z", 6+i/24, i%24)
+		id := fmt.Sprintf("c%d", i)
+		if _, rec := h.score(fmt.Sprintf(`{"conversation_id":%q,"channel":"web","occurred_at":%q,"signals":{"deal_size":%d}}`, id, at, deal)); rec.Code != http.StatusOK {
+			t.Fatalf("score: %d", rec.Code)
+		}
+		typ := "lost"
+		if (deal >= 5000) != (rng.IntN(10) == 0) {
+			typ = "converted"
+		}
+		h.do(http.MethodPost, "/v1/conversations/"+id+"/events", "application/json", fmt.Sprintf(`{"type":%q,"at":%q}`, typ, at), h.key, nil)
+	}
+	var tuned struct {
+		Report struct {
+			ID                    string `json:"id"`
+			CandidateModelVersion int    `json:"candidate_model_version"`
+		} `json:"report"`
+	}
+	if rec := h.do(http.MethodPost, "/v1/jobs/tune", "application/json", `{"as_of":"2026-11-20T00:00:00Z"}`, h.key, &tuned); rec.Code != http.StatusOK {
+		t.Fatalf("tune: %d %s", rec.Code, rec.Body.String())
+	}
+	h.addUser("lead@example.com", feedback.RoleLead, "")
+	h.addUser("agent@example.com", feedback.RoleAgent, "")
+	lead, agent := h.login("lead@example.com"), h.login("agent@example.com")
+
+	if body := h.page(http.MethodGet, "/", nil, agent, nil).Body.String(); strings.Contains(body, `href="/reports"`) {
+		t.Error("an agent's navigation links to the reports")
+	}
+	body := h.page(http.MethodGet, "/reports", nil, lead, nil).Body.String()
+	if !strings.Contains(body, "/reports/"+tuned.Report.ID) || !strings.Contains(body, `href="/models"`) {
+		t.Fatalf("reports page lacks the report or the lead's navigation")
+	}
+	rec := h.page(http.MethodGet, "/reports/"+tuned.Report.ID, nil, lead, nil)
+	body = rec.Body.String()
+	for _, want := range []string{"PR-AUC", "ROC-AUC", "Calibration error", "big-deal", "Proposed thresholds", "KPIs by week", "too small to judge"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("report page lacks %q", want)
+		}
+	}
+	if tuned.Report.CandidateModelVersion != 0 && !strings.Contains(body, fmt.Sprintf("Promote model %d", tuned.Report.CandidateModelVersion)) {
+		t.Errorf("report page offers no promotion of the candidate")
+	}
+	if rec := h.page(http.MethodGet, "/reports/latest", nil, lead, nil); rec.Code != http.StatusOK {
+		t.Errorf("latest report = %d", rec.Code)
+	}
+	if rec := h.page(http.MethodGet, "/reports/nope", nil, lead, nil); rec.Code != http.StatusNotFound {
+		t.Errorf("unknown report = %d", rec.Code)
+	}
+	if tuned.Report.CandidateModelVersion == 0 {
+		t.Fatal("the run trained no candidate")
+	}
+	v := strconv.Itoa(tuned.Report.CandidateModelVersion)
+	// Judged on a small holdout: promoting needs the confirmation.
+	rec = h.page(http.MethodPost, "/models/"+v+"/promote", url.Values{}, lead, nil)
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "too small to judge") {
+		t.Errorf("promotion without confirmation = %d", rec.Code)
+	}
+	if cur := h.srv.live.Current(); cur != nil && cur.ModelVersion != 0 {
+		t.Fatalf("an unconfirmed promotion went live: model %d", cur.ModelVersion)
+	}
+	rec = h.page(http.MethodPost, "/models/"+v+"/promote", url.Values{"return": {"/reports/" + tuned.Report.ID}, "confirm": {"small-holdout"}}, lead, nil)
+	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "done=promoted") {
+		t.Fatalf("promote = %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	if cur := h.srv.live.Current(); cur == nil || cur.ModelVersion != tuned.Report.CandidateModelVersion {
+		t.Errorf("after promoting, the server scores with %+v", cur)
+	}
+	body = h.page(http.MethodGet, "/models", nil, lead, nil).Body.String()
+	if !strings.Contains(body, "Model "+v+" scores every conversation") || !strings.Contains(body, "Roll back model "+v) {
+		t.Errorf("models page after promotion lacks the verdict or the rollback")
+	}
+	if rec := h.page(http.MethodPost, "/models/rollback", url.Values{}, lead, nil); rec.Code != http.StatusSeeOther {
+		t.Errorf("rollback = %d", rec.Code)
+	}
+	if cur := h.srv.live.Current(); cur == nil || cur.ModelVersion != 0 {
+		t.Errorf("after the rollback, the server scores with model %d, want the rules", cur.ModelVersion)
+	}
+	if rec := h.page(http.MethodPost, "/models/rollback", url.Values{}, lead, nil); rec.Code != http.StatusConflict {
+		t.Errorf("second rollback = %d, want 409", rec.Code)
+	}
+	if rec := h.page(http.MethodPost, "/models/"+v+"/promote", url.Values{}, agent, nil); rec.Code != http.StatusForbidden {
+		t.Errorf("an agent promoting = %d, want 403", rec.Code)
 	}
 }

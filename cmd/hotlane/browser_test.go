@@ -235,3 +235,37 @@ func TestBrowserQueueOnPhone(t *testing.T) {
 	}
 	screenshot(t, ctx, "queue-phone.png")
 }
+
+// A lead on the demo: the latest report and the model registry.
+func TestBrowserLead(t *testing.T) {
+	ctx := browser(t, 1280, 900)
+	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--log-level", "error")
+	defer srv.stop(t)
+	email, password := demoPassword(t, srv.out, "lead")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate("http://"+srv.addr+"/reports/latest"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.CSS("h1.verdict")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "PR-AUC") {
+		t.Errorf("report verdict = %q", v)
+	}
+	screenshot(t, ctx, "report.png")
+	err = chromedp.Do(ctx,
+		chromedp.Navigate("http://"+srv.addr+"/models"),
+		chromedp.WaitVisible(chromedp.CSS("h1.verdict")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "Model 1 scores every conversation") {
+		t.Errorf("models verdict = %q", v)
+	}
+	screenshot(t, ctx, "models.png")
+}

@@ -1,0 +1,431 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/templates"
+)
+
+// The leads' pages: the weekly tuning reports and the model registry.
+
+// Below these a holdout is too small to judge a model by, and a report
+// says so instead of claiming anything.
+const (
+	minJudgeHoldout   = 200
+	minJudgePositives = 20
+)
+
+type reportRowView struct {
+	URL, Ago, Candidate, Promoted, Applied string
+	AsOf                                   time.Time
+}
+
+type reportsPage struct {
+	pageBase
+	Verdict string
+	Rows    []reportRowView
+}
+
+func (s *Server) handleReportsPage(c *gin.Context) {
+	list, err := s.tuning.ListReports(c.Request.Context(), 52)
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	p := reportsPage{pageBase: s.base(c, "Reports", "reports")}
+	now := s.now()
+	for _, r := range list {
+		row := reportRowView{URL: "/reports/" + url.PathEscape(r.ID), Ago: templates.Ago(now, r.CreatedAt), AsOf: r.AsOf,
+			Candidate: "none trained", Promoted: "no", Applied: "not applied"}
+		if r.CandidateModel != 0 {
+			row.Candidate = "model " + strconv.Itoa(r.CandidateModel)
+		}
+		if r.Promoted {
+			row.Promoted = "yes"
+		}
+		if r.AppliedPolicy != 0 {
+			row.Applied = "applied as ruleset " + strconv.Itoa(r.AppliedPolicy)
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	switch {
+	case len(list) == 0:
+		p.Verdict = "No tuning report yet."
+	default:
+		p.Verdict = fmt.Sprintf("%s; the latest is from %s.", plural(len(list), "report", "reports"), templates.Ago(now, list[0].CreatedAt))
+	}
+	s.render(c, http.StatusOK, "reports", p)
+}
+
+type metricView struct {
+	Name, Definition, Live, Candidate, Delta, Class string
+}
+
+type ruleView struct {
+	Name, Precision, HandSet, Live, Tuned, Verdict, Why string
+	Hits, Labelled                                      int
+}
+
+type thresholdView struct {
+	Channel, Urgent, High, Medium string
+	Rows                          int
+}
+
+type kpiWeekView struct {
+	Week, Precision, Response, Conversion, Accuracy string
+}
+
+type reportPage struct {
+	pageBase
+	ID, URL, Verdict, Warning, Flash, HoldoutText, LiveName, CandidateName, PromotionText, ApplyText string
+	AsOf                                                                                             time.Time
+	CandidateVersion                                                                                 int
+	CanPromote, CanApply                                                                             bool
+	Metrics                                                                                          []metricView
+	Rules                                                                                            []ruleView
+	Thresholds                                                                                       []thresholdView
+	KPIs                                                                                             []kpiWeekView
+	Notes                                                                                            []string
+}
+
+func fmtPtr(f *float64, format string) string {
+	if f == nil {
+		return "–"
+	}
+	return fmt.Sprintf(format, *f)
+}
+
+func (s *Server) handleReportPage(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("id")
+	var (
+		sr  feedback.StoredReport
+		err error
+	)
+	if id == "latest" {
+		sr, err = s.tuning.LatestReport(ctx)
+	} else {
+		sr, err = s.tuning.Report(ctx, id)
+	}
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	var r feedback.Report
+	if err := json.Unmarshal(sr.Body, &r); err != nil {
+		s.pageError(c, fmt.Errorf("report %s: %w", sr.ID, err))
+		return
+	}
+	p := reportPage{pageBase: s.base(c, "Report", "reports"), ID: sr.ID, URL: "/reports/" + url.PathEscape(sr.ID), AsOf: sr.AsOf,
+		CandidateVersion: r.CandidateModelVersion, Notes: r.Notes, LiveName: "rules only", CandidateName: "none"}
+	switch c.Query("done") {
+	case "promoted":
+		p.Flash = fmt.Sprintf("Model %d is live. The models page rolls it back.", r.CandidateModelVersion)
+	case "applied":
+		p.Flash = "The proposal is live as a new ruleset version."
+	}
+	if r.LiveModelVersion != 0 {
+		p.LiveName = "model " + strconv.Itoa(r.LiveModelVersion)
+	}
+	if r.CandidateModelVersion != 0 {
+		p.CandidateName = "model " + strconv.Itoa(r.CandidateModelVersion)
+	}
+	d := r.Data
+	p.HoldoutText = fmt.Sprintf("%d labelled conversations of which %d positive (trained on %d)", d.Holdout, d.HoldoutPositives, d.Train)
+	small := d.Holdout < minJudgeHoldout || d.HoldoutPositives < minJudgePositives
+	if small {
+		p.Warning = fmt.Sprintf("The holdout is too small to judge the models: %d conversations and %d positives, where at least %d and %d are needed. Read the numbers below as a hint, not a verdict.",
+			d.Holdout, d.HoldoutPositives, minJudgeHoldout, minJudgePositives)
+	}
+	if r.Live != nil && r.Candidate != nil {
+		type m struct {
+			name, def      string
+			live, cand     float64
+			higherIsBetter bool
+		}
+		rows := []m{
+			{"ROC-AUC", "how well the scores rank converting chats above the others; 0.5 is chance, 1 perfect", r.Live.ROCAUC, r.Candidate.ROCAUC, true},
+			{"PR-AUC", "precision averaged over every recall; what matters when few chats convert", r.Live.PRAUC, r.Candidate.PRAUC, true},
+			{"Log loss", "how far the scores are from what happened; lower is better", r.Live.LogLoss, r.Candidate.LogLoss, false},
+			{"Calibration error (ECE)", "how far a score of 0.3 is from 30 % of such chats converting; lower is better", r.Live.ECE, r.Candidate.ECE, false},
+		}
+		for _, x := range rows {
+			delta := x.cand - x.live
+			mv := metricView{Name: x.name, Definition: x.def, Live: fmt.Sprintf("%.3f", x.live), Candidate: fmt.Sprintf("%.3f", x.cand),
+				Delta: fmt.Sprintf("%+.3f", delta)}
+			if !small && math.Abs(delta) >= 0.001 {
+				if (delta > 0) == x.higherIsBetter {
+					mv.Class = "better"
+				} else {
+					mv.Class = "worse"
+				}
+			}
+			p.Metrics = append(p.Metrics, mv)
+		}
+		p.Metrics = append(p.Metrics, metricView{Name: "Alert precision", Definition: "of the holdout chats that fired a tier alert, the share that converted or were labelled useful",
+			Live: fmtPtr(r.Live.AlertTruePositiveRate, "%.3f"), Candidate: fmtPtr(r.Candidate.AlertTruePositiveRate, "%.3f")})
+		switch {
+		case small:
+			p.Verdict = fmt.Sprintf("Candidate %s against %s: the holdout is too small to tell.", p.CandidateName, p.LiveName)
+		case r.Candidate.PRAUC > r.Live.PRAUC:
+			p.Verdict = fmt.Sprintf("%s ranks converting chats better than %s: PR-AUC %.3f against %.3f.", titleCase(p.CandidateName), p.LiveName, r.Candidate.PRAUC, r.Live.PRAUC)
+		default:
+			p.Verdict = fmt.Sprintf("%s does not beat %s: PR-AUC %.3f against %.3f.", titleCase(p.CandidateName), p.LiveName, r.Candidate.PRAUC, r.Live.PRAUC)
+		}
+	} else {
+		p.Verdict = "This run trained no candidate: " + r.Promotion.Reason
+	}
+	p.PromotionText = r.Promotion.Reason
+	if r.Promotion.Promoted {
+		p.PromotionText = "Promoted: " + r.Promotion.Reason
+	}
+	if r.CandidateModelVersion != 0 && !r.Promotion.Promoted && sessionOf(c).User.Role.AtLeast(feedback.RoleLead) {
+		if mv, err := s.models.Model(ctx, r.CandidateModelVersion); err == nil && mv.Status != feedback.ModelActive {
+			p.CanPromote = true
+		}
+	}
+	for _, rr := range r.Rules {
+		rv := ruleView{Name: rr.Name, Hits: rr.Hits, Labelled: rr.LabelledHits, Precision: fmtPtr(rr.Precision, "%.2f"),
+			HandSet: templates.Signed(rr.HandSetWeight), Live: templates.Signed(rr.LiveWeight), Tuned: "–", Verdict: rr.Verdict, Why: rr.Why}
+		if rr.TunedWeight != nil {
+			rv.Tuned = templates.Signed(*rr.TunedWeight)
+		}
+		p.Rules = append(p.Rules, rv)
+	}
+	changed := 0
+	for _, t := range r.Thresholds {
+		cell := func(cur, prop float64) string {
+			if cur == prop {
+				return fmt.Sprintf("%.2f (kept)", cur)
+			}
+			changed++
+			return fmt.Sprintf("%.2f → %.2f", cur, prop)
+		}
+		p.Thresholds = append(p.Thresholds, thresholdView{Channel: t.Channel, Rows: t.Rows,
+			Urgent: cell(t.Current.Urgent, t.Proposal.Thresholds.Urgent), High: cell(t.Current.High, t.Proposal.Thresholds.High),
+			Medium: cell(t.Current.Medium, t.Proposal.Thresholds.Medium)})
+	}
+	switch {
+	case sr.AppliedPolicy != 0:
+		p.ApplyText = fmt.Sprintf("This proposal was applied as ruleset version %d.", sr.AppliedPolicy)
+	case changed == 0:
+		p.ApplyText = "Nothing to apply: every threshold is kept."
+	default:
+		p.ApplyText = fmt.Sprintf("%d threshold changes shown above", changed)
+		if r.CandidateModelVersion != 0 {
+			p.ApplyText += fmt.Sprintf(" (they are tuned for model %d's scores)", r.CandidateModelVersion)
+		}
+		p.CanApply = sessionOf(c).User.Role.AtLeast(feedback.RoleLead)
+	}
+	for _, k := range r.KPIs {
+		kv := kpiWeekView{Week: k.Week, Precision: "–", Response: "–", Conversion: "–", Accuracy: "–"}
+		if k.TruePositiveRate != nil {
+			kv.Precision = fmt.Sprintf("%.2f, of %d", *k.TruePositiveRate, k.LabelledAlerts)
+		}
+		if k.ResponseMedianSeconds != nil {
+			kv.Response = "median " + templates.Duration(time.Duration(*k.ResponseMedianSeconds*float64(time.Second)))
+		}
+		if k.Conversion != nil {
+			kv.Conversion = fmt.Sprintf("%.2f, of %d", *k.Conversion, k.TopConversations)
+		}
+		if k.Accuracy != nil {
+			kv.Accuracy = fmt.Sprintf("%.2f, of %d", *k.Accuracy, k.Reviewed)
+		}
+		p.KPIs = append(p.KPIs, kv)
+	}
+	s.render(c, http.StatusOK, "report", p)
+}
+
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// handleApplyReportForm applies a report's threshold proposal as the
+// signed-in lead.
+func (s *Server) handleApplyReportForm(c *gin.Context) {
+	id := c.Param("id")
+	if s.tuner == nil {
+		s.pageError(c, errNoTuning)
+		return
+	}
+	ctx := c.Request.Context()
+	_, err := s.tuner.ApplyReport(ctx, id, sessionOf(c).User.Email)
+	if errors.Is(err, feedback.ErrConflict) {
+		s.render(c, http.StatusConflict, "error", errorPage{pageBase: s.base(c, "Not applied", "reports"),
+			Heading: "The proposal was not applied", Message: err.Error()})
+		return
+	}
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	s.refreshAfterChange(ctx)
+	c.Redirect(http.StatusSeeOther, "/reports/"+url.PathEscape(id)+"?done=applied")
+}
+
+type modelRowView struct {
+	Version                                        int
+	Status, Trainer, Window, PRAUC, Ago, ReportURL string
+	CreatedAt                                      time.Time
+	CanPromote, SmallHoldout                       bool
+}
+
+type modelsPage struct {
+	pageBase
+	Verdict, Flash, RollbackTo string
+	Active                     int
+	Rows                       []modelRowView
+}
+
+func (s *Server) handleModelsPage(c *gin.Context) {
+	list, err := s.models.ListModels(c.Request.Context())
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	p := modelsPage{pageBase: s.base(c, "Models", "models"), RollbackTo: "the rules alone"}
+	switch c.Query("done") {
+	case "promoted":
+		p.Flash = "The model is live."
+	case "rolledback":
+		p.Flash = "Rolled back."
+	}
+	now := s.now()
+	var previous int
+	for _, m := range list {
+		row := modelRowView{Version: m.Version, Status: m.Status, Trainer: m.Trainer, PRAUC: "–", CreatedAt: m.CreatedAt,
+			Ago: templates.Ago(now, m.CreatedAt), CanPromote: m.Status != feedback.ModelActive}
+		if row.Trainer == "" {
+			row.Trainer = "stored by hand"
+		}
+		if m.WindowStart != nil && m.WindowEnd != nil {
+			row.Window = m.WindowStart.Format("2006-01-02") + " to " + m.WindowEnd.Format("2006-01-02")
+		}
+		var metrics struct {
+			PRAUC *float64 `json:"pr_auc"`
+		}
+		if json.Unmarshal(m.Metrics, &metrics) == nil && metrics.PRAUC != nil {
+			row.PRAUC = fmt.Sprintf("%.3f", *metrics.PRAUC)
+		}
+		if m.ReportID != "" {
+			row.ReportURL = "/reports/" + url.PathEscape(m.ReportID)
+		}
+		if row.CanPromote {
+			if row.SmallHoldout, err = s.smallHoldout(c, m); err != nil {
+				s.pageError(c, err)
+				return
+			}
+		}
+		if m.Status == feedback.ModelActive {
+			p.Active = m.Version
+		} else if m.ActivatedAt != nil && m.RolledBackAt == nil && m.Version > previous && p.Active == 0 {
+			previous = m.Version
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	switch {
+	case len(list) == 0:
+		p.Verdict = "No model yet: the rules alone score."
+	case p.Active != 0:
+		p.Verdict = fmt.Sprintf("Model %d scores every conversation; %s in the registry.", p.Active, plural(len(list), "version", "versions"))
+	default:
+		p.Verdict = "No model is active: the rules alone score."
+	}
+	if previous != 0 {
+		p.RollbackTo = "model " + strconv.Itoa(previous)
+	}
+	s.render(c, http.StatusOK, "models", p)
+}
+
+// smallHoldout reports whether the report that judged model m did so on a
+// holdout too small to judge by; false for a model without a report.
+func (s *Server) smallHoldout(c *gin.Context, m feedback.ModelVersion) (bool, error) {
+	if m.ReportID == "" {
+		return false, nil
+	}
+	sr, err := s.tuning.Report(c.Request.Context(), m.ReportID)
+	if errors.Is(err, feedback.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var r struct {
+		Data feedback.ReportData `json:"data"`
+	}
+	if err := json.Unmarshal(sr.Body, &r); err != nil {
+		return false, err
+	}
+	return r.Data.Holdout < minJudgeHoldout || r.Data.HoldoutPositives < minJudgePositives, nil
+}
+
+// handlePromoteModelForm makes a model live as the signed-in lead. A model
+// judged on a holdout too small to judge by needs the lead to confirm it.
+func (s *Server) handlePromoteModelForm(c *gin.Context) {
+	v, err := versionParam(c)
+	if err != nil {
+		s.pageError(c, feedback.ErrNotFound)
+		return
+	}
+	ctx := c.Request.Context()
+	m, err := s.models.Model(ctx, v)
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	small, err := s.smallHoldout(c, m)
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	if small && c.PostForm("confirm") != "small-holdout" {
+		s.render(c, http.StatusUnprocessableEntity, "error", errorPage{pageBase: s.base(c, "Confirm the promotion", "models"),
+			Heading: "Confirm the promotion",
+			Message: fmt.Sprintf("Model %d was judged on a holdout too small to judge by (under %d conversations or %d positives). Tick the confirmation beside the Promote button to promote it anyway.", v, minJudgeHoldout, minJudgePositives)})
+		return
+	}
+	if _, err := s.models.ActivateModel(ctx, v); err != nil {
+		s.pageError(c, err)
+		return
+	}
+	s.log.Info("model promoted in the UI", "version", v, "user_id", sessionOf(c).User.ID, "confirmed_small_holdout", c.PostForm("confirm") != "")
+	s.refreshAfterChange(ctx)
+	back := localPath(c.PostForm("return"))
+	if strings.HasPrefix(back, "/reports/") {
+		c.Redirect(http.StatusSeeOther, back+"?done=promoted")
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/models?done=promoted")
+}
+
+// handleRollbackModelForm rolls the active model back as the signed-in
+// lead.
+func (s *Server) handleRollbackModelForm(c *gin.Context) {
+	ctx := c.Request.Context()
+	if _, err := s.tuning.RollbackModel(ctx); err != nil {
+		if errors.Is(err, feedback.ErrNotFound) {
+			s.render(c, http.StatusConflict, "error", errorPage{pageBase: s.base(c, "Nothing to roll back", "models"),
+				Heading: "Nothing to roll back", Message: "No model is active: scoring already uses the rules alone."})
+			return
+		}
+		s.pageError(c, err)
+		return
+	}
+	s.log.Info("model rolled back in the UI", "user_id", sessionOf(c).User.ID)
+	s.refreshAfterChange(ctx)
+	c.Redirect(http.StatusSeeOther, "/models?done=rolledback")
+}
