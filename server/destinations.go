@@ -124,6 +124,7 @@ func (s *Server) handleCreateDestination(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("create destination: %w", err))
 		return
 	}
+	s.audit(c, feedback.AuditDestinationCreate, "destination "+d.ID, nil, toDestinationJSON(d, "", false))
 	c.JSON(http.StatusCreated, toDestinationJSON(d, secret, true))
 }
 
@@ -160,6 +161,7 @@ func (s *Server) handleDeleteDestination(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("delete destination: %w", err))
 		return
 	}
+	s.audit(c, feedback.AuditDestinationDelete, "destination "+id, nil, nil)
 	c.Status(http.StatusNoContent)
 }
 
@@ -204,5 +206,6 @@ func (s *Server) handleRotateSecret(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("rotate secret: %w", err))
 		return
 	}
+	s.audit(c, feedback.AuditDestinationRotate, "destination "+d.ID, nil, map[string]any{"grace": grace.String()})
 	c.JSON(http.StatusOK, toDestinationJSON(d, secret, false))
 }

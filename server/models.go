@@ -80,6 +80,7 @@ func (s *Server) handleCreateModel(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("create model: %w", err))
 		return
 	}
+	s.audit(c, feedback.AuditModelCreate, fmt.Sprintf("model %d", mv.Version), nil, map[string]any{"note": mv.Note, "status": mv.Status})
 	c.JSON(http.StatusCreated, toModelJSON(mv, false))
 }
 
@@ -122,6 +123,6 @@ func (s *Server) handleActivateModel(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("activate model %d: %w", v, err))
 		return
 	}
-	s.refreshAfterChange(ctx)
+	s.changed(c, feedback.AuditModelPromote, fmt.Sprintf("model %d", m.Version), nil)
 	c.JSON(http.StatusOK, toModelJSON(m, false))
 }

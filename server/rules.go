@@ -117,7 +117,7 @@ func (s *Server) handlePutRules(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("publish ruleset: %w", err))
 		return
 	}
-	s.refreshAfterChange(ctx)
+	s.changed(c, feedback.AuditRulesetPublish, fmt.Sprintf("ruleset %d", pv.Version), map[string]any{"note": pv.Note})
 	c.JSON(http.StatusCreated, toRulesetJSON(pv, true))
 }
 
@@ -169,7 +169,7 @@ func (s *Server) handleActivateRuleset(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("activate ruleset %d: %w", v, err))
 		return
 	}
-	s.refreshAfterChange(ctx)
+	s.changed(c, feedback.AuditRulesetRollback, fmt.Sprintf("ruleset %d", pv.Version), nil)
 	c.JSON(http.StatusOK, toRulesetJSON(pv, false))
 }
 

@@ -92,6 +92,7 @@ type Store interface {
 	healthChecker
 	webStore
 	liveShare
+	auditLog
 }
 
 // healthChecker is what /readyz asks the store.
@@ -120,9 +121,10 @@ type Server struct {
 	tuning       tuningStore
 	tuner        Tuning
 
-	web    webStore
-	pages  *templates.Engine
-	logins *loginLimiter
+	web      webStore
+	auditLog auditLog
+	pages    *templates.Engine
+	logins   *loginLimiter
 
 	events       *broker
 	relay        *relay // nil unless the database shares live events
@@ -167,6 +169,7 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 	s.tuner = cfg.Tuning
 	s.fb = feedbackAPI{store: store, kpis: store}
 	s.web = store
+	s.auditLog = store
 	s.pages = cfg.Pages
 	if s.pages == nil {
 		pages, err := templates.Load()
@@ -235,6 +238,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/reports", admin, s.handleListReports)
 	v1.GET("/reports/:id", admin, s.handleGetReport)
 	v1.POST("/reports/:id/apply", admin, s.handleApplyReport)
+	v1.GET("/audit", admin, s.handleAudit)
 	s.destinationRoutes(v1, admin)
 	s.feedbackRoutes(v1)
 	s.webRoutes(r)

@@ -108,7 +108,8 @@ func (s *Server) handleTune(c *gin.Context) {
 		return
 	}
 	if res.Report != nil && res.Report.Promotion.Promoted {
-		s.refreshAfterChange(ctx)
+		s.changed(c, feedback.AuditModelPromote, fmt.Sprintf("model %d", res.Report.CandidateModelVersion),
+			map[string]any{"by": "tuning run " + res.Run.ID, "reason": res.Report.Promotion.Reason})
 	}
 	status := http.StatusOK
 	if err != nil {
@@ -223,7 +224,7 @@ func (s *Server) handleApplyReport(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("apply report %s: %w", id, err))
 		return
 	}
-	s.refreshAfterChange(ctx)
+	s.changed(c, feedback.AuditReportApply, "report "+id, map[string]any{"applied_as_ruleset": pv.Version})
 	c.JSON(http.StatusCreated, toRulesetJSON(pv, false))
 }
 
@@ -239,7 +240,7 @@ func (s *Server) handleRollbackModel(c *gin.Context) {
 		writeError(c, s.log, fmt.Errorf("roll back model: %w", err))
 		return
 	}
-	s.refreshAfterChange(ctx)
+	s.changed(c, feedback.AuditModelRollback, "model", nil)
 	if m.Version == 0 {
 		c.JSON(http.StatusOK, gin.H{"active": nil, "message": "no earlier model: scoring uses the rules only"})
 		return

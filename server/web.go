@@ -70,6 +70,7 @@ func (s *Server) pageRoutes() []pageRoute {
 		{http.MethodGet, "/models", feedback.RoleLead, s.handleModelsPage},
 		{http.MethodPost, "/models/:version/promote", feedback.RoleLead, s.handlePromoteModelForm},
 		{http.MethodPost, "/models/rollback", feedback.RoleLead, s.handleRollbackModelForm},
+		{http.MethodGet, "/audit", feedback.RoleLead, s.handleAuditPage},
 	}
 }
 

@@ -273,7 +273,7 @@ func (s *Server) handleApplyReportForm(c *gin.Context) {
 		s.pageError(c, err)
 		return
 	}
-	s.refreshAfterChange(ctx)
+	s.changed(c, feedback.AuditReportApply, "report "+id, nil)
 	c.Redirect(http.StatusSeeOther, "/reports/"+url.PathEscape(id)+"?done=applied")
 }
 
@@ -402,8 +402,11 @@ func (s *Server) handlePromoteModelForm(c *gin.Context) {
 		s.pageError(c, err)
 		return
 	}
-	s.log.Info("model promoted in the UI", "version", v, "user_id", sessionOf(c).User.ID, "confirmed_small_holdout", c.PostForm("confirm") != "")
-	s.refreshAfterChange(ctx)
+	detail := map[string]any{}
+	if small {
+		detail["confirmed_small_holdout"] = true
+	}
+	s.changed(c, feedback.AuditModelPromote, fmt.Sprintf("model %d", v), detail)
 	back := localPath(c.PostForm("return"))
 	if strings.HasPrefix(back, "/reports/") {
 		c.Redirect(http.StatusSeeOther, back+"?done=promoted")
@@ -425,7 +428,6 @@ func (s *Server) handleRollbackModelForm(c *gin.Context) {
 		s.pageError(c, err)
 		return
 	}
-	s.log.Info("model rolled back in the UI", "user_id", sessionOf(c).User.ID)
-	s.refreshAfterChange(ctx)
+	s.changed(c, feedback.AuditModelRollback, "model", nil)
 	c.Redirect(http.StatusSeeOther, "/models?done=rolledback")
 }

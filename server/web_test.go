@@ -702,4 +702,36 @@ func TestReportAndModelPages(t *testing.T) {
 	if rec := h.page(http.MethodPost, "/models/"+v+"/promote", url.Values{}, agent, nil); rec.Code != http.StatusForbidden {
 		t.Errorf("an agent promoting = %d, want 403", rec.Code)
 	}
+
+	// The audit log names the lead for each step, with the live pair
+	// before and after.
+	var audit struct {
+		Entries []struct {
+			Actor   string         `json:"actor"`
+			Action  string         `json:"action"`
+			Subject string         `json:"subject"`
+			Before  map[string]any `json:"before"`
+			After   map[string]any `json:"after"`
+		} `json:"entries"`
+	}
+	h.do(http.MethodGet, "/v1/audit", "", "", h.key, &audit)
+	var steps []string
+	for _, e := range audit.Entries {
+		steps = append(steps, e.Actor+" "+e.Action+" "+e.Subject)
+	}
+	want := []string{"user:lead@example.com model.rollback model", "user:lead@example.com model.promote model " + v, "apikey:test ruleset.publish ruleset 1"}
+	if !slices.Equal(steps, want) {
+		t.Errorf("audit log = %q\nwant %q", steps, want)
+	}
+	if len(audit.Entries) > 1 && (audit.Entries[1].Before["model"] != 0.0 || audit.Entries[1].After["model"] != float64(tuned.Report.CandidateModelVersion) ||
+		audit.Entries[1].After["confirmed_small_holdout"] != true) {
+		t.Errorf("promotion entry before %v after %v", audit.Entries[1].Before, audit.Entries[1].After)
+	}
+	body = h.page(http.MethodGet, "/audit", nil, lead, nil).Body.String()
+	if !strings.Contains(body, "model.rollback") || !strings.Contains(body, "user:lead@example.com") {
+		t.Error("the audit page lacks the lead's rollback")
+	}
+	if rec := h.page(http.MethodGet, "/audit", nil, agent, nil); rec.Code != http.StatusForbidden {
+		t.Errorf("an agent on /audit = %d", rec.Code)
+	}
 }

@@ -106,6 +106,7 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return fmt.Errorf("create API key: %w", err)
 		}
+		auditCLI(ctx, store, stdout, feedback.AuditAPIKeyCreate, fmt.Sprintf("API key %d", key.ID), map[string]any{"name": key.Name, "scopes": key.Scopes})
 		fmt.Fprintf(stdout, "created API key %d %q with scopes %s; it is shown only once:\n", key.ID, key.Name, strings.Join(key.Scopes, ","))
 		fmt.Fprintln(stdout, secret)
 		return nil
@@ -146,6 +147,7 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := store.RevokeAPIKey(ctx, id); err != nil {
 			return fmt.Errorf("revoke API key %d: %w", id, err)
 		}
+		auditCLI(ctx, store, stdout, feedback.AuditAPIKeyRevoke, fmt.Sprintf("API key %d", id), nil)
 		fmt.Fprintf(stdout, "revoked API key %d; servers stop accepting it within their key cache TTL\n", id)
 		return nil
 	default:
@@ -193,6 +195,7 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
+		auditCLI(ctx, store, stdout, feedback.AuditRulesetPublish, fmt.Sprintf("ruleset %d", pv.Version), map[string]any{"ruleset": pv.Version, "note": note})
 		fmt.Fprintf(stdout, "published ruleset version %d (%d rules); it is live\n", pv.Version, len(doc.Rules))
 		return nil
 	case "show":
@@ -264,6 +267,7 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("activate ruleset %d: %w", v, err)
 		}
+		auditCLI(ctx, store, stdout, feedback.AuditRulesetRollback, fmt.Sprintf("ruleset %d", pv.Version), map[string]any{"ruleset": pv.Version})
 		fmt.Fprintf(stdout, "ruleset version %d is live; running servers load it within their reload interval\n", pv.Version)
 		return nil
 	default:
@@ -273,6 +277,20 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // cliAuthor names the operator of a command-line change for the audit
 // trail.
+// auditor records changes in the audit log.
+type auditor interface {
+	Audit(ctx context.Context, e feedback.AuditEntry) error
+}
+
+// auditCLI records a change made with the hotlane command. The change
+// stands if the entry cannot be written; the command says so.
+func auditCLI(ctx context.Context, st auditor, w io.Writer, action, subject string, after any) {
+	e := feedback.AuditEntry{Actor: cliAuthor(), Action: action, Subject: subject, After: feedback.AuditJSON(after)}
+	if err := st.Audit(ctx, e); err != nil {
+		fmt.Fprintf(w, "warning: the change is made but its audit entry was not recorded: %v\n", err)
+	}
+}
+
 func cliAuthor() string {
 	if u := os.Getenv("USER"); u != "" {
 		return "cli:" + u

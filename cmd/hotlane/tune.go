@@ -267,6 +267,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
+		auditCLI(ctx, store, stdout, feedback.AuditModelPromote, fmt.Sprintf("model %d", m.Version), map[string]any{"model": m.Version})
 		fmt.Fprintf(stdout, "model %d is active; running servers load it at their next reload\n", m.Version)
 		return nil
 	case "rollback":
@@ -280,6 +281,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
+		auditCLI(ctx, store, stdout, feedback.AuditModelRollback, "model", map[string]any{"model": m.Version})
 		if m.Version == 0 {
 			fmt.Fprintln(stdout, "no earlier model: the model is retired and scoring uses the rules only")
 			return nil
@@ -332,6 +334,7 @@ func runReports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		auditCLI(ctx, store, stdout, feedback.AuditReportApply, "report "+sr.ID, map[string]any{"applied_as_ruleset": pv.Version})
 		fmt.Fprintf(stdout, "published ruleset version %d from report %s\n", pv.Version, sr.ID)
 		return nil
 	}

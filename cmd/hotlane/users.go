@@ -97,16 +97,19 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if err != nil {
 			return fmt.Errorf("user create: %w", err)
 		}
+		auditCLI(ctx, st, stdout, feedback.AuditUserCreate, "user "+u.Email, map[string]any{"role": u.Role, "team": u.Team})
 		fmt.Fprintf(stdout, "created %s %s (team %q)\n", u.Role, u.Email, u.Team)
 	case "set-password":
 		if err := st.SetPassword(ctx, email, hash); err != nil {
 			return fmt.Errorf("user set-password: %w", err)
 		}
+		auditCLI(ctx, st, stdout, feedback.AuditUserSetPassword, "user "+email, nil)
 		fmt.Fprintf(stdout, "password of %s changed; their sessions ended\n", email)
 	case "disable":
 		if err := st.DisableUser(ctx, email); err != nil {
 			return fmt.Errorf("user disable: %w", err)
 		}
+		auditCLI(ctx, st, stdout, feedback.AuditUserDisable, "user "+email, nil)
 		fmt.Fprintf(stdout, "%s disabled; their sessions ended\n", email)
 	case "list":
 		users, err := st.Users(ctx)

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/store"
 )
 
 func runCLIStdin(t *testing.T, stdin string, args ...string) (string, error) {
@@ -50,5 +53,26 @@ func TestCLIUsers(t *testing.T) {
 	out, err = runCLIStdin(t, "", "user", "list", "--db", db)
 	if err != nil || !strings.Contains(out, "ana@example.com") || !strings.Contains(out, "disabled") || !strings.Contains(out, "lead") {
 		t.Errorf("list: %q %v", out, err)
+	}
+	// Each change is in the audit log, made by the command.
+	st, err := store.Open(context.Background(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	entries, err := st.AuditLog(context.Background(), feedback.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Actor, feedback.CLIActor) {
+			t.Errorf("actor %q", e.Actor)
+		}
+		got = append(got, e.Action+" "+e.Subject)
+	}
+	want := []string{"user.disable user ana@example.com", "user.set_password user ana@example.com", "user.create user ana@example.com"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("audit log = %q, want %q", got, want)
 	}
 }
