@@ -71,6 +71,7 @@ func (s *Server) pageRoutes() []pageRoute {
 		{http.MethodPost, "/models/:version/promote", feedback.RoleLead, s.handlePromoteModelForm},
 		{http.MethodPost, "/models/rollback", feedback.RoleLead, s.handleRollbackModelForm},
 		{http.MethodGet, "/audit", feedback.RoleLead, s.handleAuditPage},
+		{http.MethodGet, "/kpis", feedback.RoleLead, s.handleKPIsPage},
 	}
 }
 

@@ -268,4 +268,16 @@ func TestBrowserLead(t *testing.T) {
 		t.Errorf("models verdict = %q", v)
 	}
 	screenshot(t, ctx, "models.png")
+	err = chromedp.Do(ctx,
+		chromedp.Navigate("http://"+srv.addr+"/kpis"),
+		chromedp.WaitVisible(chromedp.CSS("figure.chart svg")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("figure.chart svg").length`))
+	if err != nil || charts != 4 {
+		t.Errorf("KPI charts drawn = %d, %v", charts, err)
+	}
+	screenshot(t, ctx, "kpis.png")
 }
