@@ -79,6 +79,10 @@ type Tuner struct {
 	MinLabelled int
 	// Promotion is PromoteAuto or PromoteManual; "" means PromoteAuto.
 	Promotion string
+	// Guard is what automatic promotion asks beyond beating the live model
+	// (model.DefaultPromotionGuard in the product); the zero value asks
+	// nothing more.
+	Guard model.PromotionGuard
 	// Targets are the precision targets per tier for proposed thresholds;
 	// zero means model.DefaultTargetPrecision.
 	Targets model.TargetPrecision
@@ -173,12 +177,13 @@ type tuneSettings struct {
 	trainer         model.Trainer
 	l2              float64
 	promotion       string
+	guard           model.PromotionGuard
 	targets         model.TargetPrecision
 }
 
 func (t *Tuner) settings() (tuneSettings, error) {
 	s := tuneSettings{window: t.Window, holdout: t.Holdout, minLabelled: t.MinLabelled, trainer: t.Trainer,
-		l2: t.L2, promotion: t.Promotion, targets: t.Targets}
+		l2: t.L2, promotion: t.Promotion, guard: t.Guard, targets: t.Targets}
 	if s.window <= 0 {
 		s.window = DefaultTuneWindow
 	}
@@ -374,7 +379,7 @@ func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gat
 	rep.Candidate = model.EvaluateHoldout(sc.Policy, hold, candScores)
 	rep.Rules = model.JudgeRules(sc.Policy, sc.Model, final, g.ruleHits, rows)
 	rep.Thresholds = model.ProposeHoldoutThresholds(sc.Policy, hold, candScores, set.targets)
-	rep.Promotion.Promoted, rep.Promotion.Reason = model.DecidePromotion(set.promotion, rep.Live, rep.Candidate, sc.ModelVersion)
+	rep.Promotion.Promoted, rep.Promotion.Reason = model.DecidePromotion(set.promotion, rep.Live, rep.Candidate, sc.ModelVersion, set.guard)
 	return &candidate{model: final, fit: finalFit, metrics: rep.Candidate}, nil
 }
 

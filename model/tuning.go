@@ -346,10 +346,23 @@ const (
 	PromoteManual = "manual"
 )
 
-// DecidePromotion applies the promotion policy to the live model's and the
-// candidate's holdout measurements (liveVersion 0 is the rules-only
-// policy): promote, or wait for a lead, and why.
-func DecidePromotion(policy string, live, cand *ModelEval, liveVersion int) (promote bool, why string) {
+// PromotionGuard is what automatic promotion asks beyond beating the live
+// model: a PR-AUC gain of at least Margin, on a holdout of at least
+// MinRows conversations and MinPositives positives. The zero value asks
+// nothing more.
+type PromotionGuard struct {
+	Margin                float64
+	MinRows, MinPositives int
+}
+
+// DefaultPromotionGuard is the tuning job's guard: half a point of PR-AUC
+// on at least 200 conversations and 20 positives.
+var DefaultPromotionGuard = PromotionGuard{Margin: 0.005, MinRows: 200, MinPositives: 20}
+
+// DecidePromotion applies the promotion policy and its guard to the live
+// model's and the candidate's holdout measurements (liveVersion 0 is the
+// rules-only policy): promote, or wait for a lead, and why.
+func DecidePromotion(policy string, live, cand *ModelEval, liveVersion int, g PromotionGuard) (promote bool, why string) {
 	liveName := "the rules-only policy"
 	if liveVersion > 0 {
 		liveName = fmt.Sprintf("model %d", liveVersion)
@@ -361,8 +374,14 @@ func DecidePromotion(policy string, live, cand *ModelEval, liveVersion int) (pro
 		return false, "no labelled conversations in the holdout to compare on: waiting for a lead"
 	case cand.WeightedPositives == 0 || cand.WeightedPositives == cand.WeightTotal:
 		return false, "the holdout holds one class only, so the models cannot be compared: waiting for a lead"
+	case cand.Rows < g.MinRows || cand.Positives < g.MinPositives:
+		return false, fmt.Sprintf("the holdout of %d conversations (%d positive) is too small to judge by, at least %d and %d are needed: waiting for a lead",
+			cand.Rows, cand.Positives, g.MinRows, g.MinPositives)
 	case !(cand.PRAUC > live.PRAUC):
 		return false, fmt.Sprintf("holdout PR-AUC %.5f does not beat %s's %.5f: waiting for a lead", cand.PRAUC, liveName, live.PRAUC)
+	case !(cand.PRAUC >= live.PRAUC+g.Margin):
+		return false, fmt.Sprintf("holdout PR-AUC %.5f beats %s's %.5f by less than the margin of %.4f: waiting for a lead",
+			cand.PRAUC, liveName, live.PRAUC, g.Margin)
 	case cand.ECE > live.ECE+CalibrationSlack:
 		return false, fmt.Sprintf("holdout PR-AUC %.5f beats %s's %.5f but calibration is worse (ECE %.4f against %.4f, more than %.2f apart): waiting for a lead",
 			cand.PRAUC, liveName, live.PRAUC, cand.ECE, live.ECE, CalibrationSlack)

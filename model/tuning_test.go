@@ -93,7 +93,7 @@ func clamp01(x float64) float64 { return min(max(x, 0.001), 0.999) }
 func TestTuningMathsGolden(t *testing.T) {
 	pol, rows, live, cand := tuningHoldout(t)
 	liveEval, candEval := EvaluateHoldout(pol, rows, live), EvaluateHoldout(pol, rows, cand)
-	promote, why := DecidePromotion(PromoteAuto, liveEval, candEval, 3)
+	promote, why := DecidePromotion(PromoteAuto, liveEval, candEval, 3, PromotionGuard{})
 	tuned := &Model{Intercept: -1.5, RuleWeights: map[string]float64{"big-deal": 1.8, "pricing": 1.2, "noisy": 0.02, "rare": 2.9}}
 	liveModel := &Model{Intercept: -2, RuleWeights: map[string]float64{"big-deal": 2.1, "pricing": 1, "noisy": 1.4}}
 	hits := map[string]int{"big-deal": 150, "pricing": 190, "noisy": 230, "rare": 2}

@@ -140,7 +140,7 @@ func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, po
 	}
 	fmt.Fprintf(stdout, "demo: imported %d past conversations with their outcomes (the %d weeks from %s)\n",
 		res.Added, demoHistoryWeeks, start.Format("2006-01-02"))
-	run, err := (&jobs.Tuner{Store: store, Log: log}).RunNow(ctx, feedback.TuneRequest{Trigger: "demo"})
+	run, err := (&jobs.Tuner{Store: store, Log: log, Guard: model.DefaultPromotionGuard}).RunNow(ctx, feedback.TuneRequest{Trigger: "demo"})
 	if err != nil {
 		return fmt.Errorf("tuning: %w", err)
 	}

@@ -28,6 +28,7 @@ type tuneFlags struct {
 	Holdout     time.Duration
 	MinLabelled int
 	Promotion   string
+	Guard       model.PromotionGuard
 }
 
 func (t *tuneFlags) register(fs *flag.FlagSet) {
@@ -37,6 +38,9 @@ func (t *tuneFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&t.Holdout, "holdout", jobs.DefaultHoldout, "the most recent part of the window the models are measured on")
 	fs.IntVar(&t.MinLabelled, "min-labelled", jobs.DefaultMinLabelled, "fewest labelled conversations a candidate model is trained on")
 	fs.StringVar(&t.Promotion, "promotion", jobs.PromoteAuto, "promotion policy: auto (promote a candidate that beats the live model on the holdout) or manual (a lead promotes)")
+	fs.Float64Var(&t.Guard.Margin, "promote-margin", model.DefaultPromotionGuard.Margin, "PR-AUC a candidate must gain over the live model to be promoted automatically")
+	fs.IntVar(&t.Guard.MinRows, "min-holdout", model.DefaultPromotionGuard.MinRows, "fewest holdout conversations automatic promotion judges on")
+	fs.IntVar(&t.Guard.MinPositives, "min-holdout-positives", model.DefaultPromotionGuard.MinPositives, "fewest positive holdout conversations automatic promotion judges on")
 }
 
 func (t *tuneFlags) validate() []string {
@@ -53,6 +57,9 @@ func (t *tuneFlags) validate() []string {
 	if t.MinLabelled < 2 {
 		errs = append(errs, "--min-labelled: must be at least 2")
 	}
+	if t.Guard.Margin < 0 || t.Guard.Margin > 1 || t.Guard.MinRows < 0 || t.Guard.MinPositives < 0 {
+		errs = append(errs, "--promote-margin, --min-holdout and --min-holdout-positives: must not be negative (and the margin at most 1)")
+	}
 	if t.Promotion != jobs.PromoteAuto && t.Promotion != jobs.PromoteManual {
 		errs = append(errs, fmt.Sprintf("--promotion: %q is not auto or manual", t.Promotion))
 	}
@@ -63,7 +70,7 @@ func (t *tuneFlags) validate() []string {
 func (t *tuneFlags) tuner(store jobs.TuneStore, live *feedback.Live, log *slog.Logger) *jobs.Tuner {
 	trainer, _ := model.TrainerByName(t.Trainer)
 	return &jobs.Tuner{Store: store, Live: live, Trainer: trainer, L2: t.L2, Window: t.Window, Holdout: t.Holdout,
-		MinLabelled: t.MinLabelled, Promotion: t.Promotion, Log: log}
+		MinLabelled: t.MinLabelled, Promotion: t.Promotion, Guard: t.Guard, Log: log}
 }
 
 // cronParser reads the standard five-field schedule.
