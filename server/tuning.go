@@ -171,21 +171,14 @@ func (s *Server) handleListReports(c *gin.Context) {
 // handleGetReport serves one stored report (id "latest" for the newest),
 // with the policy version its proposal was applied as.
 func (s *Server) handleGetReport(c *gin.Context) {
-	ctx := c.Request.Context()
 	id := c.Param("id")
-	var (
-		sr  feedback.StoredReport
-		err error
-	)
-	if id == "latest" {
-		sr, err = s.tuning.LatestReport(ctx)
-	} else {
-		if id, err = idParam(c); err != nil {
+	if id != "latest" {
+		if _, err := idParam(c); err != nil {
 			writeError(c, s.log, err)
 			return
 		}
-		sr, err = s.tuning.Report(ctx, id)
 	}
+	sr, err := s.storedReport(c.Request.Context(), id)
 	if err != nil {
 		writeError(c, s.log, fmt.Errorf("report %s: %w", id, err))
 		return
@@ -246,4 +239,12 @@ func (s *Server) handleRollbackModel(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"active": toModelJSON(m, false)})
+}
+
+// storedReport reads the report with id, or the newest for "latest".
+func (s *Server) storedReport(ctx context.Context, id string) (feedback.StoredReport, error) {
+	if id == "latest" {
+		return s.tuning.LatestReport(ctx)
+	}
+	return s.tuning.Report(ctx, id)
 }

@@ -108,16 +108,7 @@ func fmtPtr(f *float64, format string) string {
 
 func (s *Server) handleReportPage(c *gin.Context) {
 	ctx := c.Request.Context()
-	id := c.Param("id")
-	var (
-		sr  feedback.StoredReport
-		err error
-	)
-	if id == "latest" {
-		sr, err = s.tuning.LatestReport(ctx)
-	} else {
-		sr, err = s.tuning.Report(ctx, id)
-	}
+	sr, err := s.storedReport(ctx, c.Param("id"))
 	if err != nil {
 		s.pageError(c, err)
 		return
@@ -297,7 +288,7 @@ func (s *Server) handleModelsPage(c *gin.Context) {
 		s.pageError(c, err)
 		return
 	}
-	p := modelsPage{pageBase: s.base(c, "Models", "models"), RollbackTo: "the rules alone"}
+	p := modelsPage{pageBase: s.base(c, "Models", "models"), RollbackTo: "the model active before it (the rules alone if there was none)"}
 	switch c.Query("done") {
 	case "promoted":
 		p.Flash = "The model is live."
@@ -305,7 +296,6 @@ func (s *Server) handleModelsPage(c *gin.Context) {
 		p.Flash = "Rolled back."
 	}
 	now := s.now()
-	var previous int
 	for _, m := range list {
 		row := modelRowView{Version: m.Version, Status: m.Status, Trainer: m.Trainer, PRAUC: "–", CreatedAt: m.CreatedAt,
 			Ago: templates.Ago(now, m.CreatedAt), CanPromote: m.Status != feedback.ModelActive}
@@ -332,8 +322,6 @@ func (s *Server) handleModelsPage(c *gin.Context) {
 		}
 		if m.Status == feedback.ModelActive {
 			p.Active = m.Version
-		} else if m.ActivatedAt != nil && m.RolledBackAt == nil && m.Version > previous && p.Active == 0 {
-			previous = m.Version
 		}
 		p.Rows = append(p.Rows, row)
 	}
@@ -344,9 +332,6 @@ func (s *Server) handleModelsPage(c *gin.Context) {
 		p.Verdict = fmt.Sprintf("Model %d scores every conversation; %s in the registry.", p.Active, plural(len(list), "version", "versions"))
 	default:
 		p.Verdict = "No model is active: the rules alone score."
-	}
-	if previous != 0 {
-		p.RollbackTo = "model " + strconv.Itoa(previous)
 	}
 	s.render(c, http.StatusOK, "models", p)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/model"
@@ -12,29 +11,6 @@ import (
 
 // tierRank orders tiers in SQL, urgent first.
 const tierRank = `CASE c.tier WHEN 'urgent' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END`
-
-// queueRow is a conversation as the queue reads it.
-type queueRow struct {
-	ID              string
-	Channel         string
-	Tier            string
-	Score           float64
-	LastDecisionID  string
-	Decisions       int64
-	FirstSeenAt     time.Time
-	UpdatedAt       time.Time
-	AlertedTier     string
-	LastAlertAt     *time.Time
-	FirstTopAt      *time.Time
-	FirstResponseAt *time.Time
-	SLAEscalatedAt  *time.Time `gorm:"column:sla_escalated_at"`
-}
-
-func (r queueRow) conversation() conversationRow {
-	return conversationRow{ID: r.ID, Channel: r.Channel, Tier: r.Tier, Score: r.Score, LastDecisionID: r.LastDecisionID,
-		Decisions: r.Decisions, FirstSeenAt: r.FirstSeenAt, UpdatedAt: r.UpdatedAt, AlertedTier: r.AlertedTier,
-		LastAlertAt: r.LastAlertAt, FirstTopAt: r.FirstTopAt, FirstResponseAt: r.FirstResponseAt, SLAEscalatedAt: r.SLAEscalatedAt}
-}
 
 // OpenConversations reads the live queue: conversations started within
 // feedback.QueueWindow of q.Now and not ended by a closed, converted or
@@ -71,9 +47,8 @@ func (s *Store) OpenConversations(ctx context.Context, q feedback.QueueQuery) (f
 	from := " FROM conversations c"
 	from += " WHERE " + strings.Join(where, " AND ")
 
-	var rows []queueRow
-	err := s.db.WithContext(ctx).Raw(`SELECT c.id, c.channel, c.tier, c.score, c.last_decision_id, c.decisions, c.first_seen_at,
-  c.updated_at, c.alerted_tier, c.last_alert_at, c.first_top_at, c.first_response_at, c.sla_escalated_at`+from+
+	var rows []conversationRow
+	err := s.db.WithContext(ctx).Raw(`SELECT c.*`+from+
 		` ORDER BY `+tierRank+` DESC, c.first_seen_at ASC, c.score DESC, c.id ASC LIMIT ? OFFSET ?`,
 		append(args, q.Limit, q.Offset)...).Scan(&rows).Error
 	if err != nil {
@@ -104,7 +79,7 @@ func (s *Store) OpenConversations(ctx context.Context, q feedback.QueueQuery) (f
 		if j, ok := byID[r.LastDecisionID]; ok {
 			route, reasons = []byte(last[j].Route), []byte(last[j].Reasons)
 		}
-		page.Items[i] = feedback.NewQueueItem(r.conversation().toConversation(), route, reasons, q.Now, q.SLA)
+		page.Items[i] = feedback.NewQueueItem(r.toConversation(), route, reasons, q.Now, q.SLA)
 	}
 
 	// The counts: per tier, and past the SLA (its clock starts at the first

@@ -94,7 +94,6 @@
   });
 
   // The live queue: rows arrive over Server-Sent Events.
-  const queue = document.getElementById("queue") || document.querySelector("[data-live]");
   const live = document.getElementById("live");
   if (document.body.dataset.page === "queue" && window.EventSource && live) {
     const filters = (document.getElementById("queue") || { dataset: {} }).dataset.filters || "";
@@ -129,5 +128,4 @@
     };
     connect();
   }
-  void queue;
 })();
