@@ -22,6 +22,9 @@ type AuditEntry struct {
 const (
 	AuditRulesetPublish    = "ruleset.publish"
 	AuditRulesetRollback   = "ruleset.rollback"
+	AuditDraftCreate       = "ruleset.draft_create"
+	AuditDraftUpdate       = "ruleset.draft_update"
+	AuditDraftDelete       = "ruleset.draft_delete"
 	AuditReportApply       = "report.apply"
 	AuditModelCreate       = "model.create"
 	AuditModelPromote      = "model.promote"

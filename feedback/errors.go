@@ -48,3 +48,14 @@ func (e *kindError) Error() string { return e.msg }
 
 // Is reports whether target is the error's kind.
 func (e *kindError) Is(target error) bool { return target == e.kind }
+
+// Reason is the message of the first conflict of Hotlane's own in err's
+// chain (ErrApplied, ErrPublishedImmutable, ...), fit to show a client;
+// "" when there is none.
+func Reason(err error) string {
+	var ke *kindError
+	if errors.As(err, &ke) {
+		return ke.msg
+	}
+	return ""
+}

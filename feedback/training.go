@@ -184,4 +184,16 @@ type TrainingRow struct {
 	// when it was not sampled for review.
 	SampleRate float64
 	Label      TrainingLabel
+	// Decisions holds every decision of the conversation in the window,
+	// oldest first, the latest one last; only backtests ask for them.
+	Decisions []WindowDecision
+}
+
+// WindowDecision is one decision of a conversation as a backtest replays
+// it: what the platform sent, not what was decided.
+type WindowDecision struct {
+	Channel string
+	At      time.Time
+	Signals json.RawMessage
+	Message string
 }

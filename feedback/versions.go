@@ -2,9 +2,9 @@ package feedback
 
 import "time"
 
-// PolicyVersion is one published version of the policy document (rules,
-// thresholds, routes). Every version is kept; exactly one is live once any
-// has been published.
+// PolicyVersion is one version of the policy document (rules, thresholds,
+// routes): a draft, or published. Every published version is kept;
+// exactly one is live once any has been published.
 type PolicyVersion struct {
 	Version     int
 	Document    []byte // canonical JSON
@@ -12,9 +12,23 @@ type PolicyVersion struct {
 	Author      string
 	Note        string
 	Live        bool
+	Status      string // PolicyDraft or PolicyPublished
 	CreatedAt   time.Time
 	ActivatedAt *time.Time
 }
+
+// Ruleset statuses. A draft serves nothing and may be edited, backtested,
+// published or deleted; a published version is immutable and kept.
+const (
+	PolicyDraft     = "draft"
+	PolicyPublished = "published"
+)
+
+// Conflicts of ruleset drafts; each is also ErrConflict.
+var (
+	ErrPublishedImmutable error = &kindError{"the version is published and cannot change: create a draft", ErrConflict}
+	ErrDraftNotPublished  error = &kindError{"the version is a draft: publish it instead", ErrConflict}
+)
 
 // Model statuses. A model is created as a candidate; activating it retires
 // the model active before.

@@ -465,6 +465,9 @@ func CompilePolicy(doc PolicyDoc) (*Policy, error) {
 // Doc returns a copy of the document the policy was compiled from.
 func (p *Policy) Doc() PolicyDoc { return p.doc.clone() }
 
+// ReadsMessage reports whether some rule reads the visitor's message.
+func (p *Policy) ReadsMessage() bool { return p.readMessage }
+
 // Alerts returns the policy's compiled alerts section.
 func (p *Policy) Alerts() *AlertPolicy { return p.alerts }
 

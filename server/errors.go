@@ -64,6 +64,9 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 		apiErr = &APIError{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
 	case errors.Is(err, feedback.ErrConflict):
 		apiErr = &APIError{Status: http.StatusConflict, Code: "conflict", Message: "conflicts with the current state"}
+		if why := feedback.Reason(err); why != "" {
+			apiErr.Message = why
+		}
 	case errors.Is(err, feedback.ErrInvalid):
 		msg := err.Error()
 		if fromDatabase(err) {

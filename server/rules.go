@@ -27,12 +27,18 @@ type policyAdmin interface {
 	Policy(ctx context.Context, version int) (feedback.PolicyVersion, error)
 	ListPolicies(ctx context.Context) ([]feedback.PolicyVersion, error)
 	ActivatePolicy(ctx context.Context, version int) (feedback.PolicyVersion, error)
+	CreateDraft(ctx context.Context, document []byte, source, author, note string) (feedback.PolicyVersion, error)
+	UpdateDraft(ctx context.Context, version int, document []byte, source, author, note string) (feedback.PolicyVersion, error)
+	PublishDraft(ctx context.Context, version int) (feedback.PolicyVersion, error)
+	DeleteDraft(ctx context.Context, version int) error
+	feedback.BacktestSource
 }
 
 // rulesetJSON is a ruleset version as the API shows it.
 type rulesetJSON struct {
 	Version     int             `json:"version"`
 	Live        bool            `json:"live"`
+	Status      string          `json:"status"`
 	Author      string          `json:"author,omitempty"`
 	Note        string          `json:"note,omitempty"`
 	CreatedAt   time.Time       `json:"created_at"`
@@ -43,7 +49,7 @@ type rulesetJSON struct {
 }
 
 func toRulesetJSON(p feedback.PolicyVersion, full bool) rulesetJSON {
-	out := rulesetJSON{Version: p.Version, Live: p.Live, Author: p.Author, Note: p.Note,
+	out := rulesetJSON{Version: p.Version, Live: p.Live, Status: p.Status, Author: p.Author, Note: p.Note,
 		CreatedAt: p.CreatedAt, ActivatedAt: p.ActivatedAt}
 	if doc, err := model.ParsePolicy(p.Document); err == nil {
 		out.Rules = len(doc.Rules)

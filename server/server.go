@@ -126,6 +126,7 @@ type Server struct {
 	pages    *templates.Engine
 	logins   *loginLimiter
 
+	backtests    chan struct{} // one backtest at a time
 	events       *broker
 	relay        *relay // nil unless the database shares live events
 	stopStreams  chan struct{}
@@ -179,6 +180,7 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 		s.pages = pages
 	}
 	s.logins = &loginLimiter{fails: map[string][]time.Time{}}
+	s.backtests = make(chan struct{}, 1)
 	s.events, s.stopStreams = newBroker(), make(chan struct{})
 	s.relay = newRelay(store)
 	s.engine = s.routes()
@@ -225,6 +227,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/rulesets", admin, s.handleListRulesets)
 	v1.GET("/rulesets/:version", admin, s.handleGetRuleset)
 	v1.POST("/rulesets/:version/activate", admin, s.handleActivateRuleset)
+	s.draftRoutes(v1, admin)
 
 	v1.GET("/models", admin, s.handleListModels)
 	v1.POST("/models", admin, s.handleCreateModel)

@@ -157,19 +157,25 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("rules needs a subcommand: apply, validate, show, list or rollback")
+		return usagef("rules needs a subcommand: apply, validate, show, list, rollback or backtest")
 	}
 	sub, args := args[0], args[1:]
 	var note string
+	var bt backtestFlags
 	db, rest, log, err := parseDBCommand("rules "+sub, args, stderr, func(fs *flag.FlagSet) {
-		if sub == "apply" {
+		switch sub {
+		case "apply":
 			fs.StringVar(&note, "note", "", "a note stored with the new version")
+		case "backtest":
+			bt.register(fs)
 		}
 	})
 	if err != nil {
 		return err
 	}
 	switch sub {
+	case "backtest":
+		return runBacktest(ctx, db, log, rest, bt, stdout)
 	case "validate", "apply":
 		if len(rest) != 1 {
 			return usagef("rules %s takes one policy file (YAML or JSON)", sub)
@@ -241,13 +247,13 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "VERSION\tLIVE\tCREATED\tAUTHOR\tNOTE")
+		fmt.Fprintln(tw, "VERSION\tSTATUS\tCREATED\tAUTHOR\tNOTE")
 		for _, p := range list {
-			live := ""
+			status := p.Status
 			if p.Live {
-				live = "live"
+				status = "live"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Version, live, p.CreatedAt.Format(time.RFC3339), p.Author, p.Note)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Version, status, p.CreatedAt.Format(time.RFC3339), p.Author, p.Note)
 		}
 		return tw.Flush()
 	case "rollback", "activate":
@@ -271,7 +277,7 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "ruleset version %d is live; running servers load it within their reload interval\n", pv.Version)
 		return nil
 	default:
-		return usagef("unknown rules subcommand %q: use apply, validate, show, list or rollback", sub)
+		return usagef("unknown rules subcommand %q: use apply, validate, show, list, rollback or backtest", sub)
 	}
 }
 

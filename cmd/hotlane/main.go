@@ -74,6 +74,7 @@ Usage:
   hotlane rules show [VERSION]               print the live (or a given) ruleset
   hotlane rules list                         list every ruleset version
   hotlane rules rollback VERSION             make an earlier version live again
+  hotlane rules backtest FILE|VERSION [--weeks N] [--json]   what it would have caught
   hotlane bench --url URL --key KEY [--duration D] [--concurrency N] [--baseline] [--json]
   hotlane tune [--as-of TIME] [--promotion auto|manual]   run the weekly tuning job now
   hotlane models list|show V|promote V|rollback      the model registry

@@ -15,6 +15,16 @@ import (
 // decisions and their outcome events so a window of millions needs memory
 // only for its agents' labels and alerts.
 func (s *Store) TrainingRows(ctx context.Context, from, to time.Time, fn func(feedback.TrainingRow) error) error {
+	return s.walkWindow(ctx, from, to, false, fn)
+}
+
+// BacktestRows is TrainingRows with every decision of each conversation in
+// the window (Decisions, oldest first), for a backtest to replay.
+func (s *Store) BacktestRows(ctx context.Context, from, to time.Time, fn func(feedback.TrainingRow) error) error {
+	return s.walkWindow(ctx, from, to, true, fn)
+}
+
+func (s *Store) walkWindow(ctx context.Context, from, to time.Time, every bool, fn func(feedback.TrainingRow) error) error {
 	from, to = normTime(from), normTime(to)
 	db := s.db.WithContext(ctx)
 	inWindow := `conversation_id IN (SELECT conversation_id FROM decisions WHERE occurred_at >= ? AND occurred_at < ?)`
@@ -91,6 +101,7 @@ ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Row
 		haveRow          bool
 	}
 	var cur last
+	var earlier []feedback.WindowDecision
 	emit := func() error {
 		if !cur.haveRow {
 			return nil
@@ -104,6 +115,9 @@ ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Row
 			r.ModelVersion = *cur.modelVersion
 		}
 		r.Signals = cur.signals
+		if every {
+			r.Decisions = append(earlier, feedback.WindowDecision{Channel: r.Channel, At: r.At, Signals: r.Signals, Message: r.Message})
+		}
 		a := alerted[cur.convID]
 		r.AlertTier, r.SampleRate = a.tier, a.sampleRate
 		evs, err := events.take(cur.convID)
@@ -120,10 +134,18 @@ ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Row
 			return fmt.Errorf("store: training decisions: %w", translate(err))
 		}
 		next.haveRow = true
-		if cur.haveRow && next.convID != cur.convID {
+		switch {
+		case cur.haveRow && next.convID != cur.convID:
 			if err := emit(); err != nil {
 				return err
 			}
+			earlier = nil
+		case cur.haveRow && every:
+			d := feedback.WindowDecision{Channel: cur.channel, At: cur.at.UTC(), Signals: cur.signals}
+			if cur.message != nil {
+				d.Message = *cur.message
+			}
+			earlier = append(earlier, d)
 		}
 		cur = next
 	}

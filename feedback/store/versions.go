@@ -19,6 +19,7 @@ type policyRow struct {
 	Author      string
 	Note        string
 	Live        bool
+	Status      string
 	CreatedAt   time.Time
 	ActivatedAt *time.Time
 }
@@ -28,7 +29,7 @@ func (policyRow) TableName() string { return "policies" }
 func (r policyRow) toPolicyVersion() feedback.PolicyVersion {
 	return feedback.PolicyVersion{
 		Version: r.Version, Document: []byte(r.Document), Source: r.Source, Author: r.Author, Note: r.Note,
-		Live: r.Live, CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utcPtr(r.ActivatedAt),
+		Live: r.Live, Status: r.Status, CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utcPtr(r.ActivatedAt),
 	}
 }
 
@@ -94,7 +95,7 @@ func (s *Store) PublishPolicy(ctx context.Context, document []byte, source, auth
 		}
 		t := now()
 		row = policyRow{Version: v, Document: string(document), Source: source, Author: author, Note: note,
-			Live: true, CreatedAt: t, ActivatedAt: &t}
+			Live: true, Status: feedback.PolicyPublished, CreatedAt: t, ActivatedAt: &t}
 		return tx.Create(&row).Error
 	})
 	if err != nil {
@@ -147,6 +148,9 @@ func (s *Store) ActivatePolicy(ctx context.Context, version int) (feedback.Polic
 		if err := tx.Where("version = ?", version).Take(&row).Error; err != nil {
 			return err
 		}
+		if row.Status == feedback.PolicyDraft {
+			return feedback.ErrDraftNotPublished
+		}
 		if row.Live {
 			return nil
 		}
@@ -162,6 +166,107 @@ func (s *Store) ActivatePolicy(ctx context.Context, version int) (feedback.Polic
 		return feedback.PolicyVersion{}, fmt.Errorf("store: activate policy %d: %w", version, translate(err))
 	}
 	return row.toPolicyVersion(), nil
+}
+
+// CreateDraft stores document (canonical JSON) as the next policy version,
+// a draft: it serves nothing until PublishDraft.
+func (s *Store) CreateDraft(ctx context.Context, document []byte, source, author, note string) (feedback.PolicyVersion, error) {
+	if !json.Valid(document) {
+		return feedback.PolicyVersion{}, fmt.Errorf("store: create draft: %w: document is not valid JSON", feedback.ErrInvalid)
+	}
+	var row policyRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockTable(tx, "policies"); err != nil {
+			return err
+		}
+		v, err := nextVersion(tx, &policyRow{})
+		if err != nil {
+			return err
+		}
+		row = policyRow{Version: v, Document: string(document), Source: source, Author: author, Note: note,
+			Status: feedback.PolicyDraft, CreatedAt: now()}
+		return tx.Create(&row).Error
+	})
+	if err != nil {
+		return feedback.PolicyVersion{}, fmt.Errorf("store: create draft: %w", translate(err))
+	}
+	return row.toPolicyVersion(), nil
+}
+
+// draftTx loads version for update inside tx: ErrNotFound when it does not
+// exist, ErrPublishedImmutable when it is no longer a draft.
+func (s *Store) draftTx(tx *gorm.DB, version int) (policyRow, error) {
+	var row policyRow
+	if err := s.lockTable(tx, "policies"); err != nil {
+		return row, err
+	}
+	if err := tx.Where("version = ?", version).Take(&row).Error; err != nil {
+		return row, err
+	}
+	if row.Status != feedback.PolicyDraft {
+		return row, feedback.ErrPublishedImmutable
+	}
+	return row, nil
+}
+
+// UpdateDraft replaces a draft's document, source and note. A published
+// version cannot change (ErrPublishedImmutable, a conflict).
+func (s *Store) UpdateDraft(ctx context.Context, version int, document []byte, source, author, note string) (feedback.PolicyVersion, error) {
+	if !json.Valid(document) {
+		return feedback.PolicyVersion{}, fmt.Errorf("store: update draft: %w: document is not valid JSON", feedback.ErrInvalid)
+	}
+	var row policyRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if row, err = s.draftTx(tx, version); err != nil {
+			return err
+		}
+		row.Document, row.Source, row.Author, row.Note = string(document), source, author, note
+		return tx.Model(&policyRow{}).Where("version = ?", version).
+			Updates(map[string]any{"document": row.Document, "source": source, "author": author, "note": note}).Error
+	})
+	if err != nil {
+		return feedback.PolicyVersion{}, fmt.Errorf("store: update draft %d: %w", version, translate(err))
+	}
+	return row.toPolicyVersion(), nil
+}
+
+// PublishDraft makes a draft a published version and live, in one
+// transaction; from then on it cannot change.
+func (s *Store) PublishDraft(ctx context.Context, version int) (feedback.PolicyVersion, error) {
+	var row policyRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if row, err = s.draftTx(tx, version); err != nil {
+			return err
+		}
+		if err := tx.Model(&policyRow{}).Where("live = ?", true).Update("live", false).Error; err != nil {
+			return err
+		}
+		t := now()
+		row.Live, row.Status, row.ActivatedAt = true, feedback.PolicyPublished, &t
+		return tx.Model(&policyRow{}).Where("version = ?", version).
+			Updates(map[string]any{"live": true, "status": feedback.PolicyPublished, "activated_at": t}).Error
+	})
+	if err != nil {
+		return feedback.PolicyVersion{}, fmt.Errorf("store: publish draft %d: %w", version, translate(err))
+	}
+	return row.toPolicyVersion(), nil
+}
+
+// DeleteDraft deletes a draft; a published version is kept for ever
+// (ErrPublishedImmutable).
+func (s *Store) DeleteDraft(ctx context.Context, version int) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := s.draftTx(tx, version); err != nil {
+			return err
+		}
+		return tx.Where("version = ?", version).Delete(&policyRow{}).Error
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete draft %d: %w", version, translate(err))
+	}
+	return nil
 }
 
 // CreateModel stores body (the model as JSON) as the next model version,
