@@ -41,21 +41,21 @@ var defaultAlertTiers = []Tier{TierUrgent, TierHigh}
 type AlertsSpec struct {
 	// Tiers maps a channel, or "default", to the tiers that alert on it.
 	// An empty list means the channel never alerts.
-	Tiers map[string][]string `json:"tiers,omitempty" yaml:"tiers"`
+	Tiers map[string][]string `json:"tiers,omitempty" yaml:"tiers,omitempty"`
 	// Cooldown is the least time between two fired alerts of one
 	// conversation, as a Go duration ("10m", "90s").
-	Cooldown string `json:"cooldown,omitempty" yaml:"cooldown"`
+	Cooldown string `json:"cooldown,omitempty" yaml:"cooldown,omitempty"`
 	// HourlyBudget maps a team, or "default", to the most alerts fired for
 	// it in any hour.
-	HourlyBudget map[string]int `json:"hourly_budget,omitempty" yaml:"hourly_budget"`
+	HourlyBudget map[string]int `json:"hourly_budget,omitempty" yaml:"hourly_budget,omitempty"`
 	// ExplorationRate is the probability, in [0, 1], that a conversation
 	// that does not alert is sampled for review; nil means the default and
 	// 0 turns sampling off.
-	ExplorationRate *float64 `json:"exploration_rate,omitempty" yaml:"exploration_rate"`
+	ExplorationRate *float64 `json:"exploration_rate,omitempty" yaml:"exploration_rate,omitempty"`
 	// SLA maps a tier to its time to first human response, as a Go
 	// duration. Tiers not listed have no SLA, unless the map is absent,
 	// in which case urgent and high get the defaults.
-	SLA map[string]string `json:"sla,omitempty" yaml:"sla"`
+	SLA map[string]string `json:"sla,omitempty" yaml:"sla,omitempty"`
 }
 
 func (a *AlertsSpec) clone() *AlertsSpec {

@@ -41,10 +41,10 @@ type PolicyDoc struct {
 	// Thresholds maps a channel, or "default", to its tier thresholds.
 	Thresholds map[string]Thresholds `json:"thresholds" yaml:"thresholds"`
 	// Routes are tried in order; the first that matches names the team.
-	Routes []RouteSpec `json:"routes,omitempty" yaml:"routes"`
+	Routes []RouteSpec `json:"routes,omitempty" yaml:"routes,omitempty"`
 	// Alerts says which decisions alert and how alerts are rationed; nil
 	// means every default (see AlertsSpec).
-	Alerts *AlertsSpec `json:"alerts,omitempty" yaml:"alerts"`
+	Alerts *AlertsSpec `json:"alerts,omitempty" yaml:"alerts,omitempty"`
 }
 
 // RuleSpec is one hand-written rule.
@@ -59,11 +59,11 @@ type RuleSpec struct {
 	Points float64 `json:"points" yaml:"points"`
 	// TierFloor, when set, is the least tier a decision gets when the rule
 	// fires, whatever the score.
-	TierFloor string `json:"tier_floor,omitempty" yaml:"tier_floor"`
+	TierFloor string `json:"tier_floor,omitempty" yaml:"tier_floor,omitempty"`
 	// Channels, when set, limits the rule to these channels.
-	Channels []string `json:"channels,omitempty" yaml:"channels"`
+	Channels []string `json:"channels,omitempty" yaml:"channels,omitempty"`
 	// Description says what the rule is for.
-	Description string `json:"description,omitempty" yaml:"description"`
+	Description string `json:"description,omitempty" yaml:"description,omitempty"`
 }
 
 // Thresholds are the least scores for each tier on one channel; a score
@@ -77,9 +77,9 @@ type Thresholds struct {
 // RouteSpec maps decisions to a team. Every field but Team is optional; a
 // route matches when all the fields that are set match.
 type RouteSpec struct {
-	Tier    string `json:"tier,omitempty" yaml:"tier"`
-	Channel string `json:"channel,omitempty" yaml:"channel"`
-	Rule    string `json:"rule,omitempty" yaml:"rule"`
+	Tier    string `json:"tier,omitempty" yaml:"tier,omitempty"`
+	Channel string `json:"channel,omitempty" yaml:"channel,omitempty"`
+	Rule    string `json:"rule,omitempty" yaml:"rule,omitempty"`
 	Team    string `json:"team" yaml:"team"`
 }
 
@@ -238,6 +238,21 @@ func goTypeWord(t string) string {
 		return "a mapping"
 	}
 	return t
+}
+
+// YAML renders the document as YAML, for an author to edit: the form a
+// version is shown in when it was stored without its source.
+func (d PolicyDoc) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(d); err != nil {
+		return nil, fmt.Errorf("policy as YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("policy as YAML: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // Canonical encodes the document as the canonical JSON that is stored and

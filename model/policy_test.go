@@ -355,3 +355,40 @@ func TestCompileErrorPosition(t *testing.T) {
 		})
 	}
 }
+
+// YAML renders a document that parses back to the same document, without
+// empty optional fields.
+func TestPolicyDocYAMLRoundTrip(t *testing.T) {
+	src := `
+base: -2
+rules:
+  - {name: big-deal, expression: "deal_size >= 10000", points: 2, tier_floor: high, description: "A big one."}
+  - {name: wa, expression: 'message matches "(?i)refund"', points: 1, channels: [whatsapp]}
+thresholds:
+  default: {urgent: 0.9, high: 0.7, medium: 0.4}
+routes:
+  - {tier: urgent, team: enterprise}
+alerts:
+  cooldown: 5m
+`
+	doc, err := ParsePolicy([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := doc.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePolicy(y)
+	if err != nil {
+		t.Fatalf("YAML does not parse back: %v\n%s", err, y)
+	}
+	a, _ := doc.Canonical()
+	b, _ := back.Canonical()
+	if string(a) != string(b) {
+		t.Errorf("round trip changed the document:\n%s\nwant\n%s", b, a)
+	}
+	if strings.Contains(string(y), "tier_floor: \"\"") || strings.Contains(string(y), "channels: []") {
+		t.Errorf("empty optional fields rendered:\n%s", y)
+	}
+}

@@ -70,6 +70,13 @@ func (s *Server) pageRoutes() []pageRoute {
 		{http.MethodGet, "/models", feedback.RoleLead, s.handleModelsPage},
 		{http.MethodPost, "/models/:version/promote", feedback.RoleLead, s.handlePromoteModelForm},
 		{http.MethodPost, "/models/rollback", feedback.RoleLead, s.handleRollbackModelForm},
+		{http.MethodGet, "/rules", feedback.RoleLead, s.handleRulesPage},
+		{http.MethodPost, "/rules/drafts", feedback.RoleLead, s.handleNewDraftForm},
+		{http.MethodGet, "/rules/:version", feedback.RoleLead, s.handleRulesetPage},
+		{http.MethodPost, "/rules/:version", feedback.RoleLead, s.handleSaveDraftForm},
+		{http.MethodPost, "/rules/:version/publish", feedback.RoleLead, s.handlePublishDraftForm},
+		{http.MethodPost, "/rules/:version/rollback", feedback.RoleLead, s.handleRollbackRulesetForm},
+		{http.MethodPost, "/rules/:version/delete", feedback.RoleLead, s.handleDeleteDraftForm},
 		{http.MethodGet, "/audit", feedback.RoleLead, s.handleAuditPage},
 		{http.MethodGet, "/kpis", feedback.RoleLead, s.handleKPIsPage},
 	}

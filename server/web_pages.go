@@ -416,10 +416,10 @@ func (s *Server) handleLabelForm(c *gin.Context) {
 }
 
 type decisionView struct {
-	At        time.Time
-	Ago, Tier string
-	Score     float64
-	Reasons   string
+	At                  time.Time
+	Ago, Tier, ScoredBy string
+	Score               float64
+	Reasons             string
 }
 
 type signalView struct{ Name, Value string }
@@ -499,7 +499,7 @@ func (s *Server) handleConversationPage(c *gin.Context) {
 	p.Verdict = fmt.Sprintf("%s: %s, score %.2f. %s", id, conv.Tier, conv.Score, p.Waiting)
 	for _, d := range decisions {
 		p.Decisions = append(p.Decisions, decisionView{At: d.CreatedAt, Ago: templates.Ago(now, d.CreatedAt), Tier: d.Tier.String(),
-			Score: d.Score, Reasons: reasonText(decodeReasons(d.Reasons), pv.describe, 3)})
+			Score: d.Score, Reasons: reasonText(decodeReasons(d.Reasons), pv.describe, 3), ScoredBy: scoredBy(d)})
 	}
 	p.Chart = scoreChart(decisions)
 	for _, a := range alerts.Alerts {
@@ -612,4 +612,12 @@ func scoreChart(decisions []feedback.Decision) template.HTML {
 	fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="#0b5cad" stroke-width="2"/>`, strings.Join(pts, " "))
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="11" fill="#57606a">decisions, oldest to newest</text></svg>`, pad, h-6)
 	return template.HTML(b.String()) // built above from numbers and escaped text
+}
+
+// scoredBy names the ruleset and model a decision was made with.
+func scoredBy(d feedback.Decision) string {
+	if d.ModelVersion == 0 {
+		return fmt.Sprintf("ruleset %d, rules only", d.PolicyVersion)
+	}
+	return fmt.Sprintf("ruleset %d, model %d", d.PolicyVersion, d.ModelVersion)
 }

@@ -281,3 +281,177 @@ func TestBrowserLead(t *testing.T) {
 	}
 	screenshot(t, ctx, "kpis.png")
 }
+
+// A lead changes the rules on the demo as Stripe Radar users do: draft,
+// see a typo refused at its rule and column, backtest, publish, see new
+// chats scored by the new version; then rolls a model back and promotes
+// it again; the audit log shows each step with the lead's name.
+func TestBrowserRules(t *testing.T) {
+	ctx := browser(t, 1280, 900)
+	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--log-level", "error")
+	defer srv.stop(t)
+	base := "http://" + srv.addr
+	email, password := demoPassword(t, srv.out, "lead")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/rules"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.CSS("h1.verdict")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "Version 1 is live") {
+		t.Errorf("rules verdict = %q", v)
+	}
+	// A draft with a typo in a new rule.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form[action="/rules/drafts"] button`)),
+		chromedp.WaitVisible(chromedp.ID("source")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const s = document.getElementById("source"); s.value = `+js+`; return true })()`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(`s.value.replace("rules:\n", "rules:\n  - name: hot-pricing\n    expression: 'pricing_page_views >= and returning'\n    points: 3\n")`)
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form.editor button.primary`)),
+		chromedp.WaitVisible(chromedp.ID("problems")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := textOf(t, ctx, "#problems"); !strings.Contains(p, "Rule hot-pricing, rules[0].expression, column") {
+		t.Errorf("problems = %q", p)
+	}
+	screenshot(t, ctx, "rules-error.png")
+	edit(`s.value.replace("pricing_page_views >= and returning", "pricing_page_views >= 2 and returning == true")`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form.editor button.primary`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFlash(t, ctx, "Draft saved. It compiles.")
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form.filters button`)),
+		chromedp.WaitVisible(chromedp.ID("backtest-rules")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := textOf(t, ctx, "#backtest-rules tr.change-new")
+	if !strings.HasPrefix(row, "hot-pricing") || !regexp.MustCompile(`new\s+[1-9]`).MatchString(row) {
+		t.Errorf("the new rule's backtest row = %q, want hits", row)
+	}
+	if v := textOf(t, ctx, "#backtest p.verdict"); !strings.Contains(v, "would have alerted on") {
+		t.Errorf("backtest verdict = %q", v)
+	}
+	screenshot(t, ctx, "backtest.png")
+
+	// Publish, then a chat scored now is scored by version 2.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form[action$="/publish"] button`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFlash(t, ctx, "Version 2 is published and live.")
+	body := `{"conversation_id":"browser-rules-1","channel":"web","signals":{"pricing_page_views":4,"returning":true}}`
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/score", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+srv.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("score: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.ID("c-browser-rules-1")),
+		chromedp.Navigate(base+"/conversations/browser-rules-1"),
+		chromedp.WaitVisible(chromedp.CSS("td.scored-by")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if by := textOf(t, ctx, "td.scored-by"); !strings.HasPrefix(by, "ruleset 2, model ") {
+		t.Errorf("scored by %q, want ruleset 2", by)
+	}
+	if why := textOf(t, ctx, "p.why"); !strings.Contains(why, "hot-pricing") {
+		t.Errorf("reasons %q do not name the new rule", why)
+	}
+
+	// Roll the model back, then promote it again.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/models"),
+		chromedp.Click(chromedp.CSS(`form[action="/models/rollback"] button`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFlash(t, ctx, "Rolled back.")
+	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "No model is active") {
+		t.Errorf("after rollback: %q", v)
+	}
+	confirm, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const c = document.querySelector('form[action="/models/1/promote"] input[name=confirm]'); if (c) c.checked = true; return true })()`))
+	if err != nil || !confirm {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form[action="/models/1/promote"] button`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFlash(t, ctx, "The model is live.")
+	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "Model 1 scores every conversation") {
+		t.Errorf("after promotion: %q", v)
+	}
+
+	// The audit log: each step, newest first, by the lead.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/audit"),
+		chromedp.WaitVisible(chromedp.CSS("table.list")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.list tbody tr")].slice(0, 5).map(r => r.cells[1].innerText + " " + r.cells[2].innerText + " " + r.cells[3].innerText)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"user:" + email + " model.promote model 1",
+		"user:" + email + " model.rollback model",
+		"user:" + email + " ruleset.publish ruleset 2",
+		"user:" + email + " ruleset.draft_update ruleset 2",
+		"user:" + email + " ruleset.draft_create ruleset 2",
+	}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit rows =\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// waitFlash waits for the page's flash message to read want: a click that
+// loads a new page is done when the new page's message is there, not when
+// the old page's is still visible. Evaluations that fail while the page
+// changes are retried.
+func waitFlash(t *testing.T, ctx context.Context, want string) {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(".flash") || {}).innerText || ""`))
+		if err == nil {
+			got = strings.TrimSpace(s)
+			if got == want {
+				return
+			}
+		}
+	}
+	t.Fatalf("flash = %q, want %q", got, want)
+}
