@@ -83,6 +83,9 @@ type TruePositiveKPI struct {
 	Noise  int
 	Tied   int
 	Rate   *float64 // nil without useful or noise alerts
+	// Fired counts every tier alert fired in the week, labelled or not:
+	// the alert volume (not counted per rule).
+	Fired int
 }
 
 // ConversionKPI is the priority conversation conversion: of the
@@ -114,6 +117,14 @@ type KPIFacts struct {
 	Reviews []KPIReview
 	Tops    []KPITopConversation
 	Alerts  []KPILabelledAlert
+	Fired   []KPIFiredAlert
+}
+
+// KPIFiredAlert is a fired tier alert, for the alert volume.
+type KPIFiredAlert struct {
+	Channel   string
+	Tier      model.Tier
+	CreatedAt time.Time
 }
 
 // KPIReview is one tier review (tier_feedback) of a conversation, with the
@@ -337,6 +348,14 @@ func ComputeKPIs(f KPIFacts, start time.Time, weeks int) KPIReport {
 				w.byRule[rule] = k
 			}
 			addVerdict(k, v)
+		}
+	}
+
+	for _, al := range f.Fired {
+		if w := week(al.CreatedAt); w != nil {
+			for _, a := range w.groups(al.Tier, al.Channel) {
+				a.set.TruePositive.Fired++
+			}
 		}
 	}
 

@@ -101,6 +101,7 @@ type ReportKPIWeek struct {
 	ResponseP90Seconds    *float64 `json:"response_p90_seconds"`
 	TruePositiveRate      *float64 `json:"alert_true_positive_rate"`
 	LabelledAlerts        int      `json:"labelled_alerts"`
+	FiredAlerts           int      `json:"fired_alerts"`
 	Conversion            *float64 `json:"conversion"`
 	TopConversations      int      `json:"top_conversations"`
 }
@@ -112,7 +113,7 @@ func ReportKPIs(r KPIReport) []ReportKPIWeek {
 		o := w.Overall
 		out = append(out, ReportKPIWeek{Week: w.Week, Accuracy: o.Accuracy.Rate, Reviewed: o.Accuracy.Reviewed,
 			ResponseMedianSeconds: o.ResponseTime.MedianSeconds, ResponseP90Seconds: o.ResponseTime.P90Seconds,
-			TruePositiveRate: o.TruePositive.Rate, LabelledAlerts: o.TruePositive.Useful + o.TruePositive.Noise,
+			TruePositiveRate: o.TruePositive.Rate, LabelledAlerts: o.TruePositive.Useful + o.TruePositive.Noise, FiredAlerts: o.TruePositive.Fired,
 			Conversion: o.Conversion.Rate, TopConversations: o.Conversion.Conversations})
 	}
 	return out

@@ -197,6 +197,57 @@ func PrecisionRecallAt(scores, labels, weights []float64, threshold float64) (pr
 	return precision, recall, volume
 }
 
+// PRPoint is one point of a precision-recall curve: the rows scoring at
+// or above Threshold.
+type PRPoint struct {
+	Threshold float64 `json:"threshold"`
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+}
+
+// PRCurve is the precision-recall curve of scores, highest threshold
+// first, tied scores forming one point, thinned to at most maxPoints
+// points (the first and last kept) so a report stores it cheaply. Nil
+// without positives.
+func PRCurve(scores, labels, weights []float64, maxPoints int) []PRPoint {
+	order := byScore(scores)
+	totalPos := 0.0
+	for i := range labels {
+		if labels[i] == 1 {
+			totalPos += weightAt(weights, i)
+		}
+	}
+	if totalPos == 0 {
+		return nil
+	}
+	var all []PRPoint
+	var tp, vol float64
+	for start := 0; start < len(order); {
+		end := start
+		for end < len(order) && scores[order[end]] == scores[order[start]] {
+			i := order[end]
+			w := weightAt(weights, i)
+			vol += w
+			if labels[i] == 1 {
+				tp += w
+			}
+			end++
+		}
+		if vol > 0 {
+			all = append(all, PRPoint{Threshold: scores[order[start]], Precision: tp / vol, Recall: tp / totalPos})
+		}
+		start = end
+	}
+	if maxPoints < 2 || len(all) <= maxPoints {
+		return all
+	}
+	out := make([]PRPoint, 0, maxPoints)
+	for k := range maxPoints {
+		out = append(out, all[k*(len(all)-1)/(maxPoints-1)])
+	}
+	return out
+}
+
 // Metrics summarises how well scores predict labels.
 type Metrics struct {
 	ROCAUC  float64 `json:"roc_auc"`

@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -141,5 +142,24 @@ func TestEvaluateJSON(t *testing.T) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			t.Errorf("one class: %s = %v", name, v)
 		}
+	}
+}
+
+func TestPRCurve(t *testing.T) {
+	scores := []float64{0.9, 0.8, 0.8, 0.3}
+	labels := []float64{1, 0, 1, 0}
+	got := fmt.Sprint(PRCurve(scores, labels, nil, 0))
+	if want := "[{0.9 1 0.5} {0.8 0.6666666666666666 1} {0.3 0.5 1}]"; got != want {
+		t.Errorf("PRCurve = %s; want %s", got, want)
+	}
+	if got := fmt.Sprint(PRCurve(scores, labels, nil, 2)); got != "[{0.9 1 0.5} {0.3 0.5 1}]" {
+		t.Errorf("thinned to 2 = %s", got)
+	}
+	// Weights count: the noise row at 0.8 weighs 3.
+	if got := fmt.Sprint(PRCurve(scores, labels, []float64{1, 3, 1, 1}, 0)[1]); got != "{0.8 0.4 1}" {
+		t.Errorf("weighted = %s", got)
+	}
+	if PRCurve(scores, []float64{0, 0, 0, 0}, nil, 0) != nil {
+		t.Error("a curve without positives")
 	}
 }

@@ -72,7 +72,13 @@ type ModelEval struct {
 	// AlertTruePositiveRate is, of the holdout conversations that fired a
 	// tier alert, the share labelled positive.
 	AlertTruePositiveRate *float64 `json:"alert_true_positive_rate"`
+	// PRCurve is the precision-recall curve on the holdout, at most
+	// PRCurvePoints points; nil in reports made before it was kept.
+	PRCurve []PRPoint `json:"pr_curve,omitempty"`
 }
+
+// PRCurvePoints bounds the points of a report's precision-recall curve.
+const PRCurvePoints = 101
 
 // TierEval is precision and recall at a tier or above.
 type TierEval struct {
@@ -90,7 +96,7 @@ func EvaluateHoldout(pol *Policy, rows []TuningRow, scores []float64) *ModelEval
 		return nil
 	}
 	labels, weights := labelsOf(rows)
-	ev := &ModelEval{Metrics: Evaluate(scores, labels, weights, 10)}
+	ev := &ModelEval{Metrics: Evaluate(scores, labels, weights, 10), PRCurve: PRCurve(scores, labels, weights, PRCurvePoints)}
 	for _, w := range weights {
 		ev.WeightTotal += w
 	}

@@ -54,6 +54,9 @@ type (
 		Noise  int      `json:"noise"`
 		Tied   int      `json:"tied"`
 		Rate   *float64 `json:"rate"`
+		// Fired is every tier alert fired (0 per rule, where it is not
+		// counted).
+		Fired int `json:"fired"`
 	}
 	conversionJSON struct {
 		Converted     int      `json:"converted"`
@@ -63,7 +66,7 @@ type (
 )
 
 func toTruePosJSON(k feedback.TruePositiveKPI) truePosJSON {
-	return truePosJSON{Useful: k.Useful, Noise: k.Noise, Tied: k.Tied, Rate: k.Rate}
+	return truePosJSON{Useful: k.Useful, Noise: k.Noise, Tied: k.Tied, Rate: k.Rate, Fired: k.Fired}
 }
 
 func toKPISetJSON(s feedback.KPISet) kpiSetJSON {

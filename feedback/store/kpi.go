@@ -110,5 +110,25 @@ WHERE a.kind = 'tier' AND a.status = 'fired' AND a.created_at >= ? AND a.created
 		f.Alerts = append(f.Alerts, feedback.KPILabelledAlert{AlertID: r.AlertID, Channel: r.Channel, Tier: parseTier(r.Tier),
 			CreatedAt: r.CreatedAt.UTC(), Labels: []string{r.Label}, Rules: feedback.RuleNames(r.Reasons)})
 	}
+
+	// Every tier alert fired in the window, for the alert volume.
+	firedSQL := `SELECT channel, tier, created_at FROM alerts
+WHERE kind = 'tier' AND status = 'fired' AND created_at >= ? AND created_at < ?`
+	args = []any{start, end}
+	if channel != "" {
+		firedSQL += " AND channel = ?"
+		args = append(args, channel)
+	}
+	var fired []struct {
+		Channel   string
+		Tier      string
+		CreatedAt time.Time
+	}
+	if err := db.Raw(firedSQL, args...).Scan(&fired).Error; err != nil {
+		return f, fmt.Errorf("fired alerts: %w", translate(err))
+	}
+	for _, r := range fired {
+		f.Fired = append(f.Fired, feedback.KPIFiredAlert{Channel: r.Channel, Tier: parseTier(r.Tier), CreatedAt: r.CreatedAt.UTC()})
+	}
 	return f, nil
 }

@@ -153,6 +153,10 @@ func TestKPIs(t *testing.T) {
 			{"W48 rules", fmt.Sprint(len(w48.ByRule)), "2"},
 			{"W47 overall", kpiString(w47.Overall), "acc 0/0=- rt 1/1 med 30 p90 30 tp 0/1/0=0 conv 1/1=1"},
 			{"W47 tiers", fmt.Sprint(len(w47.ByTier), len(w47.ByChannel)), "1 1"},
+			// Fired tier alerts, labelled or not; not the suppressed a4
+			// nor the review a5.
+			{"fired", fmt.Sprint(w48.Overall.TruePositive.Fired, w48.ByTier[model.TierUrgent].TruePositive.Fired,
+				w48.ByTier[model.TierHigh].TruePositive.Fired, w48.ByChannel["whatsapp"].TruePositive.Fired, w47.Overall.TruePositive.Fired), "3 1 2 0 1"},
 		}
 		for _, c := range checks {
 			if c.got != c.want {
