@@ -9,6 +9,19 @@ type ImportedConversation struct {
 	// Outcome is EventConverted or EventLost, dated at the decision.
 	Outcome string
 	EventID string
+	// Value is a conversion's deal value, when known.
+	Value *float64
+
+	// A history that knows more may carry it, each optional:
+	//
+	// Alert is the tier alert the decision fired, stored as fired and
+	// already dispatched (a past alert is never delivered), with its
+	// agents' Labels (Agent, Label and UpdatedAt are used).
+	Alert  *Alert
+	Labels []AlertLabel
+	// Events are more of its events, such as first_response and
+	// tier_feedback; each needs its ID, Type and At.
+	Events []Event
 }
 
 // ImportResult counts what an import added; rows already present from an

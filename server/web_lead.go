@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"math"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 	"github.com/hotlane/hotlane/templates"
 )
 
@@ -83,7 +85,15 @@ type thresholdView struct {
 }
 
 type kpiWeekView struct {
-	Week, Precision, Response, Conversion, Accuracy string
+	Week, Precision, Response, Conversion, Accuracy, Fired string
+}
+
+type calibrationRowView struct {
+	Bin, LivePredicted, LiveObserved, LiveCount, CandPredicted, CandObserved, CandCount string
+}
+
+type prRowView struct {
+	Recall, Live, Candidate string
 }
 
 type reportPage struct {
@@ -97,6 +107,10 @@ type reportPage struct {
 	Thresholds                                                                                       []thresholdView
 	KPIs                                                                                             []kpiWeekView
 	Notes                                                                                            []string
+	PRChart, CalibrationChart, AlertsChart                                                           template.HTML
+	PRRows                                                                                           []prRowView
+	CalibrationRows                                                                                  []calibrationRowView
+	KPICharts                                                                                        []kpiChart
 }
 
 func fmtPtr(f *float64, format string) string {
@@ -219,8 +233,10 @@ func (s *Server) handleReportPage(c *gin.Context) {
 		}
 		p.CanApply = sessionOf(c).User.Role.AtLeast(feedback.RoleLead)
 	}
+	p.modelCharts(&r)
+	p.kpiCharts(r.KPIs)
 	for _, k := range r.KPIs {
-		kv := kpiWeekView{Week: k.Week, Precision: "–", Response: "–", Conversion: "–", Accuracy: "–"}
+		kv := kpiWeekView{Week: k.Week, Precision: "–", Response: "–", Conversion: "–", Accuracy: "–", Fired: strconv.Itoa(k.FiredAlerts)}
 		if k.TruePositiveRate != nil {
 			kv.Precision = fmt.Sprintf("%.2f, of %d", *k.TruePositiveRate, k.LabelledAlerts)
 		}
@@ -415,4 +431,128 @@ func (s *Server) handleRollbackModelForm(c *gin.Context) {
 	}
 	s.changed(c, feedback.AuditModelRollback, "model", nil)
 	c.Redirect(http.StatusSeeOther, "/models?done=rolledback")
+}
+
+// modelCharts draws the live and candidate models on the holdout: the
+// precision-recall curves on one chart, the calibration plots on another,
+// with the numbers behind both.
+func (p *reportPage) modelCharts(r *feedback.Report) {
+	type side struct {
+		name  string
+		color string
+		dash  bool
+		ev    *model.ModelEval
+	}
+	sides := []side{{"live, " + p.LiveName, colorLive, true, r.Live}, {"candidate, " + p.CandidateName, colorCandidate, false, r.Candidate}}
+	var pr, cal []chartSeries
+	for _, sd := range sides {
+		if sd.ev == nil {
+			continue
+		}
+		if len(sd.ev.PRCurve) > 0 {
+			cs := chartSeries{Name: sd.name, Color: sd.color, Dash: sd.dash}
+			for _, pt := range sd.ev.PRCurve {
+				cs.X, cs.Y = append(cs.X, pt.Recall), append(cs.Y, pt.Precision)
+				cs.Tips = append(cs.Tips, fmt.Sprintf("recall %.2f, precision %.2f at score %.3f", pt.Recall, pt.Precision, pt.Threshold))
+			}
+			pr = append(pr, cs)
+		}
+		cs := chartSeries{Name: sd.name, Color: sd.color, Dash: sd.dash}
+		for _, b := range sd.ev.Calibration {
+			if b.Count == 0 {
+				continue
+			}
+			cs.X, cs.Y = append(cs.X, b.MeanPredicted), append(cs.Y, b.ObservedRate)
+			cs.Tips = append(cs.Tips, fmt.Sprintf("scores %.1f-%.1f: predicted %.2f, observed %.2f, %d conversations", b.Lo, b.Hi, b.MeanPredicted, b.ObservedRate, b.Count))
+		}
+		if len(cs.X) > 0 {
+			cal = append(cal, cs)
+		}
+	}
+	if len(pr) > 0 {
+		p.PRChart = xyChart("Precision against recall on the holdout", "recall (share of positive chats caught)", "precision (share useful)", pr, false)
+		for _, rec := range []float64{0.1, 0.25, 0.5, 0.75, 0.9} {
+			row := prRowView{Recall: fmt.Sprintf("%.2f", rec), Live: "–", Candidate: "–"}
+			if r.Live != nil {
+				row.Live = precisionAt(r.Live.PRCurve, rec)
+			}
+			if r.Candidate != nil {
+				row.Candidate = precisionAt(r.Candidate.PRCurve, rec)
+			}
+			p.PRRows = append(p.PRRows, row)
+		}
+	}
+	if len(cal) > 0 {
+		p.CalibrationChart = xyChart("Observed conversion against predicted score on the holdout", "mean predicted score", "observed share positive", cal, true)
+		var live, cand []model.CalibrationBin
+		if r.Live != nil {
+			live = r.Live.Calibration
+		}
+		if r.Candidate != nil {
+			cand = r.Candidate.Calibration
+		}
+		for i := range max(len(live), len(cand)) {
+			row := calibrationRowView{LivePredicted: "–", LiveObserved: "–", LiveCount: "0", CandPredicted: "–", CandObserved: "–", CandCount: "0"}
+			if i < len(live) {
+				b := live[i]
+				row.Bin = fmt.Sprintf("%.1f–%.1f", b.Lo, b.Hi)
+				if b.Count > 0 {
+					row.LivePredicted, row.LiveObserved = fmt.Sprintf("%.2f", b.MeanPredicted), fmt.Sprintf("%.2f", b.ObservedRate)
+				}
+				row.LiveCount = strconv.Itoa(b.Count)
+			}
+			if i < len(cand) {
+				b := cand[i]
+				row.Bin = fmt.Sprintf("%.1f–%.1f", b.Lo, b.Hi)
+				if b.Count > 0 {
+					row.CandPredicted, row.CandObserved = fmt.Sprintf("%.2f", b.MeanPredicted), fmt.Sprintf("%.2f", b.ObservedRate)
+				}
+				row.CandCount = strconv.Itoa(b.Count)
+			}
+			p.CalibrationRows = append(p.CalibrationRows, row)
+		}
+	}
+}
+
+// precisionAt is the best precision a curve reaches at a recall of at
+// least rec, as a number with its threshold.
+func precisionAt(curve []model.PRPoint, rec float64) string {
+	best := -1
+	for i, pt := range curve {
+		if pt.Recall >= rec && (best < 0 || pt.Precision > curve[best].Precision) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f at score %.3f", curve[best].Precision, curve[best].Threshold)
+}
+
+// kpiCharts draws the report's weeks: fired alerts and alert precision on
+// one chart, then the four KPIs as trend charts.
+func (p *reportPage) kpiCharts(weeks []feedback.ReportKPIWeek) {
+	if len(weeks) == 0 {
+		return
+	}
+	var names []string
+	var fired []int
+	var prec []*float64
+	var precision, response, conversion, accuracy []point
+	for _, k := range weeks {
+		names = append(names, k.Week)
+		fired = append(fired, k.FiredAlerts)
+		prec = append(prec, k.TruePositiveRate)
+		precision = append(precision, point{k.Week, k.TruePositiveRate})
+		response = append(response, point{k.Week, k.ResponseMedianSeconds})
+		conversion = append(conversion, point{k.Week, k.Conversion})
+		accuracy = append(accuracy, point{k.Week, k.Accuracy})
+	}
+	p.AlertsChart = weekBarsChart("Alerts fired and alert precision by week", names, fired, "alerts fired", prec, "alert precision")
+	p.KPICharts = []kpiChart{
+		{"Alert precision", "Of the tier alerts agents labelled, the share labelled useful.", lineChart(precision, "share useful", true)},
+		{"Response to priority chats", "Median time from the first urgent or high decision to the first human response.", lineChart(response, "seconds", false)},
+		{"Priority conversion", "Of the conversations that reached urgent or high, the share that converted.", lineChart(conversion, "share converted", true)},
+		{"Classification accuracy", "Of the conversations agents reviewed, the share whose tier they confirmed.", lineChart(accuracy, "share confirmed", true)},
+	}
 }

@@ -655,10 +655,26 @@ func TestReportAndModelPages(t *testing.T) {
 	}
 	rec := h.page(http.MethodGet, "/reports/"+tuned.Report.ID, nil, lead, nil)
 	body = rec.Body.String()
-	for _, want := range []string{"PR-AUC", "ROC-AUC", "Calibration error", "big-deal", "Proposed thresholds", "KPIs by week", "too small to judge"} {
+	for _, want := range []string{"PR-AUC", "ROC-AUC", "Calibration error", "big-deal", "Proposed thresholds", "Alerts and KPIs by week", "too small to judge"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("report page lacks %q", want)
 		}
+	}
+	// The charts: both models' curves, the calibration plot with its
+	// diagonal, the weeks' alerts and the four KPIs, each with points.
+	for _, id := range []string{"pr-chart", "calibration-chart", "alerts-chart"} {
+		i := strings.Index(body, `id="`+id+`"`)
+		if i < 0 {
+			t.Errorf("report page lacks the %s", id)
+			continue
+		}
+		fig := body[i : i+strings.Index(body[i:], "</figure>")]
+		if strings.Count(fig, `class="pt"`) < 3 || !strings.Contains(fig, "<svg") {
+			t.Errorf("%s has %d points", id, strings.Count(fig, `class="pt"`))
+		}
+	}
+	if n := strings.Count(body, "<polyline"); n < 4 {
+		t.Errorf("report page draws %d lines, want both PR curves and both calibration lines at least", n)
 	}
 	if tuned.Report.CandidateModelVersion != 0 && !strings.Contains(body, fmt.Sprintf("Promote model %d", tuned.Report.CandidateModelVersion)) {
 		t.Errorf("report page offers no promotion of the candidate")

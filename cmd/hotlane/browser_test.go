@@ -256,6 +256,20 @@ func TestBrowserLead(t *testing.T) {
 	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "PR-AUC") {
 		t.Errorf("report verdict = %q", v)
 	}
+	// Its charts are drawn, with data points: both models' curves, the
+	// calibration plot, the weeks' alerts and the four KPIs.
+	for sel, least := range map[string]int{
+		"#pr-chart svg circle.pt":                       20,
+		"#pr-chart svg polyline":                        2,
+		"#calibration-chart svg circle.pt":              4,
+		"#alerts-chart svg rect.pt:not([height='0.0'])": 3,
+		"figure.chart svg":                              7,
+	} {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(sel)+`).length`))
+		if err != nil || n < least {
+			t.Errorf("%s: %d drawn, want at least %d (%v)", sel, n, least, err)
+		}
+	}
 	screenshot(t, ctx, "report.png")
 	err = chromedp.Do(ctx,
 		chromedp.Navigate("http://"+srv.addr+"/models"),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"time"
 
@@ -110,7 +111,9 @@ func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, po
 	}
 	scorer := model.NewScorer(pol, nil)
 	start := simStart(time.Now(), demoHistoryWeeks)
+	rng := mrand.New(mrand.NewPCG(demoHistorySeed, 2))
 	var rows []feedback.ImportedConversation
+	var alerts, labels, reviews int
 	for k := 1; k <= demoHistoryWeeks; k++ {
 		for _, c := range world.Week(k, demoHistoryWeek, start.AddDate(0, 0, 7*(k-1))) {
 			call := c.Calls[len(c.Calls)-1]
@@ -126,20 +129,31 @@ func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, po
 				outcome = feedback.EventConverted
 			}
 			id := "demo-" + c.ID
-			rows = append(rows, feedback.ImportedConversation{
+			row := feedback.ImportedConversation{
 				Decision: feedback.Decision{ID: id + "-d", ConversationID: id, Channel: c.Channel, Signals: signals,
 					Score: d.Score, Tier: d.Tier, Reasons: reasons, Route: route, PolicyVersion: policyVersion,
 					OccurredAt: call.At},
 				Outcome: outcome, EventID: id + "-e",
-			})
+			}
+			demoPast(&row, c.Positive, call.Signals, pol.Alerts().Alerts(c.Channel, d.Tier), k, rng)
+			if row.Alert != nil {
+				alerts++
+				labels += len(row.Labels)
+			}
+			for _, e := range row.Events {
+				if e.Type == feedback.EventTierFeedback {
+					reviews++
+				}
+			}
+			rows = append(rows, row)
 		}
 	}
 	res, err := store.ImportHistory(ctx, rows)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "demo: imported %d past conversations with their outcomes (the %d weeks from %s)\n",
-		res.Added, demoHistoryWeeks, start.Format("2006-01-02"))
+	fmt.Fprintf(stdout, "demo: imported %d past conversations with their outcomes, %d alerts (%d labelled by agents) and %d tier reviews (the %d weeks from %s)\n",
+		res.Added, alerts, labels, reviews, demoHistoryWeeks, start.Format("2006-01-02"))
 	run, err := (&jobs.Tuner{Store: store, Log: log, Guard: model.DefaultPromotionGuard}).RunNow(ctx, feedback.TuneRequest{Trigger: "demo"})
 	if err != nil {
 		return fmt.Errorf("tuning: %w", err)
@@ -183,4 +197,52 @@ func baseURL(addr string) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// demoAgents label the demo's past alerts and review its tiers.
+var demoAgents = []string{"agent@demo.hotlane.dev", "sam@demo.hotlane.dev", "lee@demo.hotlane.dev"}
+
+// demoPast gives a past demo conversation what agents did with it: the
+// deal value of a conversion; when it alerted, the alert and, for most,
+// an agent's label (right nine times in ten); a first response to urgent
+// and high chats, a little faster each week; and for some chats an
+// agent's review of the tier.
+func demoPast(row *feedback.ImportedConversation, positive bool, signals map[string]any, alerted bool, week int, rng *mrand.Rand) {
+	d := &row.Decision
+	at, id := d.OccurredAt, d.ConversationID
+	if v, ok := signals["deal_size"].(float64); ok && positive && v > 0 {
+		row.Value = &v
+	}
+	agent := func() string { return demoAgents[rng.IntN(len(demoAgents))] }
+	if alerted {
+		row.Alert = &feedback.Alert{ID: id + "-a", Tier: d.Tier}
+		if rng.Float64() < 0.7 {
+			label := feedback.LabelNoise
+			if positive != (rng.Float64() < 0.1) {
+				label = feedback.LabelUseful
+			}
+			row.Labels = []feedback.AlertLabel{{Agent: agent(), Label: label, UpdatedAt: at.Add(time.Duration(2+rng.IntN(20)) * time.Minute)}}
+		}
+	}
+	if feedback.IsTopTier(d.Tier) && rng.Float64() < 0.9 {
+		wait := time.Duration(30+rng.IntN(300-60*week)) * time.Second
+		if d.Tier == model.TierUrgent {
+			wait /= 2
+		}
+		row.Events = append(row.Events, feedback.Event{ID: id + "-r", Type: feedback.EventFirstResponse, At: at.Add(wait)})
+	}
+	if rng.Float64() < 0.1 {
+		right := d.Tier
+		switch {
+		case positive && !feedback.IsTopTier(d.Tier):
+			right = model.TierHigh
+		case !positive && feedback.IsTopTier(d.Tier):
+			right = model.TierMedium
+		}
+		if rng.Float64() < 0.1 {
+			right = d.Tier
+		}
+		row.Events = append(row.Events, feedback.Event{ID: id + "-f", Type: feedback.EventTierFeedback, At: at.Add(10 * time.Minute),
+			Tier: right, Agent: agent()})
+	}
 }

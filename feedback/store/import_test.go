@@ -1,0 +1,74 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
+)
+
+// History imported with its alert, labels and events counts in the KPIs
+// and the training labels like live history, and nothing is delivered.
+func TestImportHistoryWithAlertsAndEvents(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+		value := 12000.0
+		d := newDecision("h1", "high")
+		d.ID, d.OccurredAt = "h1-d", at
+		rows := []feedback.ImportedConversation{{
+			Decision: d, Outcome: feedback.EventConverted, EventID: "h1-e", Value: &value,
+			Alert:  &feedback.Alert{ID: "h1-a"},
+			Labels: []feedback.AlertLabel{{Agent: "ana", Label: feedback.LabelNoise, UpdatedAt: at.Add(time.Minute)}},
+			Events: []feedback.Event{
+				{ID: "h1-r", Type: feedback.EventFirstResponse, At: at.Add(90 * time.Second)},
+				{ID: "h1-f", Type: feedback.EventTierFeedback, At: at.Add(2 * time.Minute), Tier: model.TierHigh, Agent: "bo"},
+			},
+		}}
+		res, err := s.ImportHistory(ctx, rows)
+		if err != nil || res.Added != 1 {
+			t.Fatalf("import = %+v, %v", res, err)
+		}
+		if res, err := s.ImportHistory(ctx, rows); err != nil || res.Skipped != 1 {
+			t.Fatalf("second import = %+v, %v", res, err)
+		}
+		// A past alert is never delivered.
+		if n, err := s.DispatchAlerts(ctx, at.Add(time.Hour), 100); err != nil || n != 0 {
+			t.Errorf("DispatchAlerts = %d, %v; want nothing to dispatch", n, err)
+		}
+		rep, err := s.KPIs(ctx, feedback.KPIQuery{Weeks: 1, Now: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := rep.Weeks[0].Overall
+		got := fmt.Sprintf("%s fired %d", kpiString(o), o.TruePositive.Fired)
+		if want := "acc 1/1=1 rt 1/1 med 90 p90 90 tp 0/1/0=0 conv 1/1=1 fired 1"; got != want {
+			t.Errorf("KPIs = %s\nwant   %s", got, want)
+		}
+		// Agents disagree (ana: noise, bo: high is right): the outcome
+		// decides, converted.
+		var labels []string
+		err = s.TrainingRows(ctx, at.Add(-time.Hour), at.Add(time.Hour), func(r feedback.TrainingRow) error {
+			labels = append(labels, r.Label.Label+"/"+r.Label.Source+"/"+r.AlertTier.String())
+			return nil
+		})
+		if err != nil || fmt.Sprint(labels) != "[positive/converted/high]" {
+			t.Errorf("training labels = %v, %v", labels, err)
+		}
+
+		bad := rows[0]
+		bad.Decision.ID, bad.Decision.ConversationID, bad.EventID = "h2-d", "h2", "h2-e"
+		bad.Alert, bad.Labels = nil, nil
+		bad.Events = []feedback.Event{{ID: "h2-x", Type: "teleported", At: at}}
+		if _, err := s.ImportHistory(ctx, []feedback.ImportedConversation{bad}); !errors.Is(err, feedback.ErrInvalid) {
+			t.Errorf("unknown event type = %v, want ErrInvalid", err)
+		}
+		if _, err := s.Conversation(ctx, "h2"); !errors.Is(err, feedback.ErrNotFound) {
+			t.Errorf("a refused conversation was stored: %v", err)
+		}
+	})
+}
