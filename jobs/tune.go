@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -231,7 +232,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req feedback.TuneRequest
 		return nil, fmt.Errorf("live ruleset: %w", feedback.ErrNotFound)
 	}
 	from := asOf.Add(-set.window)
-	g, err := t.gather(ctx, from, asOf)
+	g, err := t.gather(ctx, from, asOf, asOf.Add(-set.holdout))
 	if err != nil {
 		return nil, err
 	}
@@ -267,15 +268,48 @@ type gathered struct {
 	// neither alerted nor were sampled for review, and those of them with
 	// a label (from an outcome or tier feedback).
 	unsampled, unsampledLabelled int
+	// volume holds the conversations of the holdout period, labelled or
+	// not (a uniform sample of at most maxVolumeRows when there are more:
+	// volumeSeen counts them all), for the alert volume of threshold
+	// proposals; volumeFrom is where the period starts.
+	volume     []volumeRow
+	volumeSeen int
+	volumeFrom time.Time
 }
 
+// volumeRow is a holdout-period conversation as read, before scoring.
+type volumeRow struct {
+	channel string
+	at      time.Time
+	hits    []string
+	raw     json.RawMessage
+}
+
+// maxVolumeRows bounds the holdout-period conversations kept for alert
+// volume: a sample this size counts a week's alerts per hour closely.
+const maxVolumeRows = 100_000
+
 // gather reads the window [from, to) from the store.
-func (t *Tuner) gather(ctx context.Context, from, to time.Time) (*gathered, error) {
-	g := &gathered{ruleHits: map[string]int{}}
+func (t *Tuner) gather(ctx context.Context, from, to, holdoutFrom time.Time) (*gathered, error) {
+	g := &gathered{ruleHits: map[string]int{}, volumeFrom: holdoutFrom}
+	rng := rand.New(rand.NewPCG(uint64(to.Unix()), 7))
 	err := t.Store.TrainingRows(ctx, from, to, func(r feedback.TrainingRow) error {
 		g.conversations++
 		for _, h := range r.Hits {
 			g.ruleHits[h]++
+		}
+		if !r.At.Before(holdoutFrom) {
+			// Reservoir sampling keeps a uniform sample of the period.
+			g.volumeSeen++
+			v := volumeRow{channel: r.Channel, at: r.At, hits: r.Hits, raw: r.Signals}
+			switch {
+			case len(g.volume) < maxVolumeRows:
+				g.volume = append(g.volume, v)
+			default:
+				if k := rng.IntN(g.volumeSeen); k < maxVolumeRows {
+					g.volume[k] = v
+				}
+			}
 		}
 		alerted := r.AlertTier != model.TierNone
 		if !alerted && r.SampleRate == 0 {
@@ -379,6 +413,9 @@ func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gat
 	rep.Candidate = model.EvaluateHoldout(sc.Policy, hold, candScores)
 	rep.Rules = model.JudgeRules(sc.Policy, sc.Model, final, g.ruleHits, rows)
 	rep.Thresholds = model.ProposeHoldoutThresholds(sc.Policy, hold, candScores, set.targets)
+	if err := fitBudgets(sc.Policy, final, g, rep, hold, candScores); err != nil {
+		return nil, err
+	}
 	rep.Promotion.Promoted, rep.Promotion.Reason = model.DecidePromotion(set.promotion, rep.Live, rep.Candidate, sc.ModelVersion, set.guard)
 	return &candidate{model: final, fit: finalFit, metrics: rep.Candidate}, nil
 }
@@ -433,6 +470,34 @@ func (t *Tuner) saveReport(ctx context.Context, rep *feedback.Report) error {
 	if _, err := t.Store.SaveReport(ctx, feedback.StoredReport{ID: rep.ID, RunID: rep.RunID, AsOf: rep.AsOf,
 		CandidateModel: rep.CandidateModelVersion, Promoted: rep.Promotion.Promoted, Body: body}); err != nil {
 		return fmt.Errorf("store report: %w", err)
+	}
+	return nil
+}
+
+// fitBudgets scores the holdout period's conversations with the candidate,
+// raises the proposed alerting thresholds until each team's busiest hour
+// fits its hourly budget, counts the expected alerts per week at each
+// proposed tier, and refigures the proposals' precision and recall.
+func fitBudgets(pol *model.Policy, cand *model.Model, g *gathered, rep *feedback.Report, hold []model.TuningRow, scores []float64) error {
+	weeks := rep.Window.End.Sub(g.volumeFrom).Hours() / (24 * 7)
+	if len(g.volume) == 0 || len(rep.Thresholds) == 0 || weeks <= 0 {
+		return nil
+	}
+	weight := float64(g.volumeSeen) / float64(len(g.volume))
+	rows := make([]model.VolumeRow, 0, len(g.volume))
+	for _, v := range g.volume {
+		var signals map[string]any
+		if err := json.Unmarshal(v.raw, &signals); err != nil {
+			return fmt.Errorf("alert volume: conversation at %s: signals: %w", v.at.Format(time.RFC3339), err)
+		}
+		rows = append(rows, model.VolumeRow{Channel: v.channel, At: v.at, Hits: v.hits, Weight: weight,
+			Score: model.PredictProb(pol, cand, v.hits, signals)})
+	}
+	g.volume = nil
+	rep.Notes = append(rep.Notes, model.FitBudgets(pol, rep.Thresholds, rows, weeks)...)
+	model.Remeasure(rep.Thresholds, hold, scores)
+	if weight > 1 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("alert volumes are counted on a sample of %d of the holdout period's %d conversations", len(rows), g.volumeSeen))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -523,6 +524,62 @@ func TestTuneWithAHandfulOfLabels(t *testing.T) {
 		res, err := (&jobs.Tuner{Store: s, MinLabelled: 2}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
 		if err != nil || res.Run.Status != feedback.RunSucceeded || res.Report == nil {
 			t.Fatalf("%d labelled: %+v, %v", n, res.Run, err)
+		}
+	}
+}
+
+// A tight hourly budget raises the proposed alerting thresholds: the same
+// history proposes fewer alerts a week than with the default budget, within
+// the budget's hours, and the report says why.
+func TestTuneProposalsHonourTeamBudgets(t *testing.T) {
+	ctx := context.Background()
+	proposals := func(budget string) (float64, []string, feedback.Report) {
+		t.Helper()
+		s := openTuneStore(t, "sqlite")
+		if budget != "" {
+			doc, err := model.ParsePolicy([]byte(strings.Replace(tunePolicy, `"thresholds"`, `"alerts": {"hourly_budget": {"default": `+budget+`}}, "thresholds"`, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			canonical, _ := doc.Canonical()
+			if _, err := s.PublishPolicy(ctx, canonical, "", "test", "budget"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seedHistory(t, s, 1500, 7)
+		res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var perWeek float64
+		// Each conversation counts at the proposal of its channel (or
+		// default), so the sum is every proposed alert.
+		for _, tr := range res.Report.Thresholds {
+			for _, tp := range tr.Proposal.Tiers {
+				if tp.Tier >= model.TierHigh {
+					perWeek += tp.AlertsPerWeek
+				}
+			}
+		}
+		return perWeek, res.Report.Notes, *res.Report
+	}
+	loose, looseNotes, _ := proposals("")
+	tight, tightNotes, rep := proposals("1")
+	if loose <= 0 {
+		t.Fatalf("no alerts a week proposed without a tight budget (notes %q)", looseNotes)
+	}
+	t.Logf("alerts a week proposed: %.1f with a budget of 1 an hour, %.1f with the default of 30", tight, loose)
+	if !(tight < loose) || tight > 168 {
+		t.Errorf("alerts a week: %.1f with a budget of 1 an hour, %.1f with the default", tight, loose)
+	}
+	if !slices.ContainsFunc(tightNotes, func(n string) bool { return strings.Contains(n, "hourly budget of 1 alerts") }) {
+		t.Errorf("notes = %q", tightNotes)
+	}
+	for _, tr := range rep.Thresholds {
+		for _, tp := range tr.Proposal.Tiers {
+			if tp.Threshold != tr.Proposal.Thresholds.Urgent && tp.Tier == model.TierUrgent || tp.Tier == model.TierHigh && tp.Threshold != tr.Proposal.Thresholds.High {
+				t.Errorf("%s %s: tier threshold %v differs from the proposal %+v", tr.Channel, tp.Tier, tp.Threshold, tr.Proposal.Thresholds)
+			}
 		}
 	}
 }

@@ -47,6 +47,10 @@ type TierProposal struct {
 	Met bool `json:"met"`
 	// Note explains a threshold that does not meet its target.
 	Note string `json:"note,omitempty"`
+	// AlertsPerWeek is how many conversations a week of the holdout
+	// period, labelled or not, the proposed thresholds put at this tier;
+	// 0 when the job did not count them.
+	AlertsPerWeek float64 `json:"alerts_per_week"`
 }
 
 // ThresholdProposal is the proposal for one channel.

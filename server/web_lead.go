@@ -81,7 +81,27 @@ type ruleView struct {
 
 type thresholdView struct {
 	Channel, Urgent, High, Medium string
-	Rows                          int
+	// The expected precision, recall and alerts a week of each tier.
+	UrgentDetail, HighDetail, MediumDetail string
+	Rows                                   int
+}
+
+// tierDetail says what a proposed tier is expected to give.
+func tierDetail(p model.ThresholdProposal, tier model.Tier) string {
+	for _, tp := range p.Tiers {
+		if tp.Tier != tier {
+			continue
+		}
+		d := fmt.Sprintf("precision %.2f (target %.2f), recall %.2f", tp.Precision, tp.Target, tp.Recall)
+		if tp.AlertsPerWeek > 0 {
+			d += fmt.Sprintf(", %.0f a week", tp.AlertsPerWeek)
+		}
+		if tp.Note != "" {
+			d += "; " + tp.Note
+		}
+		return d
+	}
+	return ""
 }
 
 type kpiWeekView struct {
@@ -219,7 +239,9 @@ func (s *Server) handleReportPage(c *gin.Context) {
 		}
 		p.Thresholds = append(p.Thresholds, thresholdView{Channel: t.Channel, Rows: t.Rows,
 			Urgent: cell(t.Current.Urgent, t.Proposal.Thresholds.Urgent), High: cell(t.Current.High, t.Proposal.Thresholds.High),
-			Medium: cell(t.Current.Medium, t.Proposal.Thresholds.Medium)})
+			Medium:       cell(t.Current.Medium, t.Proposal.Thresholds.Medium),
+			UrgentDetail: tierDetail(t.Proposal, model.TierUrgent), HighDetail: tierDetail(t.Proposal, model.TierHigh),
+			MediumDetail: tierDetail(t.Proposal, model.TierMedium)})
 	}
 	switch {
 	case sr.AppliedPolicy != 0:
