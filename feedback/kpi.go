@@ -95,6 +95,13 @@ type ConversionKPI struct {
 	Converted     int
 	Conversations int
 	Rate          *float64
+	// Weighted by deal value: Value sums the deal value of the
+	// conversations whose value is known (a conversion's value, else the
+	// deal_size signal of its last decision), ConvertedValue that of the
+	// converted ones, and ValueRate is their ratio; nil without values.
+	Value          float64
+	ConvertedValue float64
+	ValueRate      *float64
 }
 
 // ISOWeekStart returns the Monday 00:00 UTC that starts t's ISO week.
@@ -145,6 +152,8 @@ type KPITopConversation struct {
 	FirstResponseAt *time.Time
 	ReachedUrgent   bool
 	Converted       bool
+	// Value is its deal value, nil when unknown.
+	Value *float64
 }
 
 // KPILabelledAlert is a fired tier alert that agents labelled, with the
@@ -166,6 +175,22 @@ func KPIWindow(q KPIQuery) (start, end time.Time, err error) {
 	}
 	end = ISOWeekStart(q.Now).AddDate(0, 0, 7)
 	return end.AddDate(0, 0, -7*q.Weeks), end, nil
+}
+
+// ValueSignal is the signal that carries a conversation's deal value, for
+// the conversion weighted by deal value.
+const ValueSignal = "deal_size"
+
+// DealValue reads the deal value from a decision's signals (a JSON
+// object): ValueSignal when it is a positive number, else nil.
+func DealValue(signals []byte) *float64 {
+	var v struct {
+		DealSize *float64 `json:"deal_size"`
+	}
+	if len(signals) == 0 || json.Unmarshal(signals, &v) != nil || v.DealSize == nil || *v.DealSize <= 0 {
+		return nil
+	}
+	return v.DealSize
 }
 
 // RuleNames returns the distinct rules among a decision's reasons (a
@@ -197,6 +222,10 @@ func (a *kpiAcc) finish() KPISet {
 	s := a.set
 	s.Accuracy.Rate = ratio(s.Accuracy.Confirmed, s.Accuracy.Reviewed)
 	s.Conversion.Rate = ratio(s.Conversion.Converted, s.Conversion.Conversations)
+	if s.Conversion.Value > 0 {
+		r := s.Conversion.ConvertedValue / s.Conversion.Value
+		s.Conversion.ValueRate = &r
+	}
 	s.TruePositive.Rate = ratio(s.TruePositive.Useful, s.TruePositive.Useful+s.TruePositive.Noise)
 	if len(a.durations) > 0 {
 		slices.Sort(a.durations)
@@ -278,13 +307,39 @@ func addVerdict(k *TruePositiveKPI, verdict string) {
 // ComputeKPIs buckets facts into the weeks weeks starting at start (a
 // Monday 00:00 UTC, as KPIWindow gives) and computes each week's KPIs.
 func ComputeKPIs(f KPIFacts, start time.Time, weeks int) KPIReport {
-	accs := make([]*weekAcc, weeks)
+	accs := bucketKPIs(f, weeks, func(t time.Time) int {
+		return int(ISOWeekStart(t).Sub(start) / (7 * 24 * time.Hour))
+	})
+	report := KPIReport{Weeks: make([]KPIWeek, weeks)}
+	for i, w := range accs {
+		ws := start.AddDate(0, 0, 7*i)
+		report.Weeks[i] = w.finish(ISOWeekName(ws), ws, ws.AddDate(0, 0, 7))
+	}
+	return report
+}
+
+// ComputeKPIPeriod computes the KPIs of the facts in [start, end) as one
+// period, for a baseline: its Week names the period.
+func ComputeKPIPeriod(f KPIFacts, start, end time.Time) KPIWeek {
+	accs := bucketKPIs(f, 1, func(t time.Time) int {
+		if t.Before(start) || !t.Before(end) {
+			return -1
+		}
+		return 0
+	})
+	return accs[0].finish(start.Format("2006-01-02")+" to "+end.Format("2006-01-02"), start, end)
+}
+
+// bucketKPIs adds each fact to the bucket bucket(time) names, 0 to n-1;
+// facts outside are skipped.
+func bucketKPIs(f KPIFacts, n int, bucket func(time.Time) int) []*weekAcc {
+	accs := make([]*weekAcc, n)
 	for i := range accs {
 		accs[i] = &weekAcc{byTier: map[model.Tier]*kpiAcc{}, byChannel: map[string]*kpiAcc{}, byRule: map[string]*TruePositiveKPI{}}
 	}
 	week := func(t time.Time) *weekAcc {
-		i := int(ISOWeekStart(t).Sub(start) / (7 * 24 * time.Hour))
-		if i < 0 || i >= weeks {
+		i := bucket(t)
+		if i < 0 || i >= n {
 			return nil
 		}
 		return accs[i]
@@ -325,6 +380,12 @@ func ComputeKPIs(f KPIFacts, start time.Time, weeks int) KPIReport {
 			if t.Converted {
 				a.set.Conversion.Converted++
 			}
+			if t.Value != nil && *t.Value > 0 {
+				a.set.Conversion.Value += *t.Value
+				if t.Converted {
+					a.set.Conversion.ConvertedValue += *t.Value
+				}
+			}
 			if t.FirstResponseAt != nil {
 				a.set.ResponseTime.Responded++
 				a.durations = append(a.durations, max(0, t.FirstResponseAt.Sub(t.FirstTopAt).Seconds()))
@@ -359,22 +420,22 @@ func ComputeKPIs(f KPIFacts, start time.Time, weeks int) KPIReport {
 		}
 	}
 
-	report := KPIReport{Weeks: make([]KPIWeek, weeks)}
-	for i, w := range accs {
-		ws := start.AddDate(0, 0, 7*i)
-		out := KPIWeek{Week: ISOWeekName(ws), Start: ws, End: ws.AddDate(0, 0, 7), Overall: w.overall.finish(),
-			ByTier: map[model.Tier]KPISet{}, ByChannel: map[string]KPISet{}, ByRule: map[string]TruePositiveKPI{}}
-		for k, a := range w.byTier {
-			out.ByTier[k] = a.finish()
-		}
-		for k, a := range w.byChannel {
-			out.ByChannel[k] = a.finish()
-		}
-		for k, tp := range w.byRule {
-			tp.Rate = ratio(tp.Useful, tp.Useful+tp.Noise)
-			out.ByRule[k] = *tp
-		}
-		report.Weeks[i] = out
+	return accs
+}
+
+// finish computes a bucket's rates and percentiles.
+func (w *weekAcc) finish(name string, start, end time.Time) KPIWeek {
+	out := KPIWeek{Week: name, Start: start, End: end, Overall: w.overall.finish(),
+		ByTier: map[model.Tier]KPISet{}, ByChannel: map[string]KPISet{}, ByRule: map[string]TruePositiveKPI{}}
+	for k, a := range w.byTier {
+		out.ByTier[k] = a.finish()
 	}
-	return report
+	for k, a := range w.byChannel {
+		out.ByChannel[k] = a.finish()
+	}
+	for k, tp := range w.byRule {
+		tp.Rate = ratio(tp.Useful, tp.Useful+tp.Noise)
+		out.ByRule[k] = *tp
+	}
+	return out
 }

@@ -15,6 +15,8 @@ import (
 // kpiStore is what the KPI endpoint needs from the store.
 type kpiStore interface {
 	KPIs(ctx context.Context, q feedback.KPIQuery) (feedback.KPIReport, error)
+	KPIBaseline(ctx context.Context, start, end time.Time, channel string) (feedback.KPIWeek, error)
+	FirstPromotion(ctx context.Context) (*time.Time, error)
 }
 
 // JSON shapes of GET /v1/kpis. Rates, medians and percentiles are null
@@ -22,6 +24,10 @@ type kpiStore interface {
 type (
 	kpiReportJSON struct {
 		Weeks []kpiWeekJSON `json:"weeks"`
+		// Baseline is the KPIs of the period the weeks are compared
+		// with, null without one; BaselineNote says what period it is.
+		Baseline     *kpiWeekJSON `json:"baseline"`
+		BaselineNote string       `json:"baseline_note,omitempty"`
 	}
 	kpiWeekJSON struct {
 		Week      string                 `json:"week"`
@@ -59,9 +65,12 @@ type (
 		Fired int `json:"fired"`
 	}
 	conversionJSON struct {
-		Converted     int      `json:"converted"`
-		Conversations int      `json:"conversations"`
-		Rate          *float64 `json:"rate"`
+		Converted      int      `json:"converted"`
+		Conversations  int      `json:"conversations"`
+		Rate           *float64 `json:"rate"`
+		Value          float64  `json:"value"`
+		ConvertedValue float64  `json:"converted_value"`
+		ValueRate      *float64 `json:"value_rate"`
 	}
 )
 
@@ -76,7 +85,7 @@ func toKPISetJSON(s feedback.KPISet) kpiSetJSON {
 			MedianSeconds: s.ResponseTime.MedianSeconds, P90Seconds: s.ResponseTime.P90Seconds},
 		TruePositive: toTruePosJSON(s.TruePositive),
 		Conversion: conversionJSON{Converted: s.Conversion.Converted, Conversations: s.Conversion.Conversations,
-			Rate: s.Conversion.Rate},
+			Rate: s.Conversion.Rate, Value: s.Conversion.Value, ConvertedValue: s.Conversion.ConvertedValue, ValueRate: s.Conversion.ValueRate},
 	}
 }
 
@@ -101,20 +110,33 @@ func (s *Server) handleKPIs(c *gin.Context) {
 		writeError(c, s.log, fromInvalid(fmt.Errorf("kpis: %w", err)))
 		return
 	}
-	out := kpiReportJSON{Weeks: make([]kpiWeekJSON, 0, len(rep.Weeks))}
+	baseline, note, err := s.kpiBaseline(c.Request.Context(), c.Query("baseline"), q.Channel)
+	if err != nil {
+		writeError(c, s.log, fromInvalid(fmt.Errorf("kpi baseline: %w", err)))
+		return
+	}
+	out := kpiReportJSON{Weeks: make([]kpiWeekJSON, 0, len(rep.Weeks)), BaselineNote: note}
 	for _, w := range rep.Weeks {
-		wj := kpiWeekJSON{Week: w.Week, Start: w.Start, End: w.End, Overall: toKPISetJSON(w.Overall),
-			ByTier: map[string]kpiSetJSON{}, ByChannel: map[string]kpiSetJSON{}, ByRule: map[string]truePosJSON{}}
-		for k, v := range w.ByTier {
-			wj.ByTier[k.String()] = toKPISetJSON(v)
-		}
-		for k, v := range w.ByChannel {
-			wj.ByChannel[k] = toKPISetJSON(v)
-		}
-		for k, v := range w.ByRule {
-			wj.ByRule[k] = toTruePosJSON(v)
-		}
-		out.Weeks = append(out.Weeks, wj)
+		out.Weeks = append(out.Weeks, toKPIWeekJSON(w))
+	}
+	if baseline != nil {
+		b := toKPIWeekJSON(*baseline)
+		out.Baseline = &b
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+func toKPIWeekJSON(w feedback.KPIWeek) kpiWeekJSON {
+	wj := kpiWeekJSON{Week: w.Week, Start: w.Start, End: w.End, Overall: toKPISetJSON(w.Overall),
+		ByTier: map[string]kpiSetJSON{}, ByChannel: map[string]kpiSetJSON{}, ByRule: map[string]truePosJSON{}}
+	for k, v := range w.ByTier {
+		wj.ByTier[k.String()] = toKPISetJSON(v)
+	}
+	for k, v := range w.ByChannel {
+		wj.ByChannel[k] = toKPISetJSON(v)
+	}
+	for k, v := range w.ByRule {
+		wj.ByRule[k] = toTruePosJSON(v)
+	}
+	return wj
 }

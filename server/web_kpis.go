@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"math"
@@ -29,10 +30,121 @@ type kpisPage struct {
 	TierOptions, Channels  []string
 	Charts                 []kpiChart
 	Rows                   []kpiWeekView
+	// Baseline is the row of the baseline period, nil without one;
+	// BaselineText says what period it is, Baseline the date picked.
+	BaselineRow          *kpiWeekView
+	BaselineText, BaseOn string
 }
 
-// handleKPIsPage shows the four KPIs of the seed per ISO week, with a
-// trend chart each and the numbers behind them, for a tier and a channel.
+// kpiSeries gathers the points of the KPI charts and the table's rows.
+type kpiSeries struct {
+	precision, response, conversion, valueConversion, accuracy []point
+}
+
+// kpiRow renders one set of KPIs as a table row and adds its points.
+func (ks *kpiSeries) add(label string, set feedback.KPISet) kpiWeekView {
+	kv := kpiWeekView{Week: label, Precision: "–", Response: "–", Conversion: "–", ValueConversion: "–", Accuracy: "–",
+		Fired: strconv.Itoa(set.TruePositive.Fired)}
+	tp := set.TruePositive
+	if tp.Rate != nil {
+		kv.Precision = fmt.Sprintf("%.2f, %d of %d", *tp.Rate, tp.Useful, tp.Useful+tp.Noise)
+	}
+	ks.precision = append(ks.precision, point{label, tp.Rate})
+	rt := set.ResponseTime
+	var med *float64
+	if rt.MedianSeconds != nil {
+		m := *rt.MedianSeconds
+		med = &m
+		kv.Response = fmt.Sprintf("median %s, p90 %s, %d of %d answered", templates.Duration(secs(*rt.MedianSeconds)),
+			templates.Duration(secs(*rt.P90Seconds)), rt.Responded, rt.Conversations)
+	}
+	ks.response = append(ks.response, point{label, med})
+	cv := set.Conversion
+	if cv.Rate != nil {
+		kv.Conversion = fmt.Sprintf("%.2f, %d of %d", *cv.Rate, cv.Converted, cv.Conversations)
+	}
+	ks.conversion = append(ks.conversion, point{label, cv.Rate})
+	if cv.ValueRate != nil {
+		kv.ValueConversion = fmt.Sprintf("%.2f, %s of %s", *cv.ValueRate, money(cv.ConvertedValue), money(cv.Value))
+	}
+	ks.valueConversion = append(ks.valueConversion, point{label, cv.ValueRate})
+	ac := set.Accuracy
+	if ac.Rate != nil {
+		kv.Accuracy = fmt.Sprintf("%.2f, %d of %d", *ac.Rate, ac.Confirmed, ac.Reviewed)
+	}
+	ks.accuracy = append(ks.accuracy, point{label, ac.Rate})
+	return kv
+}
+
+// charts draws the five trend charts, each with the baseline's value (nil
+// without one) as a dashed line.
+func (ks *kpiSeries) charts(base *kpiSeries) []kpiChart {
+	at := func(pts []point) *float64 {
+		if base == nil || len(pts) == 0 {
+			return nil
+		}
+		return pts[0].value
+	}
+	var b kpiSeries
+	if base != nil {
+		b = *base
+	}
+	return []kpiChart{
+		{"Alert precision", "Of the tier alerts agents labelled, the share labelled useful.", lineChart(ks.precision, "share useful", true, at(b.precision))},
+		{"Response to priority chats", "Median time from the first urgent or high decision to the first human response.", lineChart(ks.response, "seconds", false, at(b.response))},
+		{"Priority conversion", "Of the conversations that reached urgent or high, the share that converted.", lineChart(ks.conversion, "share converted", true, at(b.conversion))},
+		{"Priority conversion by deal value", "The same, each conversation weighted by its deal value (the conversion's value, else the deal_size signal): the share of the pipeline won.", lineChart(ks.valueConversion, "share of value converted", true, at(b.valueConversion))},
+		{"Classification accuracy", "Of the conversations agents reviewed, the share whose tier they confirmed.", lineChart(ks.accuracy, "share confirmed", true, at(b.accuracy))},
+	}
+}
+
+// money renders an amount compactly: 12.3k, 4.5M.
+func money(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.1fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// baselineWeeks is the length of a baseline period.
+const baselineWeeks = 4
+
+// kpiBaseline reads the baseline period: the baselineWeeks weeks before
+// raw (a date, YYYY-MM-DD), or before the first promotion of a model when
+// raw is empty; nil for "none", or when no model was ever promoted.
+func (s *Server) kpiBaseline(ctx context.Context, raw, channel string) (*feedback.KPIWeek, string, error) {
+	var end time.Time
+	var why string
+	switch raw {
+	case "none":
+		return nil, "", nil
+	case "":
+		first, err := s.fb.kpis.FirstPromotion(ctx)
+		if err != nil || first == nil {
+			return nil, "", err
+		}
+		end, why = *first, "before the first model was promoted"
+	default:
+		t, err := time.Parse("2006-01-02", raw)
+		if err != nil {
+			return nil, "", unprocessable("baseline", "must be a date, YYYY-MM-DD, or none")
+		}
+		end, why = t, "before "+raw
+	}
+	start := end.AddDate(0, 0, -7*baselineWeeks)
+	w, err := s.fb.kpis.KPIBaseline(ctx, start, end, channel)
+	if err != nil {
+		return nil, "", err
+	}
+	return &w, fmt.Sprintf("the %d weeks %s (%s to %s)", baselineWeeks, why, start.Format("2006-01-02"), end.Format("2006-01-02")), nil
+}
+
+// handleKPIsPage shows the KPIs of the seed per ISO week, with a trend
+// chart each, a baseline and the numbers behind them, for a tier and a
+// channel.
 func (s *Server) handleKPIsPage(c *gin.Context) {
 	weeks, _ := strconv.Atoi(c.DefaultQuery("weeks", "8"))
 	if weeks < 1 || weeks > feedback.MaxKPIWeeks {
@@ -46,56 +158,46 @@ func (s *Server) handleKPIsPage(c *gin.Context) {
 	if channel != "" && !validChannel(channel) {
 		channel = ""
 	}
-	rep, err := s.fb.kpis.KPIs(c.Request.Context(), feedback.KPIQuery{Weeks: weeks, Now: s.now().UTC(), Channel: channel})
+	ctx := c.Request.Context()
+	rep, err := s.fb.kpis.KPIs(ctx, feedback.KPIQuery{Weeks: weeks, Now: s.now().UTC(), Channel: channel})
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	baseOn := c.Query("baseline")
+	if baseOn != "" && baseOn != "none" {
+		if _, err := time.Parse("2006-01-02", baseOn); err != nil {
+			baseOn = ""
+		}
+	}
+	baseline, baseText, err := s.kpiBaseline(ctx, baseOn, channel)
 	if err != nil {
 		s.pageError(c, err)
 		return
 	}
 	pv := s.policyView("")
 	p := kpisPage{pageBase: s.base(c, "KPIs", "kpis"), Weeks: weeks, WeekOptions: []int{4, 8, 12, 26}, TierOptions: tierNames,
-		Channels: pv.channels, Channel: channel}
+		Channels: pv.channels, Channel: channel, BaseOn: baseOn}
 	if tier != model.TierNone {
 		p.Tier = tier.String()
 	}
-	var precision, response, conversion, accuracy []point
-	for _, w := range rep.Weeks {
-		set := w.Overall
+	pick := func(w feedback.KPIWeek) feedback.KPISet {
 		if tier != model.TierNone {
-			set = w.ByTier[tier]
+			return w.ByTier[tier]
 		}
-		kv := kpiWeekView{Week: w.Week, Precision: "–", Response: "–", Conversion: "–", Accuracy: "–"}
-		tp := set.TruePositive
-		if tp.Rate != nil {
-			kv.Precision = fmt.Sprintf("%.2f, %d of %d", *tp.Rate, tp.Useful, tp.Useful+tp.Noise)
-		}
-		precision = append(precision, point{w.Week, tp.Rate})
-		rt := set.ResponseTime
-		var med *float64
-		if rt.MedianSeconds != nil {
-			m := *rt.MedianSeconds
-			med = &m
-			kv.Response = fmt.Sprintf("median %s, p90 %s, %d of %d answered", templates.Duration(secs(*rt.MedianSeconds)),
-				templates.Duration(secs(*rt.P90Seconds)), rt.Responded, rt.Conversations)
-		}
-		response = append(response, point{w.Week, med})
-		cv := set.Conversion
-		if cv.Rate != nil {
-			kv.Conversion = fmt.Sprintf("%.2f, %d of %d", *cv.Rate, cv.Converted, cv.Conversations)
-		}
-		conversion = append(conversion, point{w.Week, cv.Rate})
-		ac := set.Accuracy
-		if ac.Rate != nil {
-			kv.Accuracy = fmt.Sprintf("%.2f, %d of %d", *ac.Rate, ac.Confirmed, ac.Reviewed)
-		}
-		accuracy = append(accuracy, point{w.Week, ac.Rate})
-		p.Rows = append(p.Rows, kv)
+		return w.Overall
 	}
-	p.Charts = []kpiChart{
-		{"Alert precision", "Of the tier alerts agents labelled, the share labelled useful.", lineChart(precision, "share useful", true)},
-		{"Response to priority chats", "Median time from the first urgent or high decision to the first human response.", lineChart(response, "seconds", false)},
-		{"Priority conversion", "Of the conversations that reached urgent or high, the share that converted.", lineChart(conversion, "share converted", true)},
-		{"Classification accuracy", "Of the conversations agents reviewed, the share whose tier they confirmed.", lineChart(accuracy, "share confirmed", true)},
+	var ks kpiSeries
+	for _, w := range rep.Weeks {
+		p.Rows = append(p.Rows, ks.add(w.Week, pick(w)))
 	}
+	var base *kpiSeries
+	if baseline != nil {
+		base = &kpiSeries{}
+		row := base.add("Baseline", pick(*baseline))
+		p.BaselineRow, p.BaselineText = &row, baseText
+	}
+	p.Charts = ks.charts(base)
 	scope := "every tier"
 	if p.Tier != "" {
 		scope = p.Tier + " conversations"
@@ -127,7 +229,7 @@ type point struct {
 // lineChart draws points as an SVG line with labelled axes; a rate is
 // drawn on 0-1, a time from 0 to its largest value. Weeks without a value
 // leave a gap, and each point carries its value in a title.
-func lineChart(pts []point, unit string, rate bool) template.HTML {
+func lineChart(pts []point, unit string, rate bool, baseline *float64) template.HTML {
 	const w, h, left, bottom, top = 320.0, 150.0, 40.0, 26.0, 10.0
 	hi := 1.0
 	if !rate {
@@ -136,6 +238,9 @@ func lineChart(pts []point, unit string, rate bool) template.HTML {
 			if p.value != nil {
 				hi = math.Max(hi, *p.value)
 			}
+		}
+		if baseline != nil {
+			hi = math.Max(hi, *baseline)
 		}
 		if hi == 0 {
 			hi = 1
@@ -157,6 +262,15 @@ func lineChart(pts []point, unit string, rate bool) template.HTML {
 		}
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#d8dee4"/><text x="2" y="%.1f" font-size="10" fill="#57606a">%s</text>`,
 			left, y(f*hi), w-10, y(f*hi), y(f*hi)+3, template.HTMLEscapeString(label))
+	}
+	if baseline != nil {
+		label := fmt.Sprintf("baseline %.2f", *baseline)
+		if !rate {
+			label = "baseline " + templates.Duration(secs(*baseline))
+		}
+		fmt.Fprintf(&b, `<line class="baseline" x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#b45309" stroke-width="1.5" stroke-dasharray="5 4"><title>%s</title></line>`,
+			left, y(*baseline), w-10, y(*baseline), template.HTMLEscapeString(label))
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" font-size="10" fill="#b45309" text-anchor="end">%s</text>`, w-12, y(*baseline)-3, template.HTMLEscapeString(label))
 	}
 	var seg []string
 	flush := func() {

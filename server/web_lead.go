@@ -105,7 +105,7 @@ func tierDetail(p model.ThresholdProposal, tier model.Tier) string {
 }
 
 type kpiWeekView struct {
-	Week, Precision, Response, Conversion, Accuracy, Fired string
+	Week, Precision, Response, Conversion, ValueConversion, Accuracy, Fired string
 }
 
 type calibrationRowView struct {
@@ -572,9 +572,9 @@ func (p *reportPage) kpiCharts(weeks []feedback.ReportKPIWeek) {
 	}
 	p.AlertsChart = weekBarsChart("Alerts fired and alert precision by week", names, fired, "alerts fired", prec, "alert precision")
 	p.KPICharts = []kpiChart{
-		{"Alert precision", "Of the tier alerts agents labelled, the share labelled useful.", lineChart(precision, "share useful", true)},
-		{"Response to priority chats", "Median time from the first urgent or high decision to the first human response.", lineChart(response, "seconds", false)},
-		{"Priority conversion", "Of the conversations that reached urgent or high, the share that converted.", lineChart(conversion, "share converted", true)},
-		{"Classification accuracy", "Of the conversations agents reviewed, the share whose tier they confirmed.", lineChart(accuracy, "share confirmed", true)},
+		{"Alert precision", "Of the tier alerts agents labelled, the share labelled useful.", lineChart(precision, "share useful", true, nil)},
+		{"Response to priority chats", "Median time from the first urgent or high decision to the first human response.", lineChart(response, "seconds", false, nil)},
+		{"Priority conversion", "Of the conversations that reached urgent or high, the share that converted.", lineChart(conversion, "share converted", true, nil)},
+		{"Classification accuracy", "Of the conversations agents reviewed, the share whose tier they confirmed.", lineChart(accuracy, "share confirmed", true, nil)},
 	}
 }

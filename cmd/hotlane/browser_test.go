@@ -290,8 +290,17 @@ func TestBrowserLead(t *testing.T) {
 		t.Fatal(err)
 	}
 	charts, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("figure.chart svg").length`))
-	if err != nil || charts != 4 {
+	if err != nil || charts != 5 {
 		t.Errorf("KPI charts drawn = %d, %v", charts, err)
+	}
+	// The demo promoted its first model at start: each chart has its
+	// baseline, and every KPI has data.
+	baselines, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("figure.chart svg line.baseline").length`))
+	if err != nil || baselines != 5 {
+		t.Errorf("baselines drawn = %d, %v", baselines, err)
+	}
+	if row := textOf(t, ctx, "tr.baseline-row"); strings.Contains(row, "–") {
+		t.Errorf("the baseline lacks a KPI: %q", row)
 	}
 	screenshot(t, ctx, "kpis.png")
 }

@@ -72,3 +72,58 @@ func TestImportHistoryWithAlertsAndEvents(t *testing.T) {
 		}
 	})
 }
+
+// Conversion weighted by deal value, and a baseline period.
+func TestKPIValueAndBaseline(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 10, 10, 0, 0, 0, time.UTC)
+		conv := func(id, tier, outcome, signals string, value *float64, when time.Time) feedback.ImportedConversation {
+			d := newDecision(id, tier)
+			d.ID, d.OccurredAt, d.Signals = id+"-d", when, []byte(signals)
+			return feedback.ImportedConversation{Decision: d, Outcome: outcome, EventID: id + "-e", Value: value}
+		}
+		won := 30000.0
+		rows := []feedback.ImportedConversation{
+			// Converted with a value of 30k (its deal_size says 10k: the
+			// conversion's value wins).
+			conv("v1", "high", feedback.EventConverted, `{"deal_size":10000}`, &won, at),
+			// Lost: 60k of pipeline.
+			conv("v2", "urgent", feedback.EventLost, `{"deal_size":60000}`, nil, at),
+			// Converted without any value: counts in the plain rate only.
+			conv("v3", "high", feedback.EventConverted, `{"plan":"pro"}`, nil, at),
+			// Low: not a priority conversation.
+			conv("v4", "low", feedback.EventConverted, `{"deal_size":5000}`, nil, at),
+			// A week later, outside the baseline below.
+			conv("v5", "high", feedback.EventLost, `{"deal_size":1000}`, nil, at.AddDate(0, 0, 7)),
+		}
+		if _, err := s.ImportHistory(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.KPIBaseline(ctx, at.AddDate(0, 0, -3), at.AddDate(0, 0, 3), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cv := b.Overall.Conversion
+		got := fmt.Sprintf("%d/%d value %.0f/%.0f rate %.2f %s", cv.Converted, cv.Conversations, cv.ConvertedValue, cv.Value, *cv.ValueRate, b.Week)
+		if want := "2/3 value 30000/90000 rate 0.33 2026-11-07 to 2026-11-13"; got != want {
+			t.Errorf("baseline conversion = %s\nwant                  %s", got, want)
+		}
+		if _, err := s.KPIBaseline(ctx, at, at, ""); !errors.Is(err, feedback.ErrInvalid) {
+			t.Errorf("empty baseline period = %v", err)
+		}
+		if first, err := s.FirstPromotion(ctx); err != nil || first != nil {
+			t.Errorf("FirstPromotion before any = %v, %v", first, err)
+		}
+		m, err := s.CreateModel(ctx, []byte(`{"intercept":0,"encoder":{},"beta":[]}`), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ActivateModel(ctx, m.Version); err != nil {
+			t.Fatal(err)
+		}
+		if first, err := s.FirstPromotion(ctx); err != nil || first == nil || time.Since(*first) > time.Minute {
+			t.Errorf("FirstPromotion = %v, %v", first, err)
+		}
+	})
+}

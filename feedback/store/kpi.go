@@ -22,6 +22,34 @@ func (s *Store) KPIs(ctx context.Context, q feedback.KPIQuery) (feedback.KPIRepo
 	return feedback.ComputeKPIs(facts, start, q.Weeks), nil
 }
 
+// KPIBaseline computes the KPIs of [start, end) as one period, to set
+// weeks beside (feedback.ComputeKPIPeriod).
+func (s *Store) KPIBaseline(ctx context.Context, start, end time.Time, channel string) (feedback.KPIWeek, error) {
+	if !end.After(start) {
+		return feedback.KPIWeek{}, fmt.Errorf("store: kpi baseline: %w: the period is empty", feedback.ErrInvalid)
+	}
+	facts, err := s.kpiFacts(ctx, start, end, channel)
+	if err != nil {
+		return feedback.KPIWeek{}, fmt.Errorf("store: kpi baseline: %w", err)
+	}
+	return feedback.ComputeKPIPeriod(facts, start, end), nil
+}
+
+// FirstPromotion is when a model was first made active, nil when none
+// ever was.
+func (s *Store) FirstPromotion(ctx context.Context) (*time.Time, error) {
+	var at []time.Time
+	if err := s.db.WithContext(ctx).Model(&modelRow{}).Where("activated_at IS NOT NULL").
+		Order("activated_at").Limit(1).Pluck("activated_at", &at).Error; err != nil {
+		return nil, fmt.Errorf("store: first promotion: %w", translate(err))
+	}
+	if len(at) == 0 {
+		return nil, nil
+	}
+	t := at[0].UTC()
+	return &t, nil
+}
+
 // kpiFacts reads the facts the KPIs of [start, end) are computed from.
 func (s *Store) kpiFacts(ctx context.Context, start, end time.Time, channel string) (feedback.KPIFacts, error) {
 	var f feedback.KPIFacts
@@ -58,7 +86,9 @@ WHERE e.type = 'tier_feedback' AND e.at >= ? AND e.at < ?`
 	// Conversations that reached urgent or high in the window.
 	topSQL := `SELECT c.id AS conversation_id, c.channel, c.first_top_at, c.first_response_at,
   EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = c.id AND d.tier = 'urgent') AS reached_urgent,
-  EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.type = 'converted') AS converted
+  EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.type = 'converted') AS converted,
+  (SELECT MAX(e.value) FROM conversation_events e WHERE e.conversation_id = c.id AND e.type = 'converted') AS converted_value,
+  (SELECT d.signals FROM decisions d WHERE d.conversation_id = c.id ORDER BY d.created_at DESC, d.id DESC LIMIT 1) AS signals
 FROM conversations c WHERE c.first_top_at >= ? AND c.first_top_at < ?`
 	args = []any{start, end}
 	if channel != "" {
@@ -72,12 +102,20 @@ FROM conversations c WHERE c.first_top_at >= ? AND c.first_top_at < ?`
 		FirstResponseAt *time.Time
 		ReachedUrgent   bool
 		Converted       bool
+		ConvertedValue  *float64
+		Signals         []byte
 	}
 	if err := db.Raw(topSQL, args...).Scan(&tops).Error; err != nil {
 		return f, fmt.Errorf("top conversations: %w", translate(err))
 	}
 	for _, t := range tops {
-		f.Tops = append(f.Tops, feedback.KPITopConversation(t))
+		top := feedback.KPITopConversation{ConversationID: t.ConversationID, Channel: t.Channel, FirstTopAt: t.FirstTopAt,
+			FirstResponseAt: t.FirstResponseAt, ReachedUrgent: t.ReachedUrgent, Converted: t.Converted}
+		top.Value = t.ConvertedValue
+		if top.Value == nil {
+			top.Value = feedback.DealValue(t.Signals)
+		}
+		f.Tops = append(f.Tops, top)
 	}
 
 	// Labels of the tier alerts fired in the window, with the reasons of
