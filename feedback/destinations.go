@@ -2,10 +2,13 @@ package feedback
 
 import (
 	"fmt"
+	"slices"
 	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hotlane/hotlane/model"
 )
 
 // Destination kinds.
@@ -38,6 +41,9 @@ type Destination struct {
 	Kind string
 	URL  string
 	Lead bool // receives the team's SLA escalations
+	// Tiers, when set, are the only tiers whose alerts it takes; empty
+	// takes every tier.
+	Tiers []model.Tier
 	// HasPreviousSecret is true while a rotated-out secret is still used to
 	// sign, until PreviousSecretExpiresAt.
 	HasPreviousSecret       bool
@@ -47,10 +53,17 @@ type Destination struct {
 
 // NewDestination is a destination to create.
 type NewDestination struct {
-	Team string
-	Kind string
-	URL  string
-	Lead bool
+	Team  string
+	Kind  string
+	URL   string
+	Lead  bool
+	Tiers []model.Tier // empty: every tier
+}
+
+// TakesTier reports whether a destination limited to tiers (none: every
+// tier) takes an alert of tier t.
+func TakesTier(tiers []model.Tier, t model.Tier) bool {
+	return len(tiers) == 0 || slices.Contains(tiers, t)
 }
 
 // ValidateDestination checks a destination to create; it returns an error
@@ -62,6 +75,11 @@ func ValidateDestination(d NewDestination) error {
 		return fmt.Errorf("%w: team is required, without surrounding spaces", ErrInvalid)
 	case utf8.RuneCountInString(team) > MaxTeamLen || !utf8.ValidString(team):
 		return fmt.Errorf("%w: team must be valid UTF-8 of at most %d characters", ErrInvalid, MaxTeamLen)
+	}
+	for i, t := range d.Tiers {
+		if t == model.TierNone || t > model.TierUrgent || slices.Contains(d.Tiers[:i], t) {
+			return fmt.Errorf("%w: tiers: each must be urgent, high, medium or low, once", ErrInvalid)
+		}
 	}
 	switch d.Kind {
 	case DestinationFeed:

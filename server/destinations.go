@@ -41,14 +41,18 @@ type destinationJSON struct {
 	Kind                    string     `json:"kind"`
 	URL                     string     `json:"url,omitempty"`
 	Lead                    bool       `json:"lead"`
+	Tiers                   []string   `json:"tiers"`
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 	CreatedAt               time.Time  `json:"created_at"`
 	Secret                  string     `json:"secret,omitempty"`
 }
 
 func toDestinationJSON(d feedback.Destination, secret string, fullURL bool) destinationJSON {
-	out := destinationJSON{ID: d.ID, Team: d.Team, Kind: d.Kind, URL: d.URL, Lead: d.Lead,
+	out := destinationJSON{ID: d.ID, Team: d.Team, Kind: d.Kind, URL: d.URL, Lead: d.Lead, Tiers: []string{},
 		PreviousSecretExpiresAt: d.PreviousSecretExpiresAt, CreatedAt: d.CreatedAt, Secret: secret}
+	for _, t := range d.Tiers {
+		out.Tiers = append(out.Tiers, t.String())
+	}
 	if d.Kind == feedback.DestinationSlack && !fullURL {
 		out.URL = redactURL(d.URL)
 	}
@@ -74,10 +78,27 @@ func (s *Server) destinationRoutes(v1 *gin.RouterGroup, admin gin.HandlerFunc) {
 }
 
 type createDestinationRequest struct {
-	Team *string `json:"team"`
-	Kind *string `json:"kind"`
-	URL  string  `json:"url"`
-	Lead bool    `json:"lead"`
+	Team  *string  `json:"team"`
+	Kind  *string  `json:"kind"`
+	URL   string   `json:"url"`
+	Lead  bool     `json:"lead"`
+	Tiers []string `json:"tiers"`
+}
+
+// parseTierList reads a destination's tiers: known tier names, each once.
+func parseTierList(names []string) ([]model.Tier, error) {
+	var out []model.Tier
+	for _, n := range names {
+		t, err := model.ParseTier(n)
+		if err != nil || t == model.TierNone {
+			return nil, unprocessable("tiers", fmt.Sprintf("%q is not a tier: use urgent, high, medium or low", n))
+		}
+		if slices.Contains(out, t) {
+			return nil, unprocessable("tiers", fmt.Sprintf("%s is listed twice", n))
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func (s *Server) handleCreateDestination(c *gin.Context) {
@@ -91,7 +112,7 @@ func (s *Server) handleCreateDestination(c *gin.Context) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(c, s.log, &APIError{Status: http.StatusBadRequest, Code: "invalid_json",
-			Message: "the body must be a JSON object with team, kind, url and lead"})
+			Message: "the body must be a JSON object with team, kind, url, lead and tiers"})
 		return
 	}
 	if req.Team == nil {
@@ -102,7 +123,12 @@ func (s *Server) handleCreateDestination(c *gin.Context) {
 		writeError(c, s.log, invalidField("kind", "is required"))
 		return
 	}
-	nd := feedback.NewDestination{Team: *req.Team, Kind: *req.Kind, URL: req.URL, Lead: req.Lead}
+	tiers, err := parseTierList(req.Tiers)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	nd := feedback.NewDestination{Team: *req.Team, Kind: *req.Kind, URL: req.URL, Lead: req.Lead, Tiers: tiers}
 	for field, v := range map[string]string{"team": nd.Team, "kind": nd.Kind, "url": nd.URL} {
 		if !model.PlainText(v) {
 			writeError(c, s.log, unprocessable(field, "must be valid UTF-8 without control characters"))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -103,5 +104,28 @@ func TestDestinationsAPI(t *testing.T) {
 				t.Errorf("list with a score key = %d, want 403", rec.Code)
 			}
 		})
+	}
+}
+
+func TestDestinationTiers(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{})
+	var d destinationJSON
+	rec := h.do(http.MethodPost, "/v1/destinations", "application/json", `{"team":"sales","kind":"feed","tiers":["medium","low"]}`, h.key, &d)
+	if rec.Code != http.StatusCreated || fmt.Sprint(d.Tiers) != "[medium low]" {
+		t.Fatalf("create with tiers: %d %+v", rec.Code, d)
+	}
+	h.do(http.MethodPost, "/v1/destinations", "application/json", `{"team":"sales","kind":"feed"}`, h.key, &d)
+	if d.Tiers == nil || len(d.Tiers) != 0 {
+		t.Errorf("without tiers: %#v, want [] (every tier)", d.Tiers)
+	}
+	for _, body := range []string{
+		`{"team":"sales","kind":"feed","tiers":["urgent","bogus"]}`,
+		`{"team":"sales","kind":"feed","tiers":["high","high"]}`,
+		`{"team":"sales","kind":"feed","tiers":[""]}`,
+	} {
+		rec := h.do(http.MethodPost, "/v1/destinations", "application/json", body, h.key, nil)
+		if e := decodeError(t, rec); rec.Code != http.StatusUnprocessableEntity || e.Error.Field != "tiers" {
+			t.Errorf("%s: %d %+v, want 422 on tiers", body, rec.Code, e.Error)
+		}
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 // webhookSecretPfx starts every webhook signing secret.
@@ -22,6 +24,7 @@ type destinationRow struct {
 	Kind                    string
 	URL                     string `gorm:"column:url"`
 	Lead                    bool
+	Tiers                   string
 	Secret                  string
 	PreviousSecret          string
 	PreviousSecretExpiresAt *time.Time
@@ -32,7 +35,7 @@ type destinationRow struct {
 func (destinationRow) TableName() string { return "destinations" }
 
 func (r destinationRow) toDestination(at time.Time) feedback.Destination {
-	d := feedback.Destination{ID: r.ID, Team: r.Team, Kind: r.Kind, URL: r.URL, Lead: r.Lead, CreatedAt: r.CreatedAt.UTC()}
+	d := feedback.Destination{ID: r.ID, Team: r.Team, Kind: r.Kind, URL: r.URL, Lead: r.Lead, Tiers: parseTiers(r.Tiers), CreatedAt: r.CreatedAt.UTC()}
 	if r.PreviousSecret != "" && r.PreviousSecretExpiresAt != nil && r.PreviousSecretExpiresAt.After(at) {
 		d.HasPreviousSecret = true
 		d.PreviousSecretExpiresAt = utcPtr(r.PreviousSecretExpiresAt)
@@ -69,7 +72,7 @@ func (s *Store) CreateDestination(ctx context.Context, nd feedback.NewDestinatio
 		return feedback.Destination{}, "", fmt.Errorf("store: create destination: %w", err)
 	}
 	row := destinationRow{
-		ID: uuid.Must(uuid.NewV7()).String(), Team: nd.Team, Kind: nd.Kind, URL: nd.URL, Lead: nd.Lead, CreatedAt: now(),
+		ID: uuid.Must(uuid.NewV7()).String(), Team: nd.Team, Kind: nd.Kind, URL: nd.URL, Lead: nd.Lead, Tiers: joinTiers(nd.Tiers), CreatedAt: now(),
 	}
 	if nd.Kind == feedback.DestinationWebhook {
 		secret, err := newWebhookSecret()
@@ -185,4 +188,24 @@ func lockForUpdate(tx *gorm.DB, dialect string) *gorm.DB {
 		return tx.Clauses(clauseForUpdate)
 	}
 	return tx
+}
+
+// joinTiers and parseTiers store a destination's tiers as a
+// comma-separated list, "" for every tier.
+func joinTiers(ts []model.Tier) string {
+	names := make([]string, 0, len(ts))
+	for _, t := range ts {
+		names = append(names, t.String())
+	}
+	return strings.Join(names, ",")
+}
+
+func parseTiers(s string) []model.Tier {
+	var out []model.Tier
+	for _, name := range strings.Split(s, ",") {
+		if t := parseTier(name); t != model.TierNone {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -73,7 +73,7 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 	at = normTime(at)
 	var n int
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx.Select("id, kind, team").Where("status = ? AND dispatched_at IS NULL", "fired").
+		q := tx.Select("id, kind, team, tier").Where("status = ? AND dispatched_at IS NULL", "fired").
 			Order("created_at, id").Limit(limit)
 		if s.dialect == DialectPostgres {
 			q = q.Clauses(clauseSkipLock)
@@ -94,7 +94,7 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 			}
 		}
 		var dests []destinationRow
-		dq := tx.Select("id, team, kind, lead").Where("team IN ? AND deleted_at IS NULL", teams).Order("created_at, id")
+		dq := tx.Select("id, team, kind, lead, tiers").Where("team IN ? AND deleted_at IS NULL", teams).Order("created_at, id")
 		if s.dialect == DialectPostgres {
 			dq = dq.Clauses(clauseForShare)
 		}
@@ -104,7 +104,7 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 		var rows []deliveryRow
 		for _, a := range alerts {
 			for _, d := range dests {
-				if d.Team == a.Team && feedback.RoutesTo(a.Kind, d.Kind, d.Lead) {
+				if d.Team == a.Team && feedback.RoutesTo(a.Kind, d.Kind, d.Lead) && feedback.TakesTier(parseTiers(d.Tiers), parseTier(a.Tier)) {
 					rows = append(rows, deliveryRow{
 						ID: uuid.Must(uuid.NewV7()).String(), AlertID: a.ID, DestinationID: d.ID,
 						Status: feedback.DeliveryPending, NextAttemptAt: at, CreatedAt: at,
