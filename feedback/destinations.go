@@ -2,8 +2,8 @@ package feedback
 
 import (
 	"fmt"
-	"slices"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"

@@ -753,11 +753,12 @@ func TestReportAndModelPages(t *testing.T) {
 		t.Errorf("an agent on /audit = %d", rec.Code)
 	}
 
-	// The KPIs: four charts and the numbers behind them, for a tier too.
+	// The KPIs: the four charts and conversion by deal value, and the
+	// numbers behind them, for a tier too.
 	for _, path := range []string{"/kpis", "/kpis?weeks=4&tier=high&channel=web"} {
 		rec := h.page(http.MethodGet, path, nil, lead, nil)
 		body := rec.Body.String()
-		if rec.Code != http.StatusOK || strings.Count(body, "<svg") != 4 || !strings.Contains(body, "Priority conversion") {
+		if rec.Code != http.StatusOK || strings.Count(body, "<svg") != 5 || !strings.Contains(body, "Priority conversion") {
 			t.Errorf("%s = %d with %d charts", path, rec.Code, strings.Count(body, "<svg"))
 		}
 	}
