@@ -190,6 +190,18 @@ func (k *keyCache) authenticate(ctx context.Context, secret string) (feedback.AP
 	return key, nil
 }
 
+// forget drops a key from the cache, so that a revocation made through
+// this process applies to it at once.
+func (k *keyCache) forget(id int64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for sum, e := range k.entries {
+		if e.key.ID == id {
+			delete(k.entries, sum)
+		}
+	}
+}
+
 // requireScope authenticates the bearer key and checks it holds scope:
 // 401 without a valid key, 403 with a valid key lacking the scope.
 func requireScope(keys *keyCache, log *slog.Logger, scope string) gin.HandlerFunc {

@@ -42,6 +42,13 @@ type webStore interface {
 	AlertDeliveries(ctx context.Context, alertID string) ([]feedback.Delivery, error)
 	AddEvent(ctx context.Context, e feedback.Event, idem feedback.Idempotency) (feedback.Event, bool, error)
 	Decisions(ctx context.Context, ids []string) (map[string]feedback.Decision, error)
+	// Settings.
+	Users(ctx context.Context) ([]feedback.User, error)
+	CreateUser(ctx context.Context, u feedback.NewUser) (feedback.User, error)
+	DisableUser(ctx context.Context, email string) error
+	ListAPIKeys(ctx context.Context) ([]feedback.APIKey, error)
+	CreateAPIKey(ctx context.Context, name string, scopes []string) (feedback.APIKey, string, error)
+	RevokeAPIKey(ctx context.Context, id int64) error
 }
 
 // pageRoute is one page or action of the UI and the least role it needs.
@@ -78,6 +85,19 @@ func (s *Server) pageRoutes() []pageRoute {
 		{http.MethodPost, "/rules/:version/rollback", feedback.RoleLead, s.handleRollbackRulesetForm},
 		{http.MethodPost, "/rules/:version/delete", feedback.RoleLead, s.handleDeleteDraftForm},
 		{http.MethodGet, "/audit", feedback.RoleLead, s.handleAuditPage},
+		{http.MethodGet, "/settings", feedback.RoleAdmin, s.handleSettingsPage},
+		{http.MethodGet, "/settings/scoring", feedback.RoleAdmin, s.handleScoringSettingsPage},
+		{http.MethodPost, "/settings/scoring", feedback.RoleAdmin, s.handleScoringSettingsForm},
+		{http.MethodGet, "/settings/destinations", feedback.RoleAdmin, s.handleDestinationSettingsPage},
+		{http.MethodPost, "/settings/destinations", feedback.RoleAdmin, s.handleCreateDestinationForm},
+		{http.MethodPost, "/settings/destinations/:id/delete", feedback.RoleAdmin, s.handleDeleteDestinationForm},
+		{http.MethodPost, "/settings/destinations/:id/rotate", feedback.RoleAdmin, s.handleRotateDestinationForm},
+		{http.MethodGet, "/settings/keys", feedback.RoleAdmin, s.handleKeySettingsPage},
+		{http.MethodPost, "/settings/keys", feedback.RoleAdmin, s.handleCreateKeyForm},
+		{http.MethodPost, "/settings/keys/:id/revoke", feedback.RoleAdmin, s.handleRevokeKeyForm},
+		{http.MethodGet, "/settings/users", feedback.RoleAdmin, s.handleUserSettingsPage},
+		{http.MethodPost, "/settings/users", feedback.RoleAdmin, s.handleCreateUserForm},
+		{http.MethodPost, "/settings/users/disable", feedback.RoleAdmin, s.handleDisableUserForm},
 		{http.MethodGet, "/kpis", feedback.RoleLead, s.handleKPIsPage},
 	}
 }
@@ -206,8 +226,8 @@ type pageBase struct {
 	User       *feedback.User
 	Unlabelled int
 	Now        time.Time
-	// Lead shows the leads' pages in the navigation.
-	Lead bool
+	// Lead shows the leads' pages in the navigation, Admin the settings.
+	Lead, Admin bool
 }
 
 func (s *Server) base(c *gin.Context, title, nav string) pageBase {
@@ -217,6 +237,7 @@ func (s *Server) base(c *gin.Context, title, nav string) pageBase {
 		u := sess.User
 		b.User = &u
 		b.Lead = u.Role.AtLeast(feedback.RoleLead)
+		b.Admin = u.Role.AtLeast(feedback.RoleAdmin)
 		n, err := s.web.CountAlerts(c.Request.Context(), unlabelledQuery(b.Now))
 		if err == nil {
 			b.Unlabelled = n

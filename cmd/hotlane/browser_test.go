@@ -478,3 +478,44 @@ func waitFlash(t *testing.T, ctx context.Context, want string) {
 	}
 	t.Fatalf("flash = %q, want %q", got, want)
 }
+
+// An admin's settings on the demo: scoring and destinations.
+func TestBrowserSettings(t *testing.T) {
+	ctx := browser(t, 1280, 900)
+	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--log-level", "error")
+	defer srv.stop(t)
+	email, password := demoPassword(t, srv.out, "admin")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate("http://"+srv.addr+"/settings"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.CSS("form.settings")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "Thresholds, SLAs and alert budgets of ruleset 1") {
+		t.Errorf("settings verdict = %q", v)
+	}
+	screenshot(t, ctx, "settings.png")
+	// Add a Slack destination for urgent chats only.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate("http://"+srv.addr+"/settings/destinations"),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/settings/destinations"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/settings/destinations"] input[name=team]`), "sales"),
+		chromedp.SetValue(chromedp.CSS(`form[action="/settings/destinations"] select[name=kind]`), "slack"),
+		chromedp.SendKeys(chromedp.CSS(`form[action="/settings/destinations"] input[name=url]`), "https://hooks.slack.com/services/T000/B000/XXXX"),
+		chromedp.Click(chromedp.CSS(`form[action="/settings/destinations"] input[value=urgent]`)),
+		chromedp.Click(chromedp.CSS(`form[action="/settings/destinations"] button.primary`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFlash(t, ctx, "Destination added for team sales.")
+	if row := textOf(t, ctx, "table.list tbody tr"); !strings.Contains(row, "slack") || !strings.Contains(row, "urgent") || strings.Contains(row, "XXXX") {
+		t.Errorf("destination row = %q (the Slack token must not show)", row)
+	}
+	screenshot(t, ctx, "settings-destinations.png")
+}
