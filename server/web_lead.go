@@ -309,6 +309,7 @@ func (s *Server) handleApplyReportForm(c *gin.Context) {
 type modelRowView struct {
 	Version                                        int
 	Status, Trainer, Window, PRAUC, Ago, ReportURL string
+	ROCAUC, ECE, Holdout                           string
 	CreatedAt                                      time.Time
 	CanPromote, SmallHoldout                       bool
 }
@@ -335,7 +336,7 @@ func (s *Server) handleModelsPage(c *gin.Context) {
 	}
 	now := s.now()
 	for _, m := range list {
-		row := modelRowView{Version: m.Version, Status: m.Status, Trainer: m.Trainer, PRAUC: "–", CreatedAt: m.CreatedAt,
+		row := modelRowView{Version: m.Version, Status: m.Status, Trainer: m.Trainer, PRAUC: "–", ROCAUC: "–", ECE: "–", Holdout: "–", CreatedAt: m.CreatedAt,
 			Ago: templates.Ago(now, m.CreatedAt), CanPromote: m.Status != feedback.ModelActive}
 		if row.Trainer == "" {
 			row.Trainer = "stored by hand"
@@ -344,10 +345,15 @@ func (s *Server) handleModelsPage(c *gin.Context) {
 			row.Window = m.WindowStart.Format("2006-01-02") + " to " + m.WindowEnd.Format("2006-01-02")
 		}
 		var metrics struct {
-			PRAUC *float64 `json:"pr_auc"`
+			PRAUC     *float64 `json:"pr_auc"`
+			ROCAUC    *float64 `json:"roc_auc"`
+			ECE       *float64 `json:"ece"`
+			Rows      int      `json:"rows"`
+			Positives int      `json:"positives"`
 		}
 		if json.Unmarshal(m.Metrics, &metrics) == nil && metrics.PRAUC != nil {
-			row.PRAUC = fmt.Sprintf("%.3f", *metrics.PRAUC)
+			row.PRAUC, row.ROCAUC, row.ECE = fmtPtr(metrics.PRAUC, "%.3f"), fmtPtr(metrics.ROCAUC, "%.3f"), fmtPtr(metrics.ECE, "%.3f")
+			row.Holdout = fmt.Sprintf("%d chats, %d positive", metrics.Rows, metrics.Positives)
 		}
 		if m.ReportID != "" {
 			row.ReportURL = "/reports/" + url.PathEscape(m.ReportID)

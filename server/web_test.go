@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -708,6 +709,9 @@ func TestReportAndModelPages(t *testing.T) {
 		t.Errorf("after promoting, the server scores with %+v", cur)
 	}
 	body = h.page(http.MethodGet, "/models", nil, lead, nil).Body.String()
+	if !regexp.MustCompile(`<td class="num">\d+ chats, \d+ positive</td><td class="num">0\.\d{3}</td>`).MatchString(body) {
+		t.Errorf("models page lacks the holdout size and metrics")
+	}
 	if !strings.Contains(body, "Model "+v+" scores every conversation") || !strings.Contains(body, "Roll back model "+v) {
 		t.Errorf("models page after promotion lacks the verdict or the rollback")
 	}
