@@ -53,11 +53,14 @@ type Destination struct {
 
 // NewDestination is a destination to create.
 type NewDestination struct {
-	Team  string
-	Kind  string
-	URL   string
-	Lead  bool
-	Tiers []model.Tier // empty: every tier
+	Team string
+	Kind string
+	URL  string
+	Lead bool
+	// Tiers limits the tier alerts and SLA escalations it takes; empty
+	// takes every tier. Review requests (for conversations that did not
+	// alert) reach a webhook whatever its tiers, so sampling goes on.
+	Tiers []model.Tier
 }
 
 // TakesTier reports whether a destination limited to tiers (none: every

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -73,10 +74,16 @@ func FitBudgets(pol *Policy, proposals []ThresholdRow, rows []VolumeRow, weeks f
 		index[p.Channel] = i
 	}
 	// which proposal row sets a channel's thresholds: its own, else
-	// "default"; -1 when neither is proposed (the policy's apply).
+	// "default" unless the policy gives the channel thresholds of its own,
+	// which it keeps when applied; -1 when none is proposed (the policy's
+	// then apply).
+	own := pol.Channels()
 	rowOf := func(channel string) int {
 		if i, ok := index[channel]; ok {
 			return i
+		}
+		if slices.Contains(own, channel) {
+			return -1
 		}
 		if i, ok := index[defaultThresholds]; ok {
 			return i
@@ -139,7 +146,9 @@ func FitBudgets(pol *Policy, proposals []ThresholdRow, rows []VolumeRow, weeks f
 		for _, x := range worstHour {
 			kept += rows[x.row].Weight
 			if kept > budget {
-				cut = rows[x.row].Score + 1e-9
+				// Just above the first score over the budget; thresholds
+				// stay below 1.
+				cut = math.Min(math.Nextafter(rows[x.row].Score, 2), math.Nextafter(1, 0))
 				break
 			}
 		}
@@ -148,7 +157,8 @@ func FitBudgets(pol *Policy, proposals []ThresholdRow, rows []VolumeRow, weeks f
 			r := &rows[x.row]
 			i := rowOf(r.Channel)
 			low := lowestAlerting(alerts, r.Channel)
-			if i < 0 || r.Score >= cut || low == TierNone {
+			// A channel whose low tier alerts has no threshold to raise.
+			if i < 0 || r.Score >= cut || low == TierNone || low == TierLow {
 				continue
 			}
 			if th := &proposals[i].Proposal.Thresholds; th.get(low) < cut {
@@ -159,7 +169,7 @@ func FitBudgets(pol *Policy, proposals []ThresholdRow, rows []VolumeRow, weeks f
 		if !raised {
 			// What is left over the budget alerts by a rule's tier floor,
 			// which no threshold holds back.
-			notes = append(notes, fmt.Sprintf("team %s's busiest hour holds %.0f alerts over its hourly budget of %.0f from rules with a tier floor, which no threshold holds back; the budget holds them back when they fire",
+			notes = append(notes, fmt.Sprintf("team %s's busiest hour holds %.0f alerts over its hourly budget of %.0f that no threshold holds back (rules with a tier floor, or a channel whose low tier alerts); the budget holds them back when they fire",
 				displayTeam(worst), worstOver, budget))
 			break
 		}

@@ -90,3 +90,60 @@ func TestFitBudgetsTierFloorsCannotBeHeldBack(t *testing.T) {
 		t.Errorf("urgent alerts per week = %v, want 4 over 2 weeks", got)
 	}
 }
+
+func TestFitBudgetsLowTierAndOwnThresholds(t *testing.T) {
+	doc, err := ParsePolicy([]byte(`
+base: 0
+rules: []
+thresholds:
+  default: {urgent: 0.9, high: 0.7, medium: 0.4}
+  email: {urgent: 0.95, high: 0.9, medium: 0.8}
+routes:
+  - {team: sales}
+alerts:
+  tiers: {default: [urgent, high], chat: [urgent, high, medium, low]}
+  hourly_budget: {default: 2}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := CompilePolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	// Four low chats on a channel whose low tier alerts: no threshold
+	// holds them back.
+	var rows []VolumeRow
+	for i := range 4 {
+		rows = append(rows, VolumeRow{Channel: "chat", At: at.Add(time.Duration(i) * time.Minute), Score: 0.1, Weight: 1})
+	}
+	props := defaultProposal()
+	notes := FitBudgets(pol, props, rows, 1)
+	if props[0].Proposal.Thresholds != (Thresholds{Urgent: 0.9, High: 0.7, Medium: 0.4}) || len(notes) != 1 || !strings.Contains(notes[0], "no threshold holds back") {
+		t.Errorf("low tier: thresholds %+v, notes %q", props[0].Proposal.Thresholds, notes)
+	}
+	// Email keeps thresholds of its own when a default proposal is
+	// applied: its alerts are counted under them and do not raise the
+	// default. Under email's 0.9 high, only the 0.99 chats alert: 3,
+	// over the budget of 2, so email has nothing proposed to raise.
+	rows = rows[:0]
+	for _, s := range []float64{0.99, 0.99, 0.99, 0.85, 0.85} {
+		rows = append(rows, VolumeRow{Channel: "email", At: at, Score: s, Weight: 1})
+	}
+	props = defaultProposal()
+	FitBudgets(pol, props, rows, 1)
+	if props[0].Proposal.Thresholds.High != 0.7 {
+		t.Errorf("email's alerts raised the default: %+v", props[0].Proposal.Thresholds)
+	}
+	// A cut above the highest score stays below 1.
+	rows = rows[:0]
+	for range 3 {
+		rows = append(rows, VolumeRow{Channel: "web", At: at, Score: 1, Weight: 1})
+	}
+	props = defaultProposal()
+	FitBudgets(pol, props, rows, 1)
+	if th := props[0].Proposal.Thresholds; th.Urgent >= 1 || th.High >= 1 {
+		t.Errorf("thresholds reach 1: %+v", th)
+	}
+}

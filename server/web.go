@@ -82,6 +82,7 @@ func (s *Server) pageRoutes() []pageRoute {
 		{http.MethodGet, "/rules/:version", feedback.RoleLead, s.handleRulesetPage},
 		{http.MethodPost, "/rules/:version", feedback.RoleLead, s.handleSaveDraftForm},
 		{http.MethodPost, "/rules/:version/publish", feedback.RoleLead, s.handlePublishDraftForm},
+		{http.MethodPost, "/rules/:version/backtest", feedback.RoleLead, s.handleBacktestForm},
 		{http.MethodPost, "/rules/:version/rollback", feedback.RoleLead, s.handleRollbackRulesetForm},
 		{http.MethodPost, "/rules/:version/delete", feedback.RoleLead, s.handleDeleteDraftForm},
 		{http.MethodGet, "/audit", feedback.RoleLead, s.handleAuditPage},
@@ -273,13 +274,24 @@ type errorPage struct {
 	Heading, Message string
 }
 
-// pageError answers a failed page: not found as 404, a database problem as
-// 503 with Retry-After, anything else as a logged 500.
+// pageError answers a failed page: not found as 404, a refused value as
+// 422 and a conflict as 409 with what was wrong, a database problem as 503
+// with Retry-After, anything else as a logged 500.
 func (s *Server) pageError(c *gin.Context, err error) {
 	status, heading, msg := http.StatusInternalServerError, "Something went wrong", "The error is logged. Try again in a moment."
 	switch {
 	case errors.Is(err, feedback.ErrNotFound):
 		status, heading, msg = http.StatusNotFound, "Not found", "There is nothing at this address."
+	case errors.Is(err, feedback.ErrConflict):
+		status, heading, msg = http.StatusConflict, "Not done", "It conflicts with the current state: reload and try again."
+		if why := feedback.Reason(err); why != "" {
+			msg = why
+		}
+	case errors.Is(err, feedback.ErrInvalid) && !fromDatabase(err):
+		status, heading, msg = http.StatusUnprocessableEntity, "Not done", err.Error()
+		if i := strings.LastIndex(msg, feedback.ErrInvalid.Error()+": "); i >= 0 {
+			msg = msg[i+len(feedback.ErrInvalid.Error())+2:]
+		}
 	case errors.Is(err, feedback.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		c.Header("Retry-After", "1")
 		status, heading, msg = http.StatusServiceUnavailable, "The database is not answering", "Hotlane will be back as soon as it answers. Reload in a moment."

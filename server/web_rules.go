@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -264,29 +265,46 @@ func (s *Server) handleRulesetPage(c *gin.Context) {
 	if c.Query("done") == "saved" {
 		p.Flash = "Draft saved. It compiles."
 	}
-	status := http.StatusOK
-	if raw, ok := c.GetQuery("weeks"); ok {
-		weeks, err := backtestWeeks(raw)
-		if err != nil {
-			p.BacktestError = "Choose a number of weeks from 1 to 52."
-			status = http.StatusBadRequest
-		} else {
-			p.Weeks = weeks
-			_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(backtestWriteTime))
-			rep, err := s.backtest(ctx, pv, weeks)
-			var apiErr *APIError
-			switch {
-			case errors.As(err, &apiErr) && apiErr.Status < 500:
-				p.BacktestError, status = apiErr.Message, apiErr.Status
-			case err != nil:
-				s.pageError(c, err)
-				return
-			default:
-				p.Backtest = backtestViewOf(rep)
-			}
-		}
+	s.render(c, http.StatusOK, "ruleset", p)
+}
+
+// handleBacktestForm runs a backtest of a version and shows it on the
+// version's page. It is a POST: a backtest is expensive, and a page on
+// another site must not be able to start one in a lead's name.
+func (s *Server) handleBacktestForm(c *gin.Context) {
+	v, err := versionParam(c)
+	if err != nil {
+		s.pageError(c, feedback.ErrNotFound)
+		return
 	}
-	s.render(c, status, "ruleset", p)
+	ctx := c.Request.Context()
+	pv, err := s.policies.Policy(ctx, v)
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	p := s.rulesetPageFor(c, pv)
+	weeks, err := backtestWeeks(c.PostForm("weeks"))
+	if err != nil {
+		p.BacktestError = "Choose a number of weeks from 1 to 52."
+		s.render(c, http.StatusBadRequest, "ruleset", p)
+		return
+	}
+	p.Weeks = weeks
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(backtestWriteTime))
+	rep, err := s.backtest(ctx, pv, weeks)
+	var apiErr *APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Status < 500:
+		p.BacktestError = apiErr.Message
+		s.render(c, apiErr.Status, "ruleset", p)
+		return
+	case err != nil:
+		s.pageError(c, err)
+		return
+	}
+	p.Backtest = backtestViewOf(rep)
+	s.render(c, http.StatusOK, "ruleset", p)
 }
 
 // handleSaveDraftForm saves the editor's text into the draft, or shows the
@@ -390,7 +408,25 @@ func (s *Server) handlePublishDraftForm(c *gin.Context) {
 		s.pageError(c, feedback.ErrNotFound)
 		return
 	}
-	if _, err := s.policies.PublishDraft(c.Request.Context(), v); err != nil {
+	ctx := c.Request.Context()
+	if !sessionOf(c).User.Role.AtLeast(feedback.RoleAdmin) {
+		// Routes and alert settings (tiers, budgets, SLAs) are an admin's:
+		// a lead publishes rules and thresholds.
+		draft, err := s.policies.Policy(ctx, v)
+		if err != nil {
+			s.pageError(c, err)
+			return
+		}
+		if changes, err := s.adminChanges(c, draft); err != nil {
+			s.pageError(c, err)
+			return
+		} else if changes != "" {
+			s.render(c, http.StatusForbidden, "error", errorPage{pageBase: s.base(c, "Not published", "rules"), Heading: "Not published",
+				Message: "This draft changes the " + changes + " of the live ruleset, which only an admin may change: ask an admin to publish it, or keep them as they are live."})
+			return
+		}
+	}
+	if _, err := s.policies.PublishDraft(ctx, v); err != nil {
 		s.conflictPage(c, err, "Not published")
 		return
 	}
@@ -486,4 +522,33 @@ func modelName(v int) string {
 		return "the rules alone"
 	}
 	return fmt.Sprintf("model %d", v)
+}
+
+// adminChanges names what a version changes that only an admin may
+// change: "routes", "alert settings" or both; "" for nothing.
+func (s *Server) adminChanges(c *gin.Context, pv feedback.PolicyVersion) (string, error) {
+	_, live, err := s.liveDoc(c)
+	if errors.Is(err, feedback.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	doc, err := model.ParsePolicy(pv.Document)
+	if err != nil {
+		return "", err
+	}
+	same := func(a, b any) bool {
+		x, _ := json.Marshal(a)
+		y, _ := json.Marshal(b)
+		return string(x) == string(y)
+	}
+	var out []string
+	if !same(doc.Routes, live.Routes) {
+		out = append(out, "routes")
+	}
+	if !same(doc.Alerts, live.Alerts) {
+		out = append(out, "alert settings")
+	}
+	return strings.Join(out, " and "), nil
 }

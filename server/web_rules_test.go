@@ -72,7 +72,7 @@ func TestRulesPages(t *testing.T) {
 
 			// The backtest: chat-1 was scored once; the draft makes it
 			// urgent, the live ruleset high.
-			rec = w.page(http.MethodGet, "/rules/2?weeks=4", nil, lead, nil)
+			rec = w.page(http.MethodPost, "/rules/2/backtest", url.Values{"weeks": {"4"}}, lead, nil)
 			body = html.UnescapeString(rec.Body.String())
 			if rec.Code != http.StatusOK {
 				t.Fatalf("backtest page = %d\n%s", rec.Code, body)
@@ -87,11 +87,16 @@ func TestRulesPages(t *testing.T) {
 					t.Errorf("backtest page lacks %q", want)
 				}
 			}
-			if rec := w.page(http.MethodGet, "/rules/2?weeks=99", nil, lead, nil); rec.Code != http.StatusBadRequest {
+			if rec := w.page(http.MethodPost, "/rules/2/backtest", url.Values{"weeks": {"99"}}, lead, nil); rec.Code != http.StatusBadRequest {
 				t.Errorf("weeks=99 = %d, want 400", rec.Code)
 			}
 
+			// everyoneUrgent drops the routes: only an admin may publish it.
 			rec = w.page(http.MethodPost, "/rules/2/publish", url.Values{}, lead, nil)
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "changes the routes of the live ruleset") {
+				t.Fatalf("a lead publishing new routes = %d %s", rec.Code, rec.Body.String())
+			}
+			rec = w.page(http.MethodPost, "/rules/2/publish", url.Values{}, w.cookies[feedback.RoleAdmin], nil)
 			if rec.Code != http.StatusSeeOther {
 				t.Fatalf("publish = %d %s", rec.Code, rec.Body.String())
 			}
@@ -137,7 +142,7 @@ func TestRulesPages(t *testing.T) {
 					got = append(got, e.Action+" "+e.Subject)
 				}
 			}
-			want := "[ruleset.draft_create ruleset 2 ruleset.draft_update ruleset 2 ruleset.publish ruleset 2 ruleset.rollback ruleset 1 ruleset.draft_create ruleset 3 ruleset.draft_delete ruleset 3]"
+			want := "[ruleset.draft_create ruleset 2 ruleset.draft_update ruleset 2 ruleset.rollback ruleset 1 ruleset.draft_create ruleset 3 ruleset.draft_delete ruleset 3]"
 			if fmt.Sprint(got) != want {
 				t.Errorf("audit = %v\nwant    %s", got, want)
 			}

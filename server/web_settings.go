@@ -236,7 +236,18 @@ func (s *Server) handleScoringSettingsForm(c *gin.Context) {
 		s.pageError(c, err)
 		return
 	}
+	if v := c.PostForm("version"); v != strconv.Itoa(pv.Version) {
+		s.render(c, http.StatusConflict, "error", errorPage{pageBase: s.base(c, "Not saved", "settings"), Heading: "Not saved",
+			Message: fmt.Sprintf("The live ruleset changed since the page was opened (it is now version %d): open the settings again and redo the change.", pv.Version)})
+		return
+	}
 	before, _ := doc.Canonical()
+	hadAlerts := doc.Alerts != nil
+	hadSLA := hadAlerts && doc.Alerts.SLA != nil
+	hadDefaultBudget := false
+	if hadAlerts {
+		_, hadDefaultBudget = doc.Alerts.HourlyBudget["default"]
+	}
 	var problems []problemView
 	bad := func(where, msg string) { problems = append(problems, problemView{Where: where, Message: msg}) }
 	num := func(field, raw string) float64 {
@@ -275,6 +286,10 @@ func (s *Server) handleScoringSettingsForm(c *gin.Context) {
 	if len(sla) == 0 {
 		bad("sla", "give at least one tier an SLA: with none listed, urgent and high take the defaults (60 s and 180 s)")
 	}
+	// Values the page showed as defaults stay defaults when left as shown.
+	if !hadSLA && len(sla) == 2 && sla["urgent"] == model.DefaultSLAUrgent.String() && sla["high"] == model.DefaultSLAHigh.String() {
+		sla = nil
+	}
 	doc.Alerts.SLA = sla
 	budgets := map[string]int{}
 	readBudget := func(team, raw string) {
@@ -295,7 +310,16 @@ func (s *Server) handleScoringSettingsForm(c *gin.Context) {
 	if team := strings.TrimSpace(c.PostForm("new_team")); team != "" {
 		readBudget(team, c.PostForm("new_budget"))
 	}
+	if n, ok := budgets["default"]; ok && !hadDefaultBudget && n == model.DefaultHourlyBudget {
+		delete(budgets, "default")
+	}
+	if len(budgets) == 0 {
+		budgets = nil
+	}
 	doc.Alerts.HourlyBudget = budgets
+	if !hadAlerts && doc.Alerts.SLA == nil && doc.Alerts.HourlyBudget == nil {
+		doc.Alerts = nil
+	}
 	if len(problems) == 0 {
 		if _, err := model.CompilePolicy(doc); err != nil {
 			problems = problemViews(err, doc)
@@ -400,6 +424,9 @@ func (s *Server) handleCreateDestinationForm(c *gin.Context) {
 		URL: strings.TrimSpace(c.PostForm("url")), Lead: c.PostForm("lead") == "1", Tiers: tiers}
 	p := s.settingsBase(c, "destinations", "Settings: destinations")
 	err := feedback.ValidateDestination(nd)
+	if err == nil && (!model.PlainText(nd.Team) || !model.PlainText(nd.URL)) {
+		err = fmt.Errorf("%w: team and url must be valid UTF-8 without control characters", feedback.ErrInvalid)
+	}
 	if err == nil && nd.Kind != feedback.DestinationFeed {
 		err = s.cfg.Addresses.CheckURL(nd.URL)
 	}
@@ -572,13 +599,22 @@ func (s *Server) handleCreateUserForm(c *gin.Context) {
 }
 
 func (s *Server) handleDisableUserForm(c *gin.Context) {
-	email := c.PostForm("email")
-	if email == sessionOf(c).User.Email {
+	refuse := func(status int, msg string) {
 		p := s.settingsBase(c, "users", "Settings: users")
-		p.Problems = []problemView{{Message: "you cannot disable yourself: ask another admin"}}
-		s.renderUsers(c, http.StatusConflict, p)
+		p.Problems = []problemView{{Message: msg}}
+		s.renderUsers(c, status, p)
+	}
+	email, err := feedback.NormalizeEmail(c.PostForm("email"))
+	if err != nil {
+		refuse(http.StatusUnprocessableEntity, "no such user")
 		return
 	}
+	if email == sessionOf(c).User.Email {
+		refuse(http.StatusConflict, "you cannot disable yourself: ask another admin")
+		return
+	}
+	// Only an active admin gets here, and not for themselves, so an admin
+	// remains.
 	if err := s.web.DisableUser(c.Request.Context(), email); err != nil {
 		s.pageError(c, err)
 		return

@@ -39,7 +39,17 @@ func TestSettingsPages(t *testing.T) {
 					t.Errorf("scoring settings lack %q", want)
 				}
 			}
-			form := url.Values{
+			// Saved as shown, nothing changes: no new version.
+			shown := url.Values{"version": {"1"}, "th.default.urgent": {"0.9"}, "th.default.high": {"0.7"}, "th.default.medium": {"0.4"},
+				"th.whatsapp.urgent": {"0.85"}, "th.whatsapp.high": {"0.65"}, "th.whatsapp.medium": {"0.35"},
+				"sla.urgent": {"1m0s"}, "sla.high": {"3m0s"}, "team": {"default", "sales"}, "budget.default": {"30"}}
+			if rec := w.page(http.MethodPost, "/settings/scoring", shown, admin, nil); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/settings/scoring" {
+				t.Errorf("unchanged save = %d to %q", rec.Code, rec.Header().Get("Location"))
+			}
+			if live, _ := w.store.LivePolicy(ctx); live.Version != 1 {
+				t.Errorf("an unchanged save published version %d", live.Version)
+			}
+			form := url.Values{"version": {"1"},
 				"th.default.urgent": {"0.9"}, "th.default.high": {"0.7"}, "th.default.medium": {"0.4"},
 				"th.whatsapp.urgent": {"0.85"}, "th.whatsapp.high": {"0.6"}, "th.whatsapp.medium": {"0.35"},
 				"new_channel": {"email"}, "new_urgent": {"0.95"}, "new_high": {"0.8"}, "new_medium": {"0.5"},
@@ -54,6 +64,14 @@ func TestSettingsPages(t *testing.T) {
 			rec := w.page(http.MethodPost, "/settings/scoring", bad, admin, nil)
 			if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "thresholds.whatsapp.high") {
 				t.Errorf("bad threshold = %d", rec.Code)
+			}
+			stale := url.Values{}
+			for k, v := range form {
+				stale[k] = v
+			}
+			stale.Set("version", "0")
+			if rec := w.page(http.MethodPost, "/settings/scoring", stale, admin, nil); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "changed since the page was opened") {
+				t.Errorf("a save from a stale page = %d", rec.Code)
 			}
 			rec = w.page(http.MethodPost, "/settings/scoring", form, admin, nil)
 			if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/settings/scoring?done=saved&v=2" {
@@ -90,6 +108,16 @@ func TestSettingsPages(t *testing.T) {
 			rec = w.page(http.MethodPost, "/settings/destinations/"+dests[0].ID+"/rotate", url.Values{}, admin, nil)
 			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `<code id="secret">whsec_`) {
 				t.Errorf("rotate = %d", rec.Code)
+			}
+			w.page(http.MethodPost, "/settings/destinations", url.Values{"team": {"sales"}, "kind": {"slack"}, "url": {"https://hooks.slack.com/services/T/B/X"}}, admin, nil)
+			if all, _ := w.store.ListDestinations(ctx, "sales"); len(all) == 2 {
+				if rec := w.page(http.MethodPost, "/settings/destinations/"+all[1].ID+"/rotate", url.Values{}, admin, nil); rec.Code != http.StatusUnprocessableEntity {
+					t.Errorf("rotating a Slack destination's secret = %d, want 422", rec.Code)
+				}
+				w.page(http.MethodPost, "/settings/destinations/"+all[1].ID+"/delete", url.Values{}, admin, nil)
+			}
+			if rec := w.page(http.MethodPost, "/settings/destinations", url.Values{"team": {"sa\nles"}, "kind": {"feed"}}, admin, nil); rec.Code != http.StatusUnprocessableEntity {
+				t.Errorf("a team with a newline = %d", rec.Code)
 			}
 			if rec := w.page(http.MethodPost, "/settings/destinations/"+dests[0].ID+"/delete", url.Values{}, admin, nil); rec.Code != http.StatusSeeOther {
 				t.Errorf("delete = %d", rec.Code)
@@ -136,8 +164,13 @@ func TestSettingsPages(t *testing.T) {
 				t.Errorf("add the same user = %d", rec.Code)
 			}
 			w.login("new@example.com")
-			if rec := w.page(http.MethodPost, "/settings/users/disable", url.Values{"email": {"admin@example.com"}}, admin, nil); rec.Code != http.StatusConflict {
-				t.Errorf("disable yourself = %d", rec.Code)
+			for _, me := range []string{"admin@example.com", " Admin@Example.com"} {
+				if rec := w.page(http.MethodPost, "/settings/users/disable", url.Values{"email": {me}}, admin, nil); rec.Code != http.StatusConflict {
+					t.Errorf("disable yourself as %q = %d", me, rec.Code)
+				}
+			}
+			if rec := w.page(http.MethodPost, "/settings/users/disable", url.Values{"email": {"bogus"}}, admin, nil); rec.Code != http.StatusUnprocessableEntity {
+				t.Errorf("disable bogus = %d", rec.Code)
 			}
 			if rec := w.page(http.MethodPost, "/settings/users/disable", url.Values{"email": {"new@example.com"}}, admin, nil); rec.Code != http.StatusSeeOther {
 				t.Errorf("disable = %d", rec.Code)
@@ -153,7 +186,7 @@ func TestSettingsPages(t *testing.T) {
 					actions = append(actions, entries[i].Action)
 				}
 			}
-			want := "ruleset.publish destination.create destination.rotate_secret destination.delete apikey.create apikey.revoke user.create user.disable"
+			want := "ruleset.publish destination.create destination.rotate_secret destination.create destination.delete destination.delete apikey.create apikey.revoke user.create user.disable"
 			if strings.Join(actions, " ") != want {
 				t.Errorf("audit = %v\nwant    %s", actions, want)
 			}

@@ -46,6 +46,14 @@ func TestDispatchByTier(t *testing.T) {
 			}
 			want[a.ID] = dests
 		}
+		// A review request (a conversation that did not alert, low) still
+		// reaches the webhook: sampling must not stop.
+		rv, err := s.RaiseAlert(ctx, feedback.Alert{Kind: feedback.AlertKindReview, ConversationID: "conv-1", DecisionID: d.ID,
+			Channel: "web", Tier: model.TierLow, Team: "sales", SampleRate: 0.02, CreatedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[rv.ID] = []string{hook.ID}
 		if _, err := s.DispatchAlerts(ctx, at, 10); err != nil {
 			t.Fatal(err)
 		}

@@ -62,6 +62,19 @@ func TestPolicyDrafts(t *testing.T) {
 		if _, err := s.Policy(ctx, d.Version); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("deleted draft = %v", err)
 		}
+		if list, _ := s.ListPolicies(ctx); len(list) != 2 {
+			t.Errorf("the deleted draft is listed: %d versions", len(list))
+		}
+		for _, err := range []error{s.DeleteDraft(ctx, d.Version), func() error { _, err := s.PublishDraft(ctx, d.Version); return err }(),
+			func() error { _, err := s.ActivatePolicy(ctx, d.Version); return err }()} {
+			if !errors.Is(err, feedback.ErrNotFound) {
+				t.Errorf("a deleted draft = %v, want ErrNotFound", err)
+			}
+		}
+		// Its number is never given to another document.
+		if d2, err := s.CreateDraft(ctx, doc, "", "ana", ""); err != nil || d2.Version != d.Version+1 {
+			t.Errorf("draft after a deleted one = %d, %v; want %d", d2.Version, err, d.Version+1)
+		}
 		if _, err := s.ActivatePolicy(ctx, 1); err != nil {
 			t.Errorf("rollback to 1: %v", err)
 		}

@@ -122,8 +122,21 @@ func TestKPIValueAndBaseline(t *testing.T) {
 		if _, err := s.ActivateModel(ctx, m.Version); err != nil {
 			t.Fatal(err)
 		}
-		if first, err := s.FirstPromotion(ctx); err != nil || first == nil || time.Since(*first) > time.Minute {
-			t.Errorf("FirstPromotion = %v, %v", first, err)
+		first, err := s.FirstPromotion(ctx)
+		if err != nil || first == nil || time.Since(*first) > time.Minute {
+			t.Fatalf("FirstPromotion = %v, %v", first, err)
+		}
+		// Rolling back and promoting again moves activated_at, not the
+		// first promotion.
+		time.Sleep(10 * time.Millisecond)
+		if _, err := s.RollbackModel(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ActivateModel(ctx, m.Version); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := s.FirstPromotion(ctx); err != nil || again == nil || !again.Equal(*first) {
+			t.Errorf("FirstPromotion after a rollback = %v, %v; want %v", again, err, first)
 		}
 	})
 }

@@ -39,8 +39,8 @@ func (s *Store) KPIBaseline(ctx context.Context, start, end time.Time, channel s
 // ever was.
 func (s *Store) FirstPromotion(ctx context.Context) (*time.Time, error) {
 	var at []time.Time
-	if err := s.db.WithContext(ctx).Model(&modelRow{}).Where("activated_at IS NOT NULL").
-		Order("activated_at").Limit(1).Pluck("activated_at", &at).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&modelRow{}).Where("first_activated_at IS NOT NULL").
+		Order("first_activated_at").Limit(1).Pluck("first_activated_at", &at).Error; err != nil {
 		return nil, fmt.Errorf("store: first promotion: %w", translate(err))
 	}
 	if len(at) == 0 {

@@ -104,7 +104,8 @@ func (s *Store) DispatchAlerts(ctx context.Context, at time.Time, limit int) (in
 		var rows []deliveryRow
 		for _, a := range alerts {
 			for _, d := range dests {
-				if d.Team == a.Team && feedback.RoutesTo(a.Kind, d.Kind, d.Lead) && feedback.TakesTier(parseTiers(d.Tiers), parseTier(a.Tier)) {
+				if d.Team == a.Team && feedback.RoutesTo(a.Kind, d.Kind, d.Lead) &&
+					(a.Kind == feedback.AlertKindReview || feedback.TakesTier(parseTiers(d.Tiers), parseTier(a.Tier))) {
 					rows = append(rows, deliveryRow{
 						ID: uuid.Must(uuid.NewV7()).String(), AlertID: a.ID, DestinationID: d.ID,
 						Status: feedback.DeliveryPending, NextAttemptAt: at, CreatedAt: at,

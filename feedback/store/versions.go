@@ -117,7 +117,7 @@ func (s *Store) LivePolicy(ctx context.Context) (feedback.PolicyVersion, error) 
 // Policy returns policy version; ErrNotFound when it does not exist.
 func (s *Store) Policy(ctx context.Context, version int) (feedback.PolicyVersion, error) {
 	var row policyRow
-	if err := s.db.WithContext(ctx).Where("version = ?", version).Take(&row).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("version = ? AND status <> ?", version, policyDeleted).Take(&row).Error; err != nil {
 		return feedback.PolicyVersion{}, fmt.Errorf("store: policy %d: %w", version, translate(err))
 	}
 	return row.toPolicyVersion(), nil
@@ -126,7 +126,7 @@ func (s *Store) Policy(ctx context.Context, version int) (feedback.PolicyVersion
 // ListPolicies returns every policy version, newest first.
 func (s *Store) ListPolicies(ctx context.Context) ([]feedback.PolicyVersion, error) {
 	var rows []policyRow
-	if err := s.db.WithContext(ctx).Order("version DESC").Find(&rows).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("status <> ?", policyDeleted).Order("version DESC").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("store: list policies: %w", translate(err))
 	}
 	out := make([]feedback.PolicyVersion, len(rows))
@@ -145,7 +145,7 @@ func (s *Store) ActivatePolicy(ctx context.Context, version int) (feedback.Polic
 		if err := s.lockTable(tx, "policies"); err != nil {
 			return err
 		}
-		if err := tx.Where("version = ?", version).Take(&row).Error; err != nil {
+		if err := tx.Where("version = ? AND status <> ?", version, policyDeleted).Take(&row).Error; err != nil {
 			return err
 		}
 		if row.Status == feedback.PolicyDraft {
@@ -200,7 +200,7 @@ func (s *Store) draftTx(tx *gorm.DB, version int) (policyRow, error) {
 	if err := s.lockTable(tx, "policies"); err != nil {
 		return row, err
 	}
-	if err := tx.Where("version = ?", version).Take(&row).Error; err != nil {
+	if err := tx.Where("version = ? AND status <> ?", version, policyDeleted).Take(&row).Error; err != nil {
 		return row, err
 	}
 	if row.Status != feedback.PolicyDraft {
@@ -254,6 +254,11 @@ func (s *Store) PublishDraft(ctx context.Context, version int) (feedback.PolicyV
 	return row.toPolicyVersion(), nil
 }
 
+// policyDeleted marks a deleted draft. Its row stays, hidden, so that its
+// version number is never given to another document: the audit log's
+// "ruleset 5" always means one document.
+const policyDeleted = "deleted"
+
 // DeleteDraft deletes a draft; a published version is kept for ever
 // (ErrPublishedImmutable).
 func (s *Store) DeleteDraft(ctx context.Context, version int) error {
@@ -261,7 +266,7 @@ func (s *Store) DeleteDraft(ctx context.Context, version int) error {
 		if _, err := s.draftTx(tx, version); err != nil {
 			return err
 		}
-		return tx.Where("version = ?", version).Delete(&policyRow{}).Error
+		return tx.Model(&policyRow{}).Where("version = ?", version).Update("status", policyDeleted).Error
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete draft %d: %w", version, translate(err))
@@ -329,7 +334,8 @@ func (s *Store) ActivateModel(ctx context.Context, version int) (feedback.ModelV
 		t := now()
 		row.Status, row.ActivatedAt, row.RolledBackAt = feedback.ModelActive, &t, nil
 		return tx.Model(&modelRow{}).Where("version = ?", version).
-			Updates(map[string]any{"status": feedback.ModelActive, "activated_at": t, "rolled_back_at": nil}).Error
+			Updates(map[string]any{"status": feedback.ModelActive, "activated_at": t, "rolled_back_at": nil,
+				"first_activated_at": gorm.Expr("COALESCE(first_activated_at, ?)", t)}).Error
 	})
 	if err != nil {
 		return feedback.ModelVersion{}, fmt.Errorf("store: activate model %d: %w", version, translate(err))
@@ -424,7 +430,8 @@ func (s *Store) RollbackModel(ctx context.Context) (feedback.ModelVersion, error
 		prev.Status, prev.ActivatedAt = feedback.ModelActive, &t
 		out = prev
 		return tx.Model(&modelRow{}).Where("version = ?", prev.Version).
-			Updates(map[string]any{"status": feedback.ModelActive, "activated_at": t}).Error
+			Updates(map[string]any{"status": feedback.ModelActive, "activated_at": t,
+				"first_activated_at": gorm.Expr("COALESCE(first_activated_at, ?)", t)}).Error
 	})
 	if err != nil {
 		return feedback.ModelVersion{}, fmt.Errorf("store: roll back model: %w", translate(err))
