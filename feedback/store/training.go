@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/model"
 )
@@ -26,12 +28,42 @@ func (s *Store) BacktestRows(ctx context.Context, from, to time.Time, fn func(fe
 
 func (s *Store) walkWindow(ctx context.Context, from, to time.Time, every bool, fn func(feedback.TrainingRow) error) error {
 	from, to = normTime(from), normTime(to)
+	ctx, cancel := context.WithCancel(ctx)
 	db := s.db.WithContext(ctx)
-	inWindow := `conversation_id IN (SELECT conversation_id FROM decisions WHERE occurred_at >= ? AND occurred_at < ?)`
+	// inWindow keeps the rows of table whose conversation has a decision in
+	// the window. A correlated EXISTS, not IN (SELECT ...): PostgreSQL plans
+	// both as the same semi-join, but SQLite runs IN by scanning every
+	// decision, on each of the three queries, and EXISTS as a lookup in the
+	// decisions' conversation index for each row of the smaller table.
+	inWindow := func(table string) string {
+		return `EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = ` + table + `.conversation_id AND d.occurred_at >= ? AND d.occurred_at < ?)`
+	}
+
+	// Decisions and outcome events are both read in conversation order and
+	// walked together, so neither is held whole. Byte order (COLLATE "C"
+	// in PostgreSQL, SQLite's default) is the order Go compares strings in.
+	// The database sorts each before its first row comes, the longest wait
+	// of the walk over a large window, so both queries start now, on
+	// connections of their own, while the labels and alerts are read.
+	collate := ""
+	if s.dialect == DialectPostgres {
+		collate = ` COLLATE "C"`
+	}
+	decisionRows := startRows(db.Raw(`SELECT conversation_id, channel, signals, message, score, tier, reasons, model_version, policy_version, occurred_at
+FROM decisions WHERE occurred_at >= ? AND occurred_at < ?
+ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to))
+	eventRows := startRows(db.Raw(`SELECT conversation_id, type, at, tier, agent FROM conversation_events
+WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id`+collate+`, at, id`,
+		[]string{feedback.EventConverted, feedback.EventLost, feedback.EventTierFeedback}, from, to))
+	defer func() {
+		cancel() // a query still running (after an error) stops
+		decisionRows.close()
+		eventRows.close()
+	}()
 
 	labels := map[string][]feedback.AlertLabel{}
 	var labelRows []alertLabelRow
-	if err := db.Where(inWindow, from, to).Find(&labelRows).Error; err != nil {
+	if err := db.Where(inWindow("alert_labels"), from, to).Find(&labelRows).Error; err != nil {
 		return fmt.Errorf("store: training labels: %w", translate(err))
 	}
 	for _, r := range labelRows {
@@ -49,7 +81,7 @@ func (s *Store) walkWindow(ctx context.Context, from, to time.Time, every bool, 
 		Tier           string
 		SampleRate     *float64
 	}
-	if err := db.Raw(`SELECT conversation_id, kind, tier, sample_rate FROM alerts WHERE status = 'fired' AND kind IN ('tier', 'review') AND `+inWindow, from, to).
+	if err := db.Raw(`SELECT conversation_id, kind, tier, sample_rate FROM alerts WHERE status = 'fired' AND kind IN ('tier', 'review') AND `+inWindow("alerts"), from, to).
 		Scan(&alertRows).Error; err != nil {
 		return fmt.Errorf("store: training alerts: %w", translate(err))
 	}
@@ -66,28 +98,16 @@ func (s *Store) walkWindow(ctx context.Context, from, to time.Time, every bool, 
 		alerted[a.ConversationID] = f
 	}
 
-	// Decisions and outcome events are both read in conversation order and
-	// walked together, so neither is held whole. Byte order (COLLATE "C"
-	// in PostgreSQL, SQLite's default) is the order Go compares strings in.
-	collate := ""
-	if s.dialect == DialectPostgres {
-		collate = ` COLLATE "C"`
-	}
-	events, err := newEventCursor(db.Raw(`SELECT conversation_id, type, at, tier, agent FROM conversation_events
-WHERE type IN ? AND `+inWindow+` ORDER BY conversation_id`+collate+`, at, id`,
-		[]string{feedback.EventConverted, feedback.EventLost, feedback.EventTierFeedback}, from, to).Rows())
+	events, err := newEventCursor(eventRows.wait())
 	if err != nil {
 		return fmt.Errorf("store: training events: %w", translate(err))
 	}
 	defer events.close()
 
-	rows, err := db.Raw(`SELECT conversation_id, channel, signals, message, score, tier, reasons, model_version, policy_version, occurred_at
-FROM decisions WHERE occurred_at >= ? AND occurred_at < ?
-ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Rows()
+	rows, err := decisionRows.wait()
 	if err != nil {
 		return fmt.Errorf("store: training decisions: %w", translate(err))
 	}
-	defer rows.Close()
 
 	type last struct {
 		convID, channel  string
@@ -153,6 +173,44 @@ ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to).Row
 		return fmt.Errorf("store: training decisions: %w", translate(err))
 	}
 	return emit()
+}
+
+// pendingRows is a query started in the background: its rows, once it
+// answers.
+type pendingRows struct {
+	answer chan pendingAnswer
+	got    pendingAnswer
+	done   bool
+}
+
+type pendingAnswer struct {
+	rows *sql.Rows
+	err  error
+}
+
+func startRows(q *gorm.DB) *pendingRows {
+	p := &pendingRows{answer: make(chan pendingAnswer, 1)}
+	go func() {
+		rows, err := q.Rows()
+		p.answer <- pendingAnswer{rows, err}
+	}()
+	return p
+}
+
+// wait returns the query's rows, waiting for it to answer.
+func (p *pendingRows) wait() (*sql.Rows, error) {
+	if !p.done {
+		p.got, p.done = <-p.answer, true
+	}
+	return p.got.rows, p.got.err
+}
+
+// close waits for the query and closes its rows; cancel its context first
+// to stop it rather than wait for it.
+func (p *pendingRows) close() {
+	if rows, _ := p.wait(); rows != nil {
+		_ = rows.Close()
+	}
 }
 
 // eventCursor walks outcome events in conversation order alongside the
