@@ -18,6 +18,11 @@ type running struct {
 	done   chan error
 }
 
+// startWait bounds a server's start: --demo seeds weeks of history and
+// trains a model first, which under -race on a busy two-core machine takes
+// tens of seconds. It is a deadlock guard, not a measure.
+const startWait = 2 * time.Minute
+
 // startServe runs `hotlane serve` in-process on a free loopback port with
 // the given flags and waits until it accepts requests.
 func startServe(t *testing.T, flags ...string) *running {
@@ -36,9 +41,9 @@ func startServe(t *testing.T, flags ...string) *running {
 	case err := <-r.done:
 		cancel()
 		t.Fatalf("serve ended before it was ready: %v", err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(startWait):
 		cancel()
-		t.Fatal("server did not start")
+		t.Fatalf("server did not start within %v", startWait)
 	}
 	// serve prints only before it is ready, so stdout is settled here.
 	r.out = stdout.String()

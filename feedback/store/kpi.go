@@ -84,10 +84,13 @@ WHERE e.type = 'tier_feedback' AND e.at >= ? AND e.at < ?`
 	}
 
 	// Conversations that reached urgent or high in the window.
+	// The events are looked up by conversation only (the type is tested
+	// in the select list): with "AND e.type = 'converted'" SQLite walks the
+	// index of every conversion of all time for each conversation instead.
 	topSQL := `SELECT c.id AS conversation_id, c.channel, c.first_top_at, c.first_response_at,
   EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = c.id AND d.tier = 'urgent') AS reached_urgent,
-  EXISTS (SELECT 1 FROM conversation_events e WHERE e.conversation_id = c.id AND e.type = 'converted') AS converted,
-  (SELECT MAX(e.value) FROM conversation_events e WHERE e.conversation_id = c.id AND e.type = 'converted') AS converted_value,
+  COALESCE((SELECT MAX(CASE WHEN e.type = 'converted' THEN 1 ELSE 0 END) FROM conversation_events e WHERE e.conversation_id = c.id), 0) = 1 AS converted,
+  (SELECT MAX(CASE WHEN e.type = 'converted' THEN e.value END) FROM conversation_events e WHERE e.conversation_id = c.id) AS converted_value,
   (SELECT d.signals FROM decisions d WHERE d.conversation_id = c.id ORDER BY d.created_at DESC, d.id DESC LIMIT 1) AS signals
 FROM conversations c WHERE c.first_top_at >= ? AND c.first_top_at < ?`
 	args = []any{start, end}
