@@ -1,7 +1,9 @@
 // Package feedback is the domain of Hotlane's loop: conversations and their
 // scoring decisions, alerts and how they are planned, agents' labels,
-// platforms' events, deliveries, KPIs, training labels, tuning reports, and
-// the live pairing of ruleset and model that every part scores with.
+// platforms' events, deliveries, KPIs (with a baseline period), training
+// labels, tuning reports, rule backtests (backtest.go: a draft ruleset and
+// the live one replayed over stored history), and the live pairing of
+// ruleset and model that every part scores with.
 //
 // It holds types, error kinds and pure rules (alert planning over a batch of
 // decisions, training labels, KPI computation, validation), each tested

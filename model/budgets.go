@@ -42,19 +42,6 @@ func (p *Policy) TeamFor(channel string, tier Tier, hits []string) string {
 	return ""
 }
 
-// tierWith is TierFor under thresholds th instead of the policy's.
-func (p *Policy) tierWith(th Thresholds, score float64, hits []string) Tier {
-	floor := TierNone
-	for _, h := range hits {
-		for i := range p.rules {
-			if p.rules[i].name == h {
-				floor = max(floor, p.rules[i].floor)
-			}
-		}
-	}
-	return max(tierFor(th, score), floor)
-}
-
 // maxBudgetRounds bounds the raising of thresholds; each round fits one
 // team's busiest hour.
 const maxBudgetRounds = 50

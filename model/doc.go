@@ -35,7 +35,9 @@
 // thresholds for target precisions. The weekly tuning job's judgements are
 // pure functions here as well ([EvaluateHoldout], [JudgeRules] and
 // [RuleVerdict], [EstimateRecall], [ProposeHoldoutThresholds],
-// [DecidePromotion]), tested against a golden file.
+// [DecidePromotion], and [FitBudgets], which raises proposed alerting
+// thresholds until each team's busiest hour fits its alert budget), tested
+// against a golden file.
 //
 // model imports nothing of Hotlane's; every other package may import it.
 //

@@ -46,17 +46,36 @@ func ROCAUC(scores, labels, weights []float64) float64 {
 // first, of precision times the gain in recall, tied scores forming one
 // threshold. Without positives it is 0; with only positives, 1.
 func PRAUC(scores, labels, weights []float64) float64 {
-	order := byScore(scores)
-	totalPos := 0.0
-	for i := range labels {
-		if labels[i] == 1 {
-			totalPos += weightAt(weights, i)
-		}
-	}
+	totalPos := positiveWeight(labels, weights)
 	if totalPos == 0 {
 		return 0
 	}
-	var tp, vol, ap float64
+	var ap float64
+	walkThresholds(scores, labels, weights, func(_, pos, tp, vol float64) {
+		if pos > 0 {
+			ap += (pos / totalPos) * (tp / vol)
+		}
+	})
+	return ap
+}
+
+// positiveWeight is the total weight of the rows labelled 1.
+func positiveWeight(labels, weights []float64) float64 {
+	var total float64
+	for i := range labels {
+		if labels[i] == 1 {
+			total += weightAt(weights, i)
+		}
+	}
+	return total
+}
+
+// walkThresholds calls fn for each distinct score, highest first, tied
+// scores forming one threshold: the positive weight at that score (pos),
+// and the positive and total weight at or above it (tp, vol).
+func walkThresholds(scores, labels, weights []float64, fn func(threshold, pos, tp, vol float64)) {
+	order := byScore(scores)
+	var tp, vol float64
 	for start := 0; start < len(order); {
 		end := start
 		var pos float64
@@ -70,12 +89,9 @@ func PRAUC(scores, labels, weights []float64) float64 {
 			end++
 		}
 		tp += pos
-		if pos > 0 {
-			ap += (pos / totalPos) * (tp / vol)
-		}
+		fn(scores[order[start]], pos, tp, vol)
 		start = end
 	}
-	return ap
 }
 
 // probClamp keeps log loss finite for scores of exactly 0 or 1.
@@ -210,34 +226,16 @@ type PRPoint struct {
 // points (the first and last kept) so a report stores it cheaply. Nil
 // without positives.
 func PRCurve(scores, labels, weights []float64, maxPoints int) []PRPoint {
-	order := byScore(scores)
-	totalPos := 0.0
-	for i := range labels {
-		if labels[i] == 1 {
-			totalPos += weightAt(weights, i)
-		}
-	}
+	totalPos := positiveWeight(labels, weights)
 	if totalPos == 0 {
 		return nil
 	}
 	var all []PRPoint
-	var tp, vol float64
-	for start := 0; start < len(order); {
-		end := start
-		for end < len(order) && scores[order[end]] == scores[order[start]] {
-			i := order[end]
-			w := weightAt(weights, i)
-			vol += w
-			if labels[i] == 1 {
-				tp += w
-			}
-			end++
-		}
+	walkThresholds(scores, labels, weights, func(threshold, _, tp, vol float64) {
 		if vol > 0 {
-			all = append(all, PRPoint{Threshold: scores[order[start]], Precision: tp / vol, Recall: tp / totalPos})
+			all = append(all, PRPoint{Threshold: threshold, Precision: tp / vol, Recall: tp / totalPos})
 		}
-		start = end
-	}
+	})
 	if maxPoints < 2 || len(all) <= maxPoints {
 		return all
 	}

@@ -6,6 +6,12 @@ package model
 // fired rules. It is what a Scorer does, for callers that score in bulk
 // from stored hits, such as the tuning job.
 func (p *Policy) TierFor(channel string, score float64, hits []string) Tier {
+	return p.tierWith(p.thresholdsFor(channel), score, hits)
+}
+
+// tierWith is TierFor under thresholds th instead of the channel's: what
+// proposed thresholds would do.
+func (p *Policy) tierWith(th Thresholds, score float64, hits []string) Tier {
 	floor := TierNone
 	for _, h := range hits {
 		for i := range p.rules {
@@ -14,7 +20,7 @@ func (p *Policy) TierFor(channel string, score float64, hits []string) Tier {
 			}
 		}
 	}
-	return max(tierFor(p.thresholdsFor(channel), score), floor)
+	return max(tierFor(th, score), floor)
 }
 
 // ThresholdsFor returns the thresholds that apply on channel.

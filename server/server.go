@@ -4,7 +4,9 @@
 // and the OpenAPI document. Handlers validate requests, score with the live
 // pairing of ruleset and model (feedback.Live), call the store through the
 // small interfaces declared beside them, and map errors to one JSON error
-// shape (errors.go). It also serves the web UI (web.go, web_pages.go):
+// shape (errors.go). It also serves the web UI (web.go, and a file per
+// area: web_pages.go for agents, web_lead.go, web_rules.go and web_kpis.go
+// for leads, web_settings.go for admins, charts.go for the SVG charts):
 // server-rendered pages from templates on a session cookie, and the live
 // events the queue and /v1/stream carry (live_events.go, shared between
 // processes by live_relay.go).

@@ -249,16 +249,25 @@ func (s *Server) rulesetPageFor(c *gin.Context, pv feedback.PolicyVersion) rules
 	return p
 }
 
-func (s *Server) handleRulesetPage(c *gin.Context) {
+// pathVersion reads the ruleset version the path names, or answers the
+// page with 404 (or the store's error) and reports false.
+func (s *Server) pathVersion(c *gin.Context) (feedback.PolicyVersion, bool) {
 	v, err := versionParam(c)
 	if err != nil {
 		s.pageError(c, feedback.ErrNotFound)
-		return
+		return feedback.PolicyVersion{}, false
 	}
-	ctx := c.Request.Context()
-	pv, err := s.policies.Policy(ctx, v)
+	pv, err := s.policies.Policy(c.Request.Context(), v)
 	if err != nil {
 		s.pageError(c, err)
+		return feedback.PolicyVersion{}, false
+	}
+	return pv, true
+}
+
+func (s *Server) handleRulesetPage(c *gin.Context) {
+	pv, ok := s.pathVersion(c)
+	if !ok {
 		return
 	}
 	p := s.rulesetPageFor(c, pv)
@@ -272,17 +281,11 @@ func (s *Server) handleRulesetPage(c *gin.Context) {
 // version's page. It is a POST: a backtest is expensive, and a page on
 // another site must not be able to start one in a lead's name.
 func (s *Server) handleBacktestForm(c *gin.Context) {
-	v, err := versionParam(c)
-	if err != nil {
-		s.pageError(c, feedback.ErrNotFound)
+	pv, ok := s.pathVersion(c)
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
-	pv, err := s.policies.Policy(ctx, v)
-	if err != nil {
-		s.pageError(c, err)
-		return
-	}
 	p := s.rulesetPageFor(c, pv)
 	weeks, err := backtestWeeks(c.PostForm("weeks"))
 	if err != nil {
@@ -310,17 +313,11 @@ func (s *Server) handleBacktestForm(c *gin.Context) {
 // handleSaveDraftForm saves the editor's text into the draft, or shows the
 // editor again with each problem at its rule and column.
 func (s *Server) handleSaveDraftForm(c *gin.Context) {
-	v, err := versionParam(c)
-	if err != nil {
-		s.pageError(c, feedback.ErrNotFound)
+	pv, ok := s.pathVersion(c)
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
-	pv, err := s.policies.Policy(ctx, v)
-	if err != nil {
-		s.pageError(c, err)
-		return
-	}
 	if pv.Status != feedback.PolicyDraft {
 		s.conflictPage(c, feedback.ErrPublishedImmutable, "Not saved")
 		return
@@ -347,6 +344,7 @@ func (s *Server) handleSaveDraftForm(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, "ruleset", p)
 		return
 	}
+	v := pv.Version
 	if _, err := s.policies.UpdateDraft(ctx, v, canonical, source, sessionOf(c).User.Email, note); err != nil {
 		if errors.Is(err, feedback.ErrConflict) {
 			p.Problems = []problemView{{Message: feedback.Reason(err)}}

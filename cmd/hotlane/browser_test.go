@@ -83,6 +83,23 @@ func demoPassword(t *testing.T, out, role string) (email, password string) {
 	return m[1], m[2]
 }
 
+// signIn opens url, which sends an anonymous visitor to the login page,
+// signs in and waits for the page to show ready.
+func signIn[S chromedp.Selectable](t *testing.T, ctx context.Context, url, email, password string, ready S) {
+	t.Helper()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(ready),
+	)
+	if err != nil {
+		t.Fatalf("sign in as %s: %v", email, err)
+	}
+}
+
 func textOf(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
@@ -211,17 +228,7 @@ func TestBrowserQueueOnPhone(t *testing.T) {
 	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--log-level", "error")
 	defer srv.stop(t)
 	email, password := demoPassword(t, srv.out, "agent")
-	err := chromedp.Do(ctx,
-		chromedp.Navigate("http://"+srv.addr+"/login"),
-		chromedp.WaitVisible(chromedp.ID("email")),
-		chromedp.SendKeys(chromedp.ID("email"), email),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Submit(chromedp.ID("password")),
-		chromedp.WaitVisible(chromedp.ID("queue")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signIn(t, ctx, "http://"+srv.addr+"/login", email, password, chromedp.ID("queue"))
 	scrollWidth, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
 	if err != nil {
 		t.Fatal(err)
@@ -242,17 +249,7 @@ func TestBrowserLead(t *testing.T) {
 	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--log-level", "error")
 	defer srv.stop(t)
 	email, password := demoPassword(t, srv.out, "lead")
-	err := chromedp.Do(ctx,
-		chromedp.Navigate("http://"+srv.addr+"/reports/latest"),
-		chromedp.WaitVisible(chromedp.ID("email")),
-		chromedp.SendKeys(chromedp.ID("email"), email),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Submit(chromedp.ID("password")),
-		chromedp.WaitVisible(chromedp.CSS("h1.verdict")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signIn(t, ctx, "http://"+srv.addr+"/reports/latest", email, password, chromedp.CSS("h1.verdict"))
 	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "PR-AUC") {
 		t.Errorf("report verdict = %q", v)
 	}
@@ -271,7 +268,7 @@ func TestBrowserLead(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, "report.png")
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate("http://"+srv.addr+"/models"),
 		chromedp.WaitVisible(chromedp.CSS("h1.verdict")),
 	)
@@ -315,22 +312,12 @@ func TestBrowserRules(t *testing.T) {
 	defer srv.stop(t)
 	base := "http://" + srv.addr
 	email, password := demoPassword(t, srv.out, "lead")
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/rules"),
-		chromedp.WaitVisible(chromedp.ID("email")),
-		chromedp.SendKeys(chromedp.ID("email"), email),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Submit(chromedp.ID("password")),
-		chromedp.WaitVisible(chromedp.CSS("h1.verdict")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signIn(t, ctx, base+"/rules", email, password, chromedp.CSS("h1.verdict"))
 	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "Version 1 is live") {
 		t.Errorf("rules verdict = %q", v)
 	}
 	// A draft with a typo in a new rule.
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`form[action="/rules/drafts"] button`)),
 		chromedp.WaitVisible(chromedp.ID("source")),
 	)
@@ -485,23 +472,13 @@ func TestBrowserSettings(t *testing.T) {
 	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--log-level", "error")
 	defer srv.stop(t)
 	email, password := demoPassword(t, srv.out, "admin")
-	err := chromedp.Do(ctx,
-		chromedp.Navigate("http://"+srv.addr+"/settings"),
-		chromedp.WaitVisible(chromedp.ID("email")),
-		chromedp.SendKeys(chromedp.ID("email"), email),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Submit(chromedp.ID("password")),
-		chromedp.WaitVisible(chromedp.CSS("form.settings")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signIn(t, ctx, "http://"+srv.addr+"/settings", email, password, chromedp.CSS("form.settings"))
 	if v := textOf(t, ctx, "h1.verdict"); !strings.Contains(v, "Thresholds, SLAs and alert budgets of ruleset 1") {
 		t.Errorf("settings verdict = %q", v)
 	}
 	screenshot(t, ctx, "settings.png")
 	// Add a Slack destination for urgent chats only.
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate("http://"+srv.addr+"/settings/destinations"),
 		chromedp.WaitVisible(chromedp.CSS(`form[action="/settings/destinations"]`)),
 		chromedp.SendKeys(chromedp.CSS(`form[action="/settings/destinations"] input[name=team]`), "sales"),

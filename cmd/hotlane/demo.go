@@ -203,8 +203,9 @@ func baseURL(addr string) string {
 var demoAgents = []string{"agent@demo.hotlane.dev", "sam@demo.hotlane.dev", "lee@demo.hotlane.dev"}
 
 // demoPast gives a past demo conversation what agents did with it: the
-// deal value of a conversion; when it alerted, the alert and, for most,
-// an agent's label (right nine times in ten); a first response to urgent
+// deal value of a conversion; when it alerted, the alert and, for nearly
+// all (agents label as they go, so the feed is not a backlog of the
+// past), an agent's label (right nine times in ten); a first response to urgent
 // and high chats, a little faster each week; and for some chats an
 // agent's review of the tier.
 func demoPast(row *feedback.ImportedConversation, positive bool, signals map[string]any, alerted bool, week int, rng *mrand.Rand) {
@@ -216,7 +217,7 @@ func demoPast(row *feedback.ImportedConversation, positive bool, signals map[str
 	agent := func() string { return demoAgents[rng.IntN(len(demoAgents))] }
 	if alerted {
 		row.Alert = &feedback.Alert{ID: id + "-a", Tier: d.Tier}
-		if rng.Float64() < 0.7 {
+		if rng.Float64() < 0.92 {
 			label := feedback.LabelNoise
 			if positive != (rng.Float64() < 0.1) {
 				label = feedback.LabelUseful

@@ -17,7 +17,12 @@ import (
 // The SLA checks of the jobs package: which conversations waited past
 // their tier's time to first response, and the escalation each gets once.
 
-// SLABreaches returns up to limit ids of conversations that reached an
+// openConversation keeps conversations that are not closed: never closed,
+// or active again after their close (as the queue counts them). A closed
+// conversation is past waiting for a response; imported history is closed.
+const openConversation = "(closed_at IS NULL OR closed_at < updated_at)"
+
+// SLABreaches returns up to limit ids of open conversations that reached an
 // alerting tier, have had no first response and no escalation yet, whose
 // current tier has a deadline in deadlines (tier -> latest first_top_at
 // still in breach) and whose first_top_at is at or before it.
@@ -40,7 +45,7 @@ func (s *Store) SLABreaches(ctx context.Context, deadlines map[model.Tier]time.T
 	}
 	var ids []string
 	err := s.db.WithContext(ctx).Table("conversations").
-		Where("first_top_at IS NOT NULL AND first_response_at IS NULL AND sla_escalated_at IS NULL").
+		Where("first_top_at IS NOT NULL AND first_response_at IS NULL AND sla_escalated_at IS NULL AND "+openConversation).
 		Where(breach).Order("first_top_at, id").Limit(limit).Pluck("id", &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: sla breaches: %w", translate(err))
@@ -59,7 +64,7 @@ func (s *Store) EscalateSLA(ctx context.Context, conversationID string, at time.
 	var raised bool
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Table("conversations").
-			Where("id = ? AND first_top_at IS NOT NULL AND first_response_at IS NULL AND sla_escalated_at IS NULL", conversationID).
+			Where("id = ? AND first_top_at IS NOT NULL AND first_response_at IS NULL AND sla_escalated_at IS NULL AND "+openConversation, conversationID).
 			Update("sla_escalated_at", at)
 		if res.Error != nil {
 			return translate(res.Error)

@@ -14,7 +14,7 @@ func TestEscalateSLA(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		top := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-		for _, c := range []struct{ id, tier string }{{"urgent-1", "urgent"}, {"high-1", "high"}, {"answered", "urgent"}, {"medium-1", "medium"}} {
+		for _, c := range []struct{ id, tier string }{{"urgent-1", "urgent"}, {"high-1", "high"}, {"answered", "urgent"}, {"medium-1", "medium"}, {"closed-1", "urgent"}} {
 			d := newDecision(c.id, c.tier)
 			d.Route = []byte(`{"team":"sales","owner":"ana@example.com","via":"owner"}`)
 			if _, err := s.RecordDecision(ctx, d); err != nil {
@@ -25,6 +25,10 @@ func TestEscalateSLA(t *testing.T) {
 			}
 		}
 		if err := s.db.Exec("UPDATE conversations SET first_response_at = ? WHERE id = ?", top.Add(time.Second), "answered").Error; err != nil {
+			t.Fatal(err)
+		}
+		// The visitor left and the chat was closed unanswered: past waiting.
+		if _, _, err := s.AddEvent(ctx, feedback.Event{ConversationID: "closed-1", Type: feedback.EventClosed, At: time.Now().Add(time.Minute)}, feedback.Idempotency{}); err != nil {
 			t.Fatal(err)
 		}
 		now := top.Add(2 * time.Minute) // past urgent's 60 s, within high's 180 s
@@ -45,6 +49,9 @@ func TestEscalateSLA(t *testing.T) {
 		}
 		if _, ok, err := s.EscalateSLA(ctx, "answered", now); err != nil || ok {
 			t.Errorf("EscalateSLA of an answered conversation = %v, %v; want false", ok, err)
+		}
+		if _, ok, err := s.EscalateSLA(ctx, "closed-1", now); err != nil || ok {
+			t.Errorf("EscalateSLA of a closed conversation = %v, %v; want false", ok, err)
 		}
 		if ids, _ := s.SLABreaches(ctx, deadlines, 10); len(ids) != 0 {
 			t.Errorf("breaches after escalation = %v, want none", ids)

@@ -78,8 +78,19 @@ func nextVersion(tx *gorm.DB, model any) (int, error) {
 // PublishPolicy stores document (canonical JSON) as the next policy version
 // and makes it live, in one transaction.
 func (s *Store) PublishPolicy(ctx context.Context, document []byte, source, author, note string) (feedback.PolicyVersion, error) {
+	pv, err := s.insertPolicy(ctx, document, source, author, note, feedback.PolicyPublished)
+	if err != nil {
+		return pv, fmt.Errorf("store: publish policy: %w", err)
+	}
+	return pv, nil
+}
+
+// insertPolicy stores document as the next policy version with status: a
+// published one is made live, in the same transaction; a draft serves
+// nothing.
+func (s *Store) insertPolicy(ctx context.Context, document []byte, source, author, note, status string) (feedback.PolicyVersion, error) {
 	if !json.Valid(document) {
-		return feedback.PolicyVersion{}, fmt.Errorf("store: publish policy: %w: document is not valid JSON", feedback.ErrInvalid)
+		return feedback.PolicyVersion{}, fmt.Errorf("%w: document is not valid JSON", feedback.ErrInvalid)
 	}
 	var row policyRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -90,16 +101,18 @@ func (s *Store) PublishPolicy(ctx context.Context, document []byte, source, auth
 		if err != nil {
 			return err
 		}
-		if err := tx.Model(&policyRow{}).Where("live = ?", true).Update("live", false).Error; err != nil {
-			return err
-		}
 		t := now()
-		row = policyRow{Version: v, Document: string(document), Source: source, Author: author, Note: note,
-			Live: true, Status: feedback.PolicyPublished, CreatedAt: t, ActivatedAt: &t}
+		row = policyRow{Version: v, Document: string(document), Source: source, Author: author, Note: note, Status: status, CreatedAt: t}
+		if status == feedback.PolicyPublished {
+			if err := tx.Model(&policyRow{}).Where("live = ?", true).Update("live", false).Error; err != nil {
+				return err
+			}
+			row.Live, row.ActivatedAt = true, &t
+		}
 		return tx.Create(&row).Error
 	})
 	if err != nil {
-		return feedback.PolicyVersion{}, fmt.Errorf("store: publish policy: %w", translate(err))
+		return feedback.PolicyVersion{}, translate(err)
 	}
 	return row.toPolicyVersion(), nil
 }
@@ -171,26 +184,11 @@ func (s *Store) ActivatePolicy(ctx context.Context, version int) (feedback.Polic
 // CreateDraft stores document (canonical JSON) as the next policy version,
 // a draft: it serves nothing until PublishDraft.
 func (s *Store) CreateDraft(ctx context.Context, document []byte, source, author, note string) (feedback.PolicyVersion, error) {
-	if !json.Valid(document) {
-		return feedback.PolicyVersion{}, fmt.Errorf("store: create draft: %w: document is not valid JSON", feedback.ErrInvalid)
-	}
-	var row policyRow
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := s.lockTable(tx, "policies"); err != nil {
-			return err
-		}
-		v, err := nextVersion(tx, &policyRow{})
-		if err != nil {
-			return err
-		}
-		row = policyRow{Version: v, Document: string(document), Source: source, Author: author, Note: note,
-			Status: feedback.PolicyDraft, CreatedAt: now()}
-		return tx.Create(&row).Error
-	})
+	pv, err := s.insertPolicy(ctx, document, source, author, note, feedback.PolicyDraft)
 	if err != nil {
-		return feedback.PolicyVersion{}, fmt.Errorf("store: create draft: %w", translate(err))
+		return pv, fmt.Errorf("store: create draft: %w", err)
 	}
-	return row.toPolicyVersion(), nil
+	return pv, nil
 }
 
 // draftTx loads version for update inside tx: ErrNotFound when it does not
