@@ -27,6 +27,8 @@ type Metrics struct {
 	flushTime *prometheus.HistogramVec
 	flushPath *prometheus.CounterVec
 	served    *prometheus.GaugeVec
+	cwHooks   *prometheus.CounterVec
+	cwWrites  *prometheus.CounterVec
 }
 
 // NewMetrics makes a server's metrics on a registry of their own.
@@ -81,9 +83,17 @@ func NewMetrics() *Metrics {
 			Name: "hotlane_served_version",
 			Help: "The ruleset and model versions this process scores with (model 0: rules only).",
 		}, []string{"kind"}),
+		cwHooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hotlane_chatwoot_webhooks_total",
+			Help: "Chatwoot webhooks received, by event (events Hotlane does not use count as other) and outcome.",
+		}, []string{"event", "outcome"}),
+		cwWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hotlane_chatwoot_writes_total",
+			Help: "Attempts to write back to Chatwoot's API, by kind and outcome (delivered, retry, failed).",
+		}, []string{"kind", "outcome"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.decisions, m.ruleHits, m.ruleErrs, m.scoreTime, m.reloads,
-		m.batchSize, m.flushTime, m.flushPath, m.served,
+		m.batchSize, m.flushTime, m.flushPath, m.served, m.cwHooks, m.cwWrites,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,6 +113,12 @@ func (m *Metrics) ObserveFlush(size int, took time.Duration, err error) {
 // committed; pass it as the store's Options.ObservePath.
 func (m *Metrics) ObservePath(path string) {
 	m.flushPath.WithLabelValues(path).Inc()
+}
+
+// ObserveChatwootWrite counts one attempt to write back to Chatwoot;
+// pass it as the Chatwoot writer's Observe.
+func (m *Metrics) ObserveChatwootWrite(kind, outcome string) {
+	m.cwWrites.WithLabelValues(kind, outcome).Inc()
 }
 
 // LiveOptions are the options of a live holder whose loads these metrics

@@ -197,11 +197,31 @@ func (s *Server) handleScore(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
+	dec, err := s.decide(c.Request.Context(), in, start)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8",
+		appendScoreResponse(make([]byte, 0, 320+len(dec.reasons)), &dec.rec, dec.out, dec.reasons, dec.route))
+}
+
+// decided is a decision made and committed.
+type decided struct {
+	rec            feedback.Decision
+	out            feedback.Recorded
+	d              model.Decision
+	reasons, route []byte // JSON as stored
+}
+
+// decide scores a validated request with the live ruleset and model and
+// records the decision, its conversation's new state and its alert; it
+// returns once they are committed. start is when the request came in.
+func (s *Server) decide(ctx context.Context, in scoreInput, start time.Time) (decided, error) {
 	live := s.live.Current()
 	if live == nil {
-		writeError(c, s.log, &APIError{Status: http.StatusConflict, Code: "no_ruleset",
-			Message: "no ruleset is published yet: run `hotlane rules apply FILE` or PUT /v1/rules"})
-		return
+		return decided{}, &APIError{Status: http.StatusConflict, Code: "no_ruleset",
+			Message: "no ruleset is published yet: run `hotlane rules apply FILE` or PUT /v1/rules"}
 	}
 	scoreStart := time.Now()
 	d := live.Scorer.Score(model.Input{Channel: in.channel, Message: in.message, Signals: in.signals})
@@ -209,8 +229,7 @@ func (s *Server) handleScore(c *gin.Context) {
 
 	id, err := uuid.NewV7()
 	if err != nil {
-		writeError(c, s.log, fmt.Errorf("decision id: %w", err))
-		return
+		return decided{}, fmt.Errorf("decision id: %w", err)
 	}
 	reasons := d.Reasons
 	if reasons == nil {
@@ -218,13 +237,11 @@ func (s *Server) handleScore(c *gin.Context) {
 	}
 	reasonsJSON, err := json.Marshal(reasons)
 	if err != nil {
-		writeError(c, s.log, fmt.Errorf("encode reasons: %w", err))
-		return
+		return decided{}, fmt.Errorf("encode reasons: %w", err)
 	}
 	routeJSON, err := json.Marshal(d.Route)
 	if err != nil {
-		writeError(c, s.log, fmt.Errorf("encode route: %w", err))
-		return
+		return decided{}, fmt.Errorf("encode route: %w", err)
 	}
 	rec := feedback.Decision{
 		ID:             id.String(),
@@ -246,13 +263,12 @@ func (s *Server) handleScore(c *gin.Context) {
 		rec.Message = &msg
 	}
 	rec.Alert = feedback.PlanAlert(live.Scorer.Policy().Alerts(), in.channel, d)
-	out, err := s.decisions.Record(c.Request.Context(), rec)
+	out, err := s.decisions.Record(ctx, rec)
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("record decision: %w: %w", errUnavailable, err)
 		}
-		writeError(c, s.log, err)
-		return
+		return decided{}, err
 	}
 	s.countDecision(live, in.channel, d)
 	if s.emitting() {
@@ -264,8 +280,7 @@ func (s *Server) handleScore(c *gin.Context) {
 		}
 	}
 
-	c.Data(http.StatusOK, "application/json; charset=utf-8",
-		appendScoreResponse(make([]byte, 0, 320+len(reasonsJSON)), &rec, out, reasonsJSON, routeJSON))
+	return decided{rec: rec, out: out, d: d, reasons: reasonsJSON, route: routeJSON}, nil
 }
 
 // appendScoreResponse writes the JSON of scoreResponse by hand, reusing

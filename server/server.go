@@ -62,6 +62,9 @@ type Config struct {
 	// SecureCookies marks the session cookie Secure, for a UI served over
 	// https (--public-url).
 	SecureCookies bool
+	// Chatwoot turns the Chatwoot integration on; nil answers its webhook
+	// with 404 and how to turn it on.
+	Chatwoot *ChatwootConfig
 	// Addresses says which addresses a destination's URL may name; the
 	// zero value allows public addresses only. The sender checks resolved
 	// addresses again on every delivery.
@@ -95,6 +98,7 @@ type Store interface {
 	webStore
 	liveShare
 	auditLog
+	chatwootStore
 }
 
 // healthChecker is what /readyz asks the store.
@@ -125,6 +129,7 @@ type Server struct {
 
 	web      webStore
 	auditLog auditLog
+	chatwoot chatwootStore
 	pages    *templates.Engine
 	logins   *loginLimiter
 
@@ -173,6 +178,7 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 	s.fb = feedbackAPI{store: store, kpis: store}
 	s.web = store
 	s.auditLog = store
+	s.chatwoot = store
 	s.pages = cfg.Pages
 	if s.pages == nil {
 		pages, err := templates.Load()
@@ -246,6 +252,9 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/audit", admin, s.handleAudit)
 	s.destinationRoutes(v1, admin)
 	s.feedbackRoutes(v1)
+	// Chatwoot cannot send an API key: the webhook's signature
+	// authenticates it (ChatwootConfig.Secret).
+	v1.POST("/integrations/chatwoot", s.handleChatwoot)
 	s.webRoutes(r)
 	return r
 }

@@ -193,7 +193,7 @@ func (s *Server) handleQueuePage(c *gin.Context) {
 		p.NextURL = "/?" + vals.Encode()
 	}
 	p.Verdict = queueVerdict(page)
-	p.Empty = "No open conversations right now. Scores arrive from your chat platform (POST /v1/score); a conversation stays here until it is closed or quiet for a day."
+	p.Empty = "No open conversations right now. Scores arrive from your chat platform: POST /v1/score, or Chatwoot's webhooks (see Connect Chatwoot in the README). A conversation stays here until it is closed or quiet for a day."
 	if p.Filtered {
 		p.Empty = "No open conversation matches these filters."
 	}
@@ -332,7 +332,7 @@ func (s *Server) handleAlertsPage(c *gin.Context) {
 	default:
 		p.Verdict = "Every alert is labelled."
 	}
-	p.Empty = "No alerts yet. Alerts fire when a scored conversation reaches an alerting tier."
+	p.Empty = "No alerts yet. Alerts fire when a scored conversation reaches an alerting tier; scores arrive from your chat platform (see Connect Chatwoot in the README)."
 	if p.Filtered {
 		p.Empty = "No alert matches these filters."
 	}

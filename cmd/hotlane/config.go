@@ -44,6 +44,9 @@ type Config struct {
 	PublicURL        string
 	AllowRanges      string
 
+	// The Chatwoot integration.
+	Chatwoot chatwootFlags
+
 	// The tuning job: its settings, its schedule and the schedule's zone.
 	Tune         tuneFlags
 	TuneSchedule string
@@ -200,6 +203,7 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")
 	fs.StringVar(&cfg.AllowRanges, "allow-destination-ranges", "", "comma-separated address ranges destinations may reach besides public addresses: loopback, private, link-local or CIDRs (for receivers inside your network)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL of the web UI, for links in alerts (for example https://hotlane.example.com)")
+	cfg.Chatwoot.register(fs)
 	cfg.Tune.register(fs)
 	fs.StringVar(&cfg.TuneSchedule, "tune-schedule", "0 6 * * 1", "cron schedule of the tuning job (minute hour day month weekday), or off")
 	fs.StringVar(&cfg.TZ, "tz", "UTC", "time zone of --tune-schedule, for example Europe/Berlin")
@@ -249,6 +253,7 @@ func (c Config) validate() error {
 	if c.SLAInterval < 100*time.Millisecond {
 		errs = append(errs, "--sla-interval: must be at least 100ms")
 	}
+	errs = append(errs, c.Chatwoot.validate()...)
 	errs = append(errs, c.Tune.validate()...)
 	if _, _, err := parseSchedule(c.TuneSchedule, c.TZ, time.Now()); err != nil {
 		errs = append(errs, err.Error())
@@ -283,6 +288,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("sla_interval", c.SLAInterval.String()),
 		slog.String("public_url", c.PublicURL),
 		slog.String("allow_destination_ranges", c.AllowRanges),
+		slog.Any("chatwoot", c.Chatwoot),
 		slog.String("tune_schedule", c.TuneSchedule),
 		slog.String("tz", c.TZ),
 		slog.String("trainer", c.Tune.Trainer),

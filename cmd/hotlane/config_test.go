@@ -108,3 +108,57 @@ func TestServeConfigDB(t *testing.T) {
 		t.Errorf("--allow-destination-ranges loopback, 10.0.0.0/8: %v", err)
 	}
 }
+
+// TestChatwootConfig: the integration's flags are checked together, its
+// secrets come from _FILE variables, and the log shows neither secret.
+func TestChatwootConfig(t *testing.T) {
+	bad := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--chatwoot-url", "https://chat.example.com", "--chatwoot-api-token", "t"}, "--chatwoot-account-id: required"},
+		{[]string{"--chatwoot-account-id", "-1"}, "--chatwoot-account-id"},
+		{[]string{"--chatwoot-account-id", "1", "--chatwoot-url", "https://chat.example.com"}, "give both"},
+		{[]string{"--chatwoot-account-id", "1", "--chatwoot-url", "chat.example.com", "--chatwoot-api-token", "t"}, "--chatwoot-url"},
+		{[]string{"--chatwoot-account-id", "1", "--chatwoot-teams", "sales=two"}, `"sales=two"`},
+		{[]string{"--chatwoot-account-id", "1", "--chatwoot-agents", "a=1,a=2"}, "mapped twice"},
+		{[]string{"--chatwoot-account-id", "1", "--chatwoot-write", "priority,labels"}, `"labels"`},
+	}
+	for _, tc := range bad {
+		_, err := parseServeConfig(tc.args, envOf(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+	dir := t.TempDir()
+	tokenFile, secretFile := filepath.Join(dir, "token"), filepath.Join(dir, "secret")
+	write(t, tokenFile, []byte("tok-123\n"))
+	write(t, secretFile, []byte("whsec-456\n"))
+	cfg, err := parseServeConfig([]string{"--chatwoot-account-id", "3", "--chatwoot-url", "https://chat.example.com",
+		"--chatwoot-teams", "sales=2, support=4", "--chatwoot-agents", "ana@example.com=7", "--chatwoot-write", "priority,note"},
+		envOf(map[string]string{"HOTLANE_CHATWOOT_API_TOKEN_FILE": tokenFile, "HOTLANE_CHATWOOT_WEBHOOK_SECRET_FILE": secretFile}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw := cfg.Chatwoot
+	if cw.Token != "tok-123" || cw.Secret != "whsec-456" || cw.AccountID != 3 {
+		t.Errorf("chatwoot config %+v", cw)
+	}
+	wb := cw.writeBack()
+	if !wb.Priority || !wb.Note || wb.Assign || wb.Attributes || wb.Teams["support"] != 4 || wb.Agents["ana@example.com"] != 7 {
+		t.Errorf("write-back %+v", wb)
+	}
+	var logged strings.Builder
+	(&dbFlags{LogLevel: "info", LogFormat: "json"}).logger(&logged).Info("config", "config", cfg)
+	if s := logged.String(); strings.Contains(s, "tok-123") || strings.Contains(s, "whsec-456") || !strings.Contains(s, `"api_token_set":true`) {
+		t.Errorf("logged config %s shows a secret or hides that one is set", s)
+	}
+	// Without a URL and token, nothing is written back.
+	cfg, err = parseServeConfig([]string{"--chatwoot-account-id", "3"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wb := cfg.Chatwoot.writeBack(); wb.Priority || wb.Assign || wb.Note || wb.Attributes {
+		t.Errorf("write-back without an API: %+v", wb)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hotlane/hotlane/feedback/feedbacktest"
 )
 
 // writeEvalCSV writes a 300-row CSV whose label depends on a skewed
@@ -158,13 +160,8 @@ func TestEvalStratifiedFolds(t *testing.T) {
 	}
 }
 
-// realDataCSV is the UCI online shoppers file, relative to this package.
-const realDataCSV = "../../../shared/data/online_shoppers_intention.csv"
-
 func TestEvalRealDataQuality(t *testing.T) {
-	if _, err := os.Stat(realDataCSV); err != nil {
-		t.Skipf("skipping: %s not present (%v)", realDataCSV, err)
-	}
+	realDataCSV := feedbacktest.SharedData(t, "online_shoppers_intention.csv")
 	out, stderr, err := runEvalCmd(t, "--csv", realDataCSV, "--label", "Revenue", "--json")
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)

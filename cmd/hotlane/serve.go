@@ -81,7 +81,23 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return err
 	}
+	var chatwoot *server.ChatwootConfig
+	var chatwootWriter *jobs.ChatwootWriter
+	if cw := cfg.Chatwoot; cw.AccountID != 0 {
+		chatwoot = &server.ChatwootConfig{AccountID: cw.AccountID, Secret: cw.Secret, WriteBack: cw.writeBack()}
+		if cw.URL != "" {
+			chatwootWriter = &jobs.ChatwootWriter{Store: st, BaseURL: cw.URL, Token: cw.Token, Interval: cfg.DeliveryInterval,
+				Observe: metrics.ObserveChatwootWrite, Log: log}
+			chatwoot.Wake = chatwootWriter.Wake
+		} else {
+			log.Info("chatwoot: scoring webhooks without writing back (set --chatwoot-url and --chatwoot-api-token to write back)")
+		}
+		if cw.Secret == "" {
+			log.Warn("chatwoot: webhooks are accepted unsigned; set --chatwoot-webhook-secret to the webhook's secret")
+		}
+	}
 	srv := server.New(server.Config{
+		Chatwoot:      chatwoot,
 		StoreMessages: cfg.StoreMessages,
 		KeyCacheTTL:   cfg.KeyCacheTTL,
 		Version:       version,
@@ -117,6 +133,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		wg.Go(func() { runJob(bg, log, "deliver", deliverer.Run) })
 	} else {
 		log.Info("alert delivery off in this process (--deliver=false): another process must deliver")
+	}
+	if cfg.Deliver && chatwootWriter != nil {
+		wg.Go(func() { runJob(bg, log, "chatwoot", chatwootWriter.Run) })
 	}
 	wg.Go(func() { runJob(bg, log, "sla", slaChecker.Run) })
 	if next, loc, _ := parseSchedule(cfg.TuneSchedule, cfg.TZ, time.Now()); !next.IsZero() {

@@ -1,5 +1,5 @@
 // Package feedbacktest holds test helpers of the feedback domain shared by
-// every package's tests: a settable clock. Fresh databases come from
+// every package's tests: a settable clock and the shared data. Fresh databases come from
 // feedback/store/storetest.
 package feedbacktest
 

@@ -1,0 +1,350 @@
+package feedback
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hotlane/hotlane/model"
+)
+
+// Chatwoot write kinds: each is one call to Chatwoot's API.
+const (
+	// ChatwootPriority sets the conversation's priority (toggle_priority).
+	ChatwootPriority = "priority"
+	// ChatwootTeam assigns the conversation to a team (assignments).
+	ChatwootTeam = "team"
+	// ChatwootAssignee assigns the conversation to an agent (assignments).
+	ChatwootAssignee = "assignee"
+	// ChatwootNote posts a private note for the agents (messages).
+	ChatwootNote = "note"
+	// ChatwootAttributes sets hotlane_tier and hotlane_score among the
+	// conversation's custom attributes (custom_attributes).
+	ChatwootAttributes = "attributes"
+)
+
+// ChatwootWriteKinds lists every write kind.
+var ChatwootWriteKinds = []string{ChatwootPriority, ChatwootTeam, ChatwootAssignee, ChatwootNote, ChatwootAttributes}
+
+// Chatwoot write statuses, beside DeliveryPending, DeliveryDelivered and
+// DeliveryFailed.
+const (
+	// ChatwootSuperseded is a pending write replaced by a newer one of the
+	// same kind to the same conversation before it was sent.
+	ChatwootSuperseded = "superseded"
+)
+
+// Chatwoot's conversation labels that label the conversation's latest
+// alert, and the prefix of labels and custom attributes that are Hotlane's
+// own and never become signals.
+const (
+	ChatwootLabelUseful = "hotlane-useful"
+	ChatwootLabelNoise  = "hotlane-noise"
+	ChatwootOwnPrefix   = "hotlane"
+	// ChatwootTierAttr and ChatwootScoreAttr are the custom attributes
+	// Hotlane writes.
+	ChatwootTierAttr  = "hotlane_tier"
+	ChatwootScoreAttr = "hotlane_score"
+)
+
+// ChatwootReceiptTTL is how long a webhook delivery id is remembered, so
+// that a repeated delivery is ignored.
+const ChatwootReceiptTTL = 24 * time.Hour
+
+// ChatwootConversationID is Hotlane's id of a Chatwoot conversation: the
+// account and the display id (the id in Chatwoot's URLs and webhooks).
+func ChatwootConversationID(accountID, displayID int64) string {
+	return "chatwoot-" + strconv.FormatInt(accountID, 10) + "-" + strconv.FormatInt(displayID, 10)
+}
+
+// chatwootChannels names the inbox types whose channel is not their
+// snake_case name.
+var chatwootChannels = map[string]string{
+	"WebWidget":      "web",
+	"FacebookPage":   "messenger",
+	"TwilioSms":      "sms",
+	"TwitterProfile": "twitter",
+}
+
+// ChatwootChannel maps an inbox type (Channel::WebWidget) to a Hotlane
+// channel: WebWidget is web, FacebookPage messenger, TwilioSms sms,
+// TwitterProfile twitter; any other type is its name after "Channel::" in
+// snake_case (Whatsapp whatsapp, Email email, Api api, Telegram telegram,
+// Line line, Sms sms, Instagram instagram), cut to 32 characters. An
+// empty or unreadable type is "chatwoot".
+func ChatwootChannel(inboxType string) string {
+	name := strings.TrimPrefix(strings.TrimSpace(inboxType), "Channel::")
+	if ch, ok := chatwootChannels[name]; ok {
+		return ch
+	}
+	var b strings.Builder
+	for i, r := range name {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			if i > 0 && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r + ('a' - 'A'))
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0:
+			b.WriteByte('_')
+		}
+	}
+	ch := strings.Trim(b.String(), "_")
+	if len(ch) > 32 {
+		ch = strings.TrimRight(ch[:32], "_")
+	}
+	if ch == "" {
+		return "chatwoot"
+	}
+	return ch
+}
+
+// ChatwootState is what Hotlane remembers of a Chatwoot conversation.
+type ChatwootState struct {
+	ConversationID string
+	AccountID      int64
+	DisplayID      int64
+	ContactID      int64
+	// Returning is true when the contact was seen before this
+	// conversation.
+	Returning bool
+	// Messages counts the visitor's messages seen so far, the latest
+	// LastMessageID; LastMessage is its text when messages are stored.
+	Messages      int
+	LastMessageID int64
+	LastMessage   *string
+	// What Hotlane last asked Chatwoot to show: the priority, the team and
+	// agent it assigned (0: none), the highest tier it wrote a note for,
+	// and the custom attributes it set.
+	Priority   string
+	TeamID     int64
+	AssigneeID int64
+	NotedTier  model.Tier
+	AttrTier   string
+	AttrScore  string
+}
+
+// ChatwootObservation is what one webhook tells about a conversation
+// before it is scored: who the contact is, whether they came back, and the
+// visitor's message it carries (MessageID 0: none).
+type ChatwootObservation struct {
+	ConversationID string
+	AccountID      int64
+	DisplayID      int64
+	ContactID      int64
+	Returning      bool
+	MessageID      int64
+	Message        *string // stored only when messages are stored
+	At             time.Time
+}
+
+// ChatwootView is the conversation as Chatwoot shows it in the webhook
+// being handled: what someone else may have set.
+type ChatwootView struct {
+	Priority         string // "" when none
+	TeamID           int64
+	AssigneeID       int64
+	CustomAttributes map[string]any
+}
+
+// ChatwootWriteBack says which writes are on and how Hotlane's teams and
+// owners map to Chatwoot's team and agent ids.
+type ChatwootWriteBack struct {
+	Priority, Assign, Note, Attributes bool
+	// Teams maps a Hotlane team name to a Chatwoot team id.
+	Teams map[string]int64
+	// Agents maps a Hotlane owner (the owner signal) to a Chatwoot agent id.
+	Agents map[string]int64
+}
+
+// ChatwootWrite is one call to Chatwoot's API, as queued.
+type ChatwootWrite struct {
+	ID             string
+	ConversationID string
+	AccountID      int64
+	DisplayID      int64
+	Kind           string
+	Body           []byte // the JSON body
+	Status         string
+	Attempts       int
+	NextAttemptAt  time.Time
+	LastStatus     int
+	LastError      string
+	CreatedAt      time.Time
+	DeliveredAt    *time.Time
+}
+
+// PendingChatwootWrite is a write claimed for sending.
+type PendingChatwootWrite struct {
+	ChatwootWrite
+	Claim string
+}
+
+// ChatwootOutcome is the result of one attempt at a write.
+type ChatwootOutcome struct {
+	ID         string
+	Claim      string
+	At         time.Time
+	StatusCode int
+	Error      string
+	Delivered  bool
+	// RetryAt is when to try again; nil gives up (failed).
+	RetryAt *time.Time
+}
+
+// ChatwootScored is the decision a Chatwoot webhook led to.
+type ChatwootScored struct {
+	Tier    model.Tier
+	Score   float64
+	Reasons []model.Reason
+	Route   model.Route
+}
+
+// PlanChatwootWrites decides what to write back after a decision: the
+// priority when it is not the tier, the team and the agent of the route
+// when mapped, each only while Chatwoot shows none or Hotlane's own last
+// write, so that a value someone else set is left alone; a private note when the tier rises above every tier noted
+// so far and above low, and the custom attributes when the tier or the
+// score (two decimals) changed. It returns the writes (Kind and Body set)
+// and the state to keep, which records what was asked so that the update
+// each write causes is known as Hotlane's own.
+func PlanChatwootWrites(st ChatwootState, view ChatwootView, d ChatwootScored, on ChatwootWriteBack) ([]ChatwootWrite, ChatwootState) {
+	var out []ChatwootWrite
+	add := func(kind string, body any) {
+		b, _ := json.Marshal(body)
+		out = append(out, ChatwootWrite{ConversationID: st.ConversationID, AccountID: st.AccountID, DisplayID: st.DisplayID,
+			Kind: kind, Body: b})
+	}
+	tier := d.Tier.String()
+	// Hotlane fills what is empty and changes what shows its own last
+	// write; someone else's priority or assignment is left alone. (Empty
+	// is also what a webhook shows while Hotlane's own write is queued.)
+	if on.Priority && tier != "" && view.Priority != tier && (view.Priority == "" || view.Priority == st.Priority) {
+		add(ChatwootPriority, map[string]string{"priority": tier})
+		st.Priority = tier
+	}
+	if on.Assign {
+		if id, ok := on.Teams[d.Route.Team]; ok && d.Route.Team != "" && view.TeamID != id &&
+			(view.TeamID == 0 || view.TeamID == st.TeamID) {
+			add(ChatwootTeam, map[string]int64{"team_id": id})
+			st.TeamID = id
+		}
+		if id, ok := on.Agents[d.Route.Owner]; ok && d.Route.Owner != "" && view.AssigneeID != id &&
+			(view.AssigneeID == 0 || view.AssigneeID == st.AssigneeID) {
+			add(ChatwootAssignee, map[string]int64{"assignee_id": id})
+			st.AssigneeID = id
+		}
+	}
+	if on.Note && d.Tier > max(st.NotedTier, model.TierLow) {
+		add(ChatwootNote, map[string]any{"content": ChatwootNoteText(d), "message_type": "outgoing", "private": true})
+		st.NotedTier = d.Tier
+	}
+	score := strconv.FormatFloat(math.Round(d.Score*100)/100, 'f', 2, 64)
+	if on.Attributes && tier != "" && (tier != st.AttrTier || score != st.AttrScore) {
+		attrs := make(map[string]any, len(view.CustomAttributes)+2)
+		for k, v := range view.CustomAttributes {
+			attrs[k] = v
+		}
+		f, _ := strconv.ParseFloat(score, 64)
+		attrs[ChatwootTierAttr], attrs[ChatwootScoreAttr] = tier, f
+		// merge keeps the other attributes on Chatwoot versions that take
+		// it; older ones replace the whole set, so it is sent whole.
+		add(ChatwootAttributes, map[string]any{"custom_attributes": attrs, "merge": true})
+		st.AttrTier, st.AttrScore = tier, score
+	}
+	return out, st
+}
+
+// chatwootNoteReasons is how many reasons a note names.
+const chatwootNoteReasons = 3
+
+// ChatwootNoteText is the private note for the agent who picks the
+// conversation up: the tier, the score and the strongest reasons in one
+// sentence.
+func ChatwootNoteText(d ChatwootScored) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Hotlane: %s priority (score %.2f", strings.ToUpper(d.Tier.String()), d.Score)
+	if d.Route.Team != "" {
+		fmt.Fprintf(&b, ", team %s", d.Route.Team)
+	}
+	b.WriteString(")")
+	rs := slices.Clone(d.Reasons)
+	rs = slices.DeleteFunc(rs, func(r model.Reason) bool { return r.Contribution <= 0 && r.TierFloor == "" })
+	slices.SortStableFunc(rs, func(a, b model.Reason) int {
+		switch {
+		case a.Contribution > b.Contribution:
+			return -1
+		case a.Contribution < b.Contribution:
+			return 1
+		}
+		return 0
+	})
+	if len(rs) > chatwootNoteReasons {
+		rs = rs[:chatwootNoteReasons]
+	}
+	if len(rs) == 0 {
+		b.WriteString(".")
+		return b.String()
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = describeReason(r)
+	}
+	b.WriteString(" because of ")
+	switch len(parts) {
+	case 1:
+		b.WriteString(parts[0])
+	default:
+		b.WriteString(strings.Join(parts[:len(parts)-1], ", "))
+		b.WriteString(" and ")
+		b.WriteString(parts[len(parts)-1])
+	}
+	b.WriteString(".")
+	return b.String()
+}
+
+// describeReason reads one reason: "rule big-deal (+2.50, at least high)"
+// or "deal_size 50000 (+1.40)".
+func describeReason(r model.Reason) string {
+	var s string
+	if r.Kind == "rule" {
+		s = "rule " + r.Name
+	} else {
+		s = r.Name
+		if r.Value != nil && !strings.Contains(r.Name, "=") {
+			s += " " + fmt.Sprint(r.Value)
+		}
+	}
+	s += fmt.Sprintf(" (%+.2f", r.Contribution)
+	if r.TierFloor != "" {
+		s += ", at least " + r.TierFloor
+	}
+	return s + ")"
+}
+
+// ChatwootRetry is when to try a write queued at created again after its
+// attempt-th attempt (1 for the first) failed at now: 10 s, 30 s, 2 min,
+// 10 min, 1 h, then every 4 h until a day has passed. It returns false
+// when the write has run out of time.
+func ChatwootRetry(attempt int, created, now time.Time) (time.Time, bool) {
+	delays := []time.Duration{10 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour}
+	deadline := created.Add(24 * time.Hour)
+	if !now.Before(deadline) {
+		return time.Time{}, false
+	}
+	delay := 4 * time.Hour
+	if attempt >= 1 && attempt <= len(delays) {
+		delay = delays[attempt-1]
+	}
+	next := now.Add(delay)
+	if next.After(deadline) {
+		next = deadline
+	}
+	return next, true
+}

@@ -1,0 +1,61 @@
+-- +goose Up
+-- The Chatwoot integration's memory of each Chatwoot conversation: what
+-- its webhooks said that a single payload does not carry (how many
+-- messages the visitor sent, whether the contact came back), and what
+-- Hotlane last asked Chatwoot to show, so that the conversation_updated
+-- its own write causes is recognised and not written again.
+CREATE TABLE chatwoot_conversations (
+    conversation_id text PRIMARY KEY,                 -- Hotlane's id: chatwoot-<account>-<display id>
+    account_id      bigint NOT NULL,
+    display_id      bigint NOT NULL,
+    contact_id      bigint NOT NULL DEFAULT 0,
+    returning_visitor boolean NOT NULL DEFAULT false,   -- the contact was here before
+    messages        integer NOT NULL DEFAULT 0,       -- incoming messages seen
+    last_message_id bigint NOT NULL DEFAULT 0,
+    last_message    text,                             -- latest incoming text, only with --store-messages
+    priority        text NOT NULL DEFAULT '',         -- last priority Hotlane wrote
+    team_id         bigint NOT NULL DEFAULT 0,        -- last team Hotlane assigned
+    assignee_id     bigint NOT NULL DEFAULT 0,        -- last agent Hotlane assigned
+    noted_tier      text NOT NULL DEFAULT '',         -- highest tier a private note was written for
+    attr_tier       text NOT NULL DEFAULT '',         -- hotlane_tier as last written
+    attr_score      text NOT NULL DEFAULT '',         -- hotlane_score as last written
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL
+);
+CREATE INDEX chatwoot_conversations_contact ON chatwoot_conversations (contact_id, display_id) WHERE contact_id <> 0;
+
+-- The write-back outbox: each row is one call to Chatwoot's API, sent
+-- and retried by the writer. A newer write of the same kind to the same
+-- conversation supersedes one still pending, so Chatwoot ends with the
+-- latest state whatever failed in between.
+CREATE TABLE chatwoot_writes (
+    id              text PRIMARY KEY,                 -- UUIDv7
+    conversation_id text NOT NULL,
+    account_id      bigint NOT NULL,
+    display_id      bigint NOT NULL,
+    kind            text NOT NULL CHECK (kind IN ('priority', 'team', 'assignee', 'note', 'attributes')),
+    body            text NOT NULL,
+    status          text NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'superseded')),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL,
+    claim           text NOT NULL DEFAULT '',
+    last_status     integer NOT NULL DEFAULT 0,
+    last_error      text NOT NULL DEFAULT '',
+    created_at      timestamptz NOT NULL,
+    delivered_at    timestamptz
+);
+CREATE INDEX chatwoot_writes_due ON chatwoot_writes (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX chatwoot_writes_conversation ON chatwoot_writes (conversation_id, created_at);
+
+-- Webhook deliveries already taken (X-Chatwoot-Delivery), kept a day so
+-- a repeated delivery is ignored.
+CREATE TABLE chatwoot_receipts (
+    delivery_id text PRIMARY KEY,
+    received_at timestamptz NOT NULL
+);
+CREATE INDEX chatwoot_receipts_received ON chatwoot_receipts (received_at);
+
+-- +goose Down
+DROP TABLE chatwoot_receipts;
+DROP TABLE chatwoot_writes;
+DROP TABLE chatwoot_conversations;

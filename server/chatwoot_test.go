@@ -1,0 +1,683 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/feedbacktest"
+	"github.com/hotlane/hotlane/jobs"
+)
+
+// cwFile reads one of the recorded Chatwoot payloads in place.
+func cwFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(feedbacktest.SharedData(t, "chatwoot/"+name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// cwEdit decodes a payload, lets edit change it, and encodes it again.
+func cwEdit(t testing.TB, body []byte, edit func(m map[string]any)) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+const cwSecret = "whsec-test-secret"
+
+// postChatwoot sends a webhook; headers may set X-Chatwoot-* (a
+// "sign" key signs the body with cwSecret at the clock's time).
+func (h *harness) postChatwoot(body []byte, headers map[string]string) (*httptest.ResponseRecorder, chatwootAnswer) {
+	h.t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/v1/integrations/chatwoot", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		if k == "sign" {
+			ts := strconv.FormatInt(h.clock.Now().Unix(), 10)
+			req.Header.Set("X-Chatwoot-Timestamp", ts)
+			req.Header.Set("X-Chatwoot-Signature", SignChatwoot(cwSecret, ts, body))
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.srv.Handler().ServeHTTP(rec, req)
+	var ans chatwootAnswer
+	if rec.Code == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {
+			h.t.Fatalf("decode %q: %v", rec.Body.String(), err)
+		}
+	}
+	return rec, ans
+}
+
+func cwConfig(secret string) *ChatwootConfig {
+	return &ChatwootConfig{AccountID: 1, Secret: secret, WriteBack: feedback.ChatwootWriteBack{
+		Priority: true, Assign: true, Note: true, Attributes: true,
+		Teams: map[string]int64{"sales": 2}, Agents: map[string]int64{"sam@example.com": 7}}}
+}
+
+const cwConv = "chatwoot-1-123"
+
+// TestChatwootPayloadFiles feeds every recorded payload verbatim, in the
+// order of their timeline, unsigned and signed: the conversation is
+// scored from its first message, the agent's changes do not score again,
+// resolving closes it, and the other events are acknowledged.
+func TestChatwootPayloadFiles(t *testing.T) {
+	steps := []struct {
+		file, status, reason string
+	}{
+		{"webhook_contact_created.json", "ignored", "event not used by Hotlane"},
+		{"webhook_webwidget_triggered.json", "ignored", "event not used by Hotlane"},
+		{"webhook_conversation_created.json", "scored", ""},
+		{"webhook_message_created.json", "scored", ""},
+		{"webhook_conversation_updated_priority.json", "ignored", "no signal changed"},
+		{"webhook_conversation_updated_assignee.json", "ignored", "no signal changed"},
+		{"webhook_conversation_status_changed.json", "recorded", ""},
+	}
+	for _, engine := range engines(t) {
+		for _, signed := range []bool{false, true} {
+			name := engine + "/unsigned"
+			if signed {
+				name = engine + "/signed"
+			}
+			t.Run(name, func(t *testing.T) {
+				cfg := cwConfig("")
+				headers := map[string]string{}
+				if signed {
+					cfg.Secret, headers["sign"] = cwSecret, "1"
+				}
+				h := newHarness(t, engine, Config{Chatwoot: cfg})
+				h.publish(testPolicy)
+				for i, st := range steps {
+					body := cwFile(t, st.file)
+					if signed {
+						// The same body without its signature is refused.
+						if rec, _ := h.postChatwoot(body, nil); rec.Code != http.StatusUnauthorized {
+							t.Fatalf("%s unsigned: status %d, want 401: %s", st.file, rec.Code, rec.Body.String())
+						}
+					}
+					headers["X-Chatwoot-Delivery"] = "delivery-" + strconv.Itoa(i)
+					rec, ans := h.postChatwoot(body, headers)
+					if rec.Code != http.StatusOK {
+						t.Fatalf("%s: status %d: %s", st.file, rec.Code, rec.Body.String())
+					}
+					if ans.Status != st.status || ans.Reason != st.reason {
+						t.Errorf("%s: %s (%s), want %s (%s)", st.file, ans.Status, ans.Reason, st.status, st.reason)
+					}
+				}
+				ctx := context.Background()
+				ds, err := h.store.ConversationDecisions(ctx, cwConv, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ds) != 2 {
+					t.Fatalf("%d decisions, want 2 (created, message)", len(ds))
+				}
+				var sig map[string]any
+				if err := json.Unmarshal(ds[0].Signals, &sig); err != nil {
+					t.Fatal(err)
+				}
+				want := map[string]any{"browser": "Chrome", "platform": "macOS", "browser_language": "en",
+					"referer": "https://www.example.com/pricing", "message_count": 1.0, "returning": false, "inbox_id": 3.0}
+				for k, v := range want {
+					if sig[k] != v {
+						t.Errorf("signal %s = %v, want %v (signals %v)", k, sig[k], v, sig)
+					}
+				}
+				// Waiting since 10:15:00 on 2026-07-28, scored at the clock.
+				wait := h.clock.Now().Sub(time.Date(2026, 7, 28, 10, 15, 0, 0, time.UTC)).Seconds()
+				if sig["wait_seconds"] != wait {
+					t.Errorf("waiting_seconds = %v, want %v", sig["wait_seconds"], wait)
+				}
+				if ds[0].Channel != "web" {
+					t.Errorf("channel %q, want web", ds[0].Channel)
+				}
+				evs, err := h.store.ConversationEvents(ctx, cwConv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(evs) != 1 || evs[0].Type != feedback.EventClosed {
+					t.Errorf("events %+v, want one closed", evs)
+				}
+			})
+		}
+	}
+}
+
+// TestChatwootSignature: with a secret, a bad signature, a stale or
+// future timestamp and a missing signature are refused; a repeated
+// delivery id is acknowledged and not handled again.
+func TestChatwootSignature(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{Chatwoot: cwConfig(cwSecret)})
+	h.publish(testPolicy)
+	body := cwFile(t, "webhook_conversation_created.json")
+	now := h.clock.Now().Unix()
+	sign := func(ts int64, b []byte) map[string]string {
+		s := strconv.FormatInt(ts, 10)
+		return map[string]string{"X-Chatwoot-Timestamp": s, "X-Chatwoot-Signature": SignChatwoot(cwSecret, s, b)}
+	}
+	cases := []struct {
+		name    string
+		headers map[string]string
+		code    string
+	}{
+		{"missing", nil, "missing_signature"},
+		{"other secret", map[string]string{"X-Chatwoot-Timestamp": strconv.FormatInt(now, 10),
+			"X-Chatwoot-Signature": SignChatwoot("other", strconv.FormatInt(now, 10), body)}, "bad_signature"},
+		{"other body", sign(now, []byte(`{"event":"conversation_created"}`)), "bad_signature"},
+		{"not hex", map[string]string{"X-Chatwoot-Timestamp": strconv.FormatInt(now, 10), "X-Chatwoot-Signature": "sha256=zz"}, "bad_signature"},
+		{"stale", sign(now-int64(ChatwootMaxSkew/time.Second)-1, body), "stale_timestamp"},
+		{"future", sign(now+int64(ChatwootMaxSkew/time.Second)+1, body), "stale_timestamp"},
+		{"bad timestamp", map[string]string{"X-Chatwoot-Timestamp": "yesterday", "X-Chatwoot-Signature": "sha256=00"}, "bad_timestamp"},
+	}
+	for _, tc := range cases {
+		rec, _ := h.postChatwoot(body, tc.headers)
+		if rec.Code != http.StatusUnauthorized || decodeError(t, rec).Error.Code != tc.code {
+			t.Errorf("%s: status %d %s, want 401 %s", tc.name, rec.Code, rec.Body.String(), tc.code)
+		}
+	}
+	headers := sign(now, body)
+	headers["X-Chatwoot-Delivery"] = "8b0f1a52-6d1e-4c1b-9c43-2f0e7d1b5a10"
+	if rec, ans := h.postChatwoot(body, headers); rec.Code != http.StatusOK || ans.Status != "scored" {
+		t.Fatalf("first delivery: %d %s", rec.Code, rec.Body.String())
+	}
+	rec, ans := h.postChatwoot(body, headers)
+	if rec.Code != http.StatusOK || ans.Status != "ignored" || !strings.Contains(ans.Reason, "already received") {
+		t.Errorf("replayed delivery: %d %s, want 200 ignored", rec.Code, rec.Body.String())
+	}
+	ds, err := h.store.ConversationDecisions(context.Background(), cwConv, 10)
+	if err != nil || len(ds) != 1 {
+		t.Errorf("%d decisions (%v), want 1: the replay must not score", len(ds), err)
+	}
+}
+
+// TestChatwootBadInput: malformed or foreign bodies are JSON 4xx, never
+// 500, and an integration that is off says how to turn it on.
+func TestChatwootBadInput(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{Chatwoot: cwConfig("")})
+	h.publish(testPolicy)
+	created := cwFile(t, "webhook_conversation_created.json")
+	cases := []struct {
+		name, body, ctype string
+		status            int
+		code              string
+	}{
+		{"not json", `{"event":`, "application/json", 400, "invalid_json"},
+		{"array", `[1,2]`, "application/json", 400, "invalid_json"},
+		{"no event", `{"id":1}`, "application/json", 400, "invalid_field"},
+		{"wrong type", `{"event":"conversation_created","id":"abc"}`, "application/json", 422, "invalid_payload"},
+		{"no id", `{"event":"conversation_created"}`, "application/json", 400, "invalid_field"},
+		{"labels not a list", `{"event":"conversation_created","id":5,"labels":"vip"}`, "application/json", 422, "invalid_payload"},
+		{"message without conversation", `{"event":"message_created","id":5,"message_type":"incoming"}`, "application/json", 400, "invalid_field"},
+		{"bad message type", `{"event":"message_created","id":5,"message_type":9,"conversation":{"id":1}}`, "application/json", 422, "invalid_payload"},
+		{"bad time", `{"event":"conversation_created","id":5,"created_at":"soon"}`, "application/json", 422, "invalid_payload"},
+		{"form", `event=conversation_created`, "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+		{"other account", string(cwEdit(t, created, func(m map[string]any) { m["account"] = map[string]any{"id": 9} })), "application/json", 403, "wrong_account"},
+		{"too big", `{"event":"conversation_created","pad":"` + strings.Repeat("x", maxChatwootBody) + `"}`, "application/json", 413, "body_too_large"},
+	}
+	for _, tc := range cases {
+		rec := h.do(http.MethodPost, "/v1/integrations/chatwoot", tc.ctype, tc.body, "", nil)
+		if rec.Code != tc.status {
+			t.Errorf("%s: status %d %s, want %d", tc.name, rec.Code, rec.Body.String(), tc.status)
+			continue
+		}
+		if e := decodeError(t, rec); tc.code != "" && e.Error.Code != tc.code {
+			t.Errorf("%s: code %q, want %q", tc.name, e.Error.Code, tc.code)
+		}
+	}
+	var ans chatwootAnswer
+	if rec := h.do(http.MethodPost, "/v1/integrations/chatwoot", "application/json", `{"event":"inbox_created","id":3}`, "", &ans); rec.Code != 200 || ans.Status != "ignored" {
+		t.Errorf("unknown event: %d %s, want 200 ignored", rec.Code, rec.Body.String())
+	}
+
+	off := newHarness(t, "sqlite", Config{})
+	rec := off.do(http.MethodPost, "/v1/integrations/chatwoot", "application/json", string(created), "", nil)
+	if rec.Code != http.StatusNotFound || !strings.Contains(decodeError(t, rec).Error.Message, "--chatwoot-account-id") {
+		t.Errorf("integration off: %d %s, want 404 naming --chatwoot-account-id", rec.Code, rec.Body.String())
+	}
+}
+
+// fakeChatwoot stands in for Chatwoot's API: it records each request and
+// answers with fail(request number) (0: 200).
+type fakeChatwoot struct {
+	t    *testing.T
+	mu   sync.Mutex
+	reqs []cwRequest
+	fail func(n int) int
+	srv  *httptest.Server
+}
+
+type cwRequest struct {
+	Method, Path, Token, ContentType string
+	Body                             map[string]any
+	Status                           int
+}
+
+func newFakeChatwoot(t *testing.T, fail func(n int) int) *fakeChatwoot {
+	f := &fakeChatwoot{t: t, fail: fail}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var body map[string]any
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Errorf("%s: body %q is not a JSON object", r.URL.Path, b)
+		}
+		f.mu.Lock()
+		status := 200
+		if f.fail != nil {
+			if s := f.fail(len(f.reqs)); s != 0 {
+				status = s
+			}
+		}
+		f.reqs = append(f.reqs, cwRequest{Method: r.Method, Path: r.URL.Path, Token: r.Header.Get("api_access_token"),
+			ContentType: r.Header.Get("Content-Type"), Body: body, Status: status})
+		f.mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeChatwoot) requests() []cwRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reqs)
+}
+
+func (f *fakeChatwoot) writer(h *harness) *jobs.ChatwootWriter {
+	return &jobs.ChatwootWriter{Store: h.store, BaseURL: f.srv.URL, Token: "cw-token", Now: h.clock.Now, Log: quietLog()}
+}
+
+// bigDeal is the recorded conversation with a deal size that floors it at
+// high (team sales) and an owner.
+func bigDeal(t *testing.T, file string) []byte {
+	return cwEdit(t, cwFile(t, file), func(m map[string]any) {
+		conv := m
+		if c, ok := m["conversation"].(map[string]any); ok {
+			conv = c
+		}
+		conv["custom_attributes"] = map[string]any{"deal_size": 50000, "owner": "sam@example.com", "plan": "pro"}
+	})
+}
+
+// apiSpec reads one recorded API call.
+func apiSpec(t *testing.T, file string) map[string]any {
+	var spec map[string]any
+	if err := json.Unmarshal(cwFile(t, file), &spec); err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// TestChatwootWriteBack: a conversation that scores high has its priority,
+// team, agent, a private note and the custom attributes written back, each
+// request as Chatwoot's API documents it, in the order queued.
+func TestChatwootWriteBack(t *testing.T) {
+	for _, engine := range engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			h := newHarness(t, engine, Config{Chatwoot: cwConfig("")})
+			h.publish(testPolicy)
+			api := newFakeChatwoot(t, nil)
+			rec, ans := h.postChatwoot(bigDeal(t, "webhook_conversation_created.json"), nil)
+			if rec.Code != 200 || ans.Tier != "high" {
+				t.Fatalf("created: %d %s, want tier high", rec.Code, rec.Body.String())
+			}
+			wantKinds := []string{"priority", "team", "assignee", "note", "attributes"}
+			if !slices.Equal(ans.Writes, wantKinds) {
+				t.Fatalf("writes %v, want %v", ans.Writes, wantKinds)
+			}
+			if n := len(api.requests()); n != 0 {
+				t.Fatalf("the webhook called Chatwoot %d times; writes go through the outbox", n)
+			}
+			if _, err := api.writer(h).RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			reqs := api.requests()
+			if len(reqs) != len(wantKinds) {
+				t.Fatalf("%d requests, want %d: %+v", len(reqs), len(wantKinds), reqs)
+			}
+			prio, assign := apiSpec(t, "api_toggle_priority.json"), apiSpec(t, "api_assign_conversation.json")
+			check := func(r cwRequest, spec map[string]any, body map[string]any) {
+				t.Helper()
+				if r.Method != spec["method"] || r.Path != spec["example_path"] {
+					t.Errorf("request %s %s, want %s %s", r.Method, r.Path, spec["method"], spec["example_path"])
+				}
+				if r.Token != "cw-token" || r.ContentType != "application/json" {
+					t.Errorf("%s: token %q, content type %q", r.Path, r.Token, r.ContentType)
+				}
+				if mustJSON(t, r.Body) != mustJSON(t, body) {
+					t.Errorf("%s: body %v, want %v", r.Path, r.Body, body)
+				}
+			}
+			check(reqs[0], prio, prio["body"].(map[string]any)) // {"priority":"high"}
+			check(reqs[1], assign, map[string]any{"team_id": 2.0})
+			check(reqs[2], assign, assign["body_assign_agent"].(map[string]any)) // {"assignee_id":7}
+			for _, key := range []string{"team_id"} {
+				if _, ok := assign["body_assign_team"].(map[string]any)[key]; !ok {
+					t.Errorf("the recorded team assignment has no %s", key)
+				}
+			}
+			note := reqs[3]
+			if note.Path != "/api/v1/accounts/1/conversations/123/messages" || note.Body["private"] != true || note.Body["message_type"] != "outgoing" {
+				t.Errorf("note: %s %v, want a private outgoing message", note.Path, note.Body)
+			}
+			if text, _ := note.Body["content"].(string); !strings.Contains(text, "HIGH priority (score 0.") || !strings.Contains(text, "rule big-deal") || !strings.Contains(text, "team sales") {
+				t.Errorf("note text %q lacks the tier, score, team or reason", text)
+			}
+			attrs := reqs[4]
+			ca, _ := attrs.Body["custom_attributes"].(map[string]any)
+			if attrs.Path != "/api/v1/accounts/1/conversations/123/custom_attributes" || ca["hotlane_tier"] != "high" ||
+				ca["deal_size"] != 50000.0 || attrs.Body["merge"] != true {
+				t.Errorf("attributes: %s %v", attrs.Path, attrs.Body)
+			}
+			if _, ok := ca["hotlane_score"].(float64); !ok {
+				t.Errorf("hotlane_score %v is not a number", ca["hotlane_score"])
+			}
+			ws, err := h.store.ChatwootWrites(context.Background(), cwConv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range ws {
+				if w.Status != feedback.DeliveryDelivered || w.Attempts != 1 {
+					t.Errorf("write %s: %s after %d attempts, want delivered after 1", w.Kind, w.Status, w.Attempts)
+				}
+			}
+		})
+	}
+}
+
+// TestChatwootRetry: while Chatwoot fails, each write is retried on the
+// schedule and delivered once when it is back; a 404 fails for good.
+func TestChatwootRetry(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{Chatwoot: cwConfig("")})
+	h.publish(testPolicy)
+	down := true
+	var mu sync.Mutex
+	api := newFakeChatwoot(t, func(int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	if rec, _ := h.postChatwoot(bigDeal(t, "webhook_conversation_created.json"), nil); rec.Code != 200 {
+		t.Fatalf("created: %d %s", rec.Code, rec.Body.String())
+	}
+	w := api.writer(h)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := w.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.clock.Add(11 * time.Second)
+	}
+	failed := len(api.requests())
+	if failed == 0 {
+		t.Fatal("no attempt while Chatwoot was down")
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	for range 4 {
+		h.clock.Add(2 * time.Minute)
+		if _, err := w.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := map[string]int{}
+	for _, r := range api.requests() {
+		if r.Status == 200 {
+			ok[r.Path+" "+mustJSON(t, r.Body)]++
+		}
+	}
+	if len(ok) != 5 {
+		t.Errorf("%d distinct writes delivered, want 5: %v", len(ok), ok)
+	}
+	for k, n := range ok {
+		if n != 1 {
+			t.Errorf("%s delivered %d times, want once", k, n)
+		}
+	}
+	ws, err := h.store.ChatwootWrites(ctx, cwConv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		if w.Status != feedback.DeliveryDelivered || w.Attempts < 2 {
+			t.Errorf("write %s: %s after %d attempts, want delivered after a retry", w.Kind, w.Status, w.Attempts)
+		}
+	}
+
+	// A conversation Chatwoot does not know fails at once.
+	gone := newFakeChatwoot(t, func(int) int { return http.StatusNotFound })
+	other := cwEdit(t, bigDeal(t, "webhook_conversation_created.json"), func(m map[string]any) { m["id"] = 124 })
+	if rec, _ := h.postChatwoot(other, nil); rec.Code != 200 {
+		t.Fatalf("created: %d %s", rec.Code, rec.Body.String())
+	}
+	if _, err := gone.writer(h).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ws, err = h.store.ChatwootWrites(ctx, "chatwoot-1-124")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		if w.Status != feedback.DeliveryFailed || w.LastStatus != 404 {
+			t.Errorf("write %s: %s (last %d), want failed on 404", w.Kind, w.Status, w.LastStatus)
+		}
+	}
+}
+
+// TestChatwootNoLoop: the conversation_updated that Hotlane's own writes
+// cause neither scores nor writes again; a signal an agent changes does
+// score, and writes only what changed.
+func TestChatwootNoLoop(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{Chatwoot: cwConfig("")})
+	h.publish(testPolicy)
+	api := newFakeChatwoot(t, nil)
+	created := bigDeal(t, "webhook_conversation_created.json")
+	if rec, _ := h.postChatwoot(created, nil); rec.Code != 200 {
+		t.Fatalf("created: %d %s", rec.Code, rec.Body.String())
+	}
+	ctx := context.Background()
+	if _, err := api.writer(h).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	attrs := api.requests()[4].Body["custom_attributes"]
+	// What Chatwoot sends back after each of Hotlane's writes.
+	own := []func(m map[string]any){
+		func(m map[string]any) {
+			m["priority"] = "high"
+			m["changed_attributes"] = []any{map[string]any{"priority": map[string]any{"previous_value": nil, "current_value": "high"}}}
+		},
+		func(m map[string]any) {
+			m["meta"].(map[string]any)["team"] = map[string]any{"id": 2, "name": "sales"}
+			m["changed_attributes"] = []any{map[string]any{"team_id": map[string]any{"previous_value": nil, "current_value": 2}}}
+		},
+		func(m map[string]any) {
+			m["meta"].(map[string]any)["assignee"] = map[string]any{"id": 7, "name": "Sam Agent", "type": "user"}
+			m["changed_attributes"] = []any{map[string]any{"assignee_id": map[string]any{"previous_value": nil, "current_value": 7}}}
+		},
+		func(m map[string]any) {
+			prev := m["custom_attributes"]
+			m["custom_attributes"] = attrs
+			m["changed_attributes"] = []any{map[string]any{"custom_attributes": map[string]any{"previous_value": prev, "current_value": attrs}},
+				map[string]any{"updated_at": map[string]any{"previous_value": "a", "current_value": "b"}}}
+		},
+	}
+	for i, edit := range own {
+		body := cwEdit(t, cwFile(t, "webhook_conversation_updated_priority.json"), func(m map[string]any) {
+			m["custom_attributes"] = map[string]any{"deal_size": 50000, "owner": "sam@example.com", "plan": "pro"}
+			edit(m)
+		})
+		rec, ans := h.postChatwoot(body, nil)
+		if rec.Code != 200 || ans.Status != "ignored" || ans.Reason != "Hotlane's own change" {
+			t.Errorf("own change %d: %d %s, want ignored as Hotlane's own", i, rec.Code, rec.Body.String())
+		}
+	}
+	ds, _ := h.store.ConversationDecisions(ctx, cwConv, 10)
+	ws, _ := h.store.ChatwootWrites(ctx, cwConv)
+	if len(ds) != 1 || len(ws) != 5 {
+		t.Errorf("%d decisions and %d writes after Hotlane's own updates, want 1 and 5", len(ds), len(ws))
+	}
+
+	// An agent changes the plan: scored again, same tier and score,
+	// nothing to write.
+	body := cwEdit(t, cwFile(t, "webhook_conversation_updated_priority.json"), func(m map[string]any) {
+		m["priority"] = "high"
+		m["meta"].(map[string]any)["team"] = map[string]any{"id": 2, "name": "sales"}
+		m["meta"].(map[string]any)["assignee"] = map[string]any{"id": 7, "name": "Sam Agent", "type": "user"}
+		cur := map[string]any{"deal_size": 50000, "owner": "sam@example.com", "plan": "enterprise", "hotlane_tier": "high"}
+		m["custom_attributes"] = cur
+		m["changed_attributes"] = []any{map[string]any{"custom_attributes": map[string]any{"previous_value": attrs, "current_value": cur}}}
+	})
+	rec, ans := h.postChatwoot(body, nil)
+	if rec.Code != 200 || ans.Status != "scored" || len(ans.Writes) != 0 {
+		t.Errorf("agent change: %d %s, want scored with no writes", rec.Code, rec.Body.String())
+	}
+	// An agent sets another priority: Hotlane leaves it alone from then on.
+	body = cwEdit(t, bigDeal(t, "webhook_message_created.json"), func(m map[string]any) {
+		m["id"] = 9877
+		m["conversation"].(map[string]any)["priority"] = "urgent"
+	})
+	rec, ans = h.postChatwoot(body, nil)
+	if rec.Code != 200 || ans.Status != "scored" || slices.Contains(ans.Writes, "priority") {
+		t.Errorf("after an agent's priority: %d %s, want scored without a priority write", rec.Code, rec.Body.String())
+	}
+}
+
+// TestChatwootLabelsAndEvents: an agent's hotlane-noise label labels the
+// latest alert with the agent; a human reply is the first response once;
+// bots' and private messages are not.
+func TestChatwootLabelsAndEvents(t *testing.T) {
+	for _, engine := range engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			h := newHarness(t, engine, Config{Chatwoot: cwConfig("")})
+			h.publish(alertPolicy)
+			ctx := context.Background()
+			if rec, ans := h.postChatwoot(bigDeal(t, "webhook_conversation_created.json"), nil); rec.Code != 200 || ans.Tier != "high" {
+				t.Fatalf("created: %d %s", rec.Code, rec.Body.String())
+			}
+			label := func(assignee map[string]any, prev, cur []string) (int, chatwootAnswer) {
+				body := cwEdit(t, cwFile(t, "webhook_conversation_updated_assignee.json"), func(m map[string]any) {
+					m["meta"].(map[string]any)["assignee"] = assignee
+					m["labels"] = cur
+					m["changed_attributes"] = []any{map[string]any{"label_list": map[string]any{"previous_value": prev, "current_value": cur}}}
+				})
+				rec, ans := h.postChatwoot(body, nil)
+				return rec.Code, ans
+			}
+			code, ans := label(map[string]any{"id": 7, "name": "Sam Agent", "type": "user"}, []string{}, []string{"vip", "hotlane-noise"})
+			if code != 200 || ans.Status != "labelled" || ans.Label != "noise" || ans.AlertID == "" {
+				t.Fatalf("label: %d %+v, want labelled noise", code, ans)
+			}
+			a, err := h.store.Alert(ctx, ans.AlertID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(a.Labels) != 1 || a.Labels[0].Agent != "sam@example.com" || a.Labels[0].Label != "noise" {
+				t.Errorf("labels %+v, want noise by sam@example.com (agent 7 mapped)", a.Labels)
+			}
+			code, ans = label(map[string]any{"id": 9, "name": "Kim Other", "type": "user"}, []string{"hotlane-noise"}, []string{"hotlane-noise", "hotlane-useful"})
+			if code != 200 || ans.Label != "useful" {
+				t.Fatalf("second label: %d %+v", code, ans)
+			}
+			a, _ = h.store.Alert(ctx, ans.AlertID)
+			agents := []string{}
+			for _, l := range a.Labels {
+				agents = append(agents, l.Agent+"="+l.Label)
+			}
+			slices.Sort(agents)
+			if want := []string{"Kim Other (chatwoot 9)=useful", "sam@example.com=noise"}; !slices.Equal(agents, want) {
+				t.Errorf("labels %v, want %v", agents, want)
+			}
+
+			reply := func(id int, sender map[string]any, private bool) chatwootAnswer {
+				body := cwEdit(t, cwFile(t, "webhook_message_created.json"), func(m map[string]any) {
+					m["id"], m["message_type"], m["private"], m["sender"] = id, "outgoing", private, sender
+					m["created_at"] = "2026-11-25T09:59:00.000Z"
+				})
+				rec, ans := h.postChatwoot(body, nil)
+				if rec.Code != 200 {
+					t.Fatalf("reply: %d %s", rec.Code, rec.Body.String())
+				}
+				return ans
+			}
+			sam := map[string]any{"id": 7, "name": "Sam Agent", "email": "sam.agent@example.com", "type": "user"}
+			if ans := reply(9878, map[string]any{"id": 5, "name": "Bot", "type": "agent_bot"}, false); ans.Status != "ignored" {
+				t.Errorf("bot reply: %+v, want ignored", ans)
+			}
+			if ans := reply(9879, sam, true); ans.Status != "ignored" || ans.Reason != "private note" {
+				t.Errorf("private note: %+v, want ignored", ans)
+			}
+			if ans := reply(9880, sam, false); ans.Status != "recorded" || ans.EventType != "first_response" {
+				t.Errorf("agent reply: %+v, want first_response", ans)
+			}
+			if ans := reply(9881, sam, false); ans.Status != "ignored" {
+				t.Errorf("second reply: %+v, want ignored", ans)
+			}
+			evs, _ := h.store.ConversationEvents(ctx, cwConv)
+			if len(evs) != 1 || evs[0].Agent != "sam@example.com" || !evs[0].At.Equal(time.Date(2026, 11, 25, 9, 59, 0, 0, time.UTC)) {
+				t.Errorf("events %+v, want one first_response by sam@example.com at the message's time", evs)
+			}
+		})
+	}
+}
+
+// TestChatwootAnswersWhileAPIHangs: with Chatwoot's API hanging and the
+// writer running, webhooks are still answered within Chatwoot's timeout.
+func TestChatwootAnswersWhileAPIHangs(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	h := newHarness(t, "sqlite", Config{Chatwoot: cwConfig("")})
+	h.publish(testPolicy)
+	w := &jobs.ChatwootWriter{Store: h.store, BaseURL: hang.URL, Token: "t", Interval: 10 * time.Millisecond, Log: quietLog()}
+	h.srv.cfg.Chatwoot.Wake = w.Wake
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	srv := httptest.NewServer(h.srv.Handler())
+	defer srv.Close()
+	client := &http.Client{Timeout: 5 * time.Second} // Chatwoot's webhook timeout
+	for i := range 3 {
+		body := cwEdit(t, bigDeal(t, "webhook_conversation_created.json"), func(m map[string]any) { m["id"] = 200 + i })
+		resp, err := client.Post(srv.URL+"/v1/integrations/chatwoot", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatalf("webhook %d not answered within Chatwoot's timeout: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("webhook %d: status %d", i, resp.StatusCode)
+		}
+	}
+}
