@@ -204,6 +204,9 @@ type ChatwootScored struct {
 	Score   float64
 	Reasons []model.Reason
 	Route   model.Route
+	// Why is the reasons in words, as the UI shows them (rules by their
+	// descriptions); empty lets the note name them itself.
+	Why string
 }
 
 // PlanChatwootWrites decides what to write back after a decision: the
@@ -266,7 +269,7 @@ const chatwootNoteReasons = 3
 
 // ChatwootNoteText is the private note for the agent who picks the
 // conversation up: the tier, the score and the strongest reasons in one
-// sentence.
+// sentence (d.Why when set).
 func ChatwootNoteText(d ChatwootScored) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hotlane: %s priority (score %.2f", strings.ToUpper(d.Tier.String()), d.Score)
@@ -274,6 +277,12 @@ func ChatwootNoteText(d ChatwootScored) string {
 		fmt.Fprintf(&b, ", team %s", d.Route.Team)
 	}
 	b.WriteString(")")
+	if d.Why != "" {
+		b.WriteString(". Why: ")
+		b.WriteString(strings.TrimSuffix(d.Why, "."))
+		b.WriteString(".")
+		return b.String()
+	}
 	rs := slices.Clone(d.Reasons)
 	rs = slices.DeleteFunc(rs, func(r model.Reason) bool { return r.Contribution <= 0 && r.TierFloor == "" })
 	slices.SortStableFunc(rs, func(a, b model.Reason) int {

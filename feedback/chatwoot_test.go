@@ -124,6 +124,11 @@ func TestChatwootNoteText(t *testing.T) {
 	if got := ChatwootNoteText(d); got != want {
 		t.Errorf("note\n got %q\nwant %q", got, want)
 	}
+	d.Why = "An open deal of at least 10k (at least high, +2.5), deal_size 50000 (+0.2)"
+	want = "Hotlane: URGENT priority (score 0.93, team enterprise-sales). Why: An open deal of at least 10k (at least high, +2.5), deal_size 50000 (+0.2)."
+	if got := ChatwootNoteText(d); got != want {
+		t.Errorf("note with words\n got %q\nwant %q", got, want)
+	}
 	if got := ChatwootNoteText(ChatwootScored{Tier: model.TierMedium, Score: 0.5}); got != "Hotlane: MEDIUM priority (score 0.50)." {
 		t.Errorf("note without reasons: %q", got)
 	}

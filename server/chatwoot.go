@@ -39,6 +39,8 @@ type ChatwootConfig struct {
 	// Wake tells the writer that writes are queued; nil leaves them to its
 	// next pass.
 	Wake func()
+	// URL is Chatwoot's base URL, for links from the UI; "" shows none.
+	URL string
 }
 
 // Chatwoot webhook limits.
@@ -52,6 +54,8 @@ const (
 	// maxChatwootBody bounds a webhook body: a conversation carries its
 	// last message, whose content may be a long email.
 	maxChatwootBody = 1 << 20
+	// chatwootNoteReasons is how many reasons a private note names.
+	chatwootNoteReasons = 3
 	// returningAfter: a contact whose inbox record is older than this when
 	// the conversation starts has been here before.
 	returningAfter = 30 * time.Minute
@@ -68,6 +72,7 @@ type chatwootStore interface {
 	FirstResponseAt(ctx context.Context, conversationID string) (*time.Time, error)
 	Alerts(ctx context.Context, q feedback.AlertQuery) (feedback.AlertPage, error)
 	LabelAlert(ctx context.Context, alertID, agent, label, note string) (feedback.AlertLabel, error)
+	ChatwootWrites(ctx context.Context, conversationID string) ([]feedback.ChatwootWrite, error)
 }
 
 // chatwootEvents are the webhook events Hotlane uses; the others are
@@ -532,8 +537,11 @@ func (s *Server) chatwootScore(ctx context.Context, cw *ChatwootConfig, event st
 	if conv.Meta.Assignee != nil {
 		view.AssigneeID = conv.Meta.Assignee.ID.v
 	}
-	writes, next := feedback.PlanChatwootWrites(st, view,
-		feedback.ChatwootScored{Tier: dec.d.Tier, Score: dec.d.Score, Reasons: dec.d.Reasons, Route: dec.d.Route}, cw.WriteBack)
+	scored := feedback.ChatwootScored{Tier: dec.d.Tier, Score: dec.d.Score, Reasons: dec.d.Reasons, Route: dec.d.Route}
+	if cw.WriteBack.Note {
+		scored.Why = reasonText(dec.d.Reasons, s.policyView("").describe, chatwootNoteReasons)
+	}
+	writes, next := feedback.PlanChatwootWrites(st, view, scored, cw.WriteBack)
 	ans := chatwootAnswer{Status: "scored", Event: event, ConversationID: convID, DecisionID: dec.rec.ID,
 		Tier: dec.rec.Tier.String(), Score: &dec.rec.Score}
 	if len(writes) > 0 {

@@ -382,7 +382,7 @@ func TestChatwootWriteBack(t *testing.T) {
 			if note.Path != "/api/v1/accounts/1/conversations/123/messages" || note.Body["private"] != true || note.Body["message_type"] != "outgoing" {
 				t.Errorf("note: %s %v, want a private outgoing message", note.Path, note.Body)
 			}
-			if text, _ := note.Body["content"].(string); !strings.Contains(text, "HIGH priority (score 0.") || !strings.Contains(text, "rule big-deal") || !strings.Contains(text, "team sales") {
+			if text, _ := note.Body["content"].(string); !strings.Contains(text, "HIGH priority (score 0.") || !strings.Contains(text, "Why: big-deal (at least high") || !strings.Contains(text, "team sales") {
 				t.Errorf("note text %q lacks the tier, score, team or reason", text)
 			}
 			attrs := reqs[4]
@@ -679,5 +679,47 @@ func TestChatwootAnswersWhileAPIHangs(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("webhook %d: status %d", i, resp.StatusCode)
 		}
+	}
+}
+
+// TestChatwootConversationPanel: the conversation page links to the
+// conversation in Chatwoot and lists what was written back and how it went.
+func TestChatwootConversationPanel(t *testing.T) {
+	cfg := cwConfig("")
+	cfg.URL = "https://chat.example.com/"
+	h := newHarness(t, "sqlite", Config{Chatwoot: cfg})
+	h.publish(testPolicy)
+	h.addUser("agent@example.com", feedback.RoleAgent, "")
+	cookie := h.login("agent@example.com")
+	api := newFakeChatwoot(t, func(n int) int {
+		if n == 0 {
+			return http.StatusBadGateway
+		}
+		return 0
+	})
+	if rec, _ := h.postChatwoot(bigDeal(t, "webhook_conversation_created.json"), nil); rec.Code != 200 {
+		t.Fatalf("created: %d %s", rec.Code, rec.Body.String())
+	}
+	if _, err := api.writer(h).RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rec := h.page(http.MethodGet, "/conversations/"+cwConv, nil, cookie, nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("page: %d %s", rec.Code, rec.Body.String())
+	}
+	body := rec.Body.String()
+	for _, want := range []string{
+		`href="https://chat.example.com/app/accounts/1/conversations/123"`,
+		"priority high", "retrying after 1 failed attempts (chatwoot answered 502)",
+		"assign team 2", "assign agent 7", "private note: Hotlane: HIGH priority", "attributes hotlane_tier high", "delivered",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the conversation page lacks %q", want)
+		}
+	}
+	// Another platform's conversation has no Chatwoot panel.
+	h.score(`{"conversation_id":"web-1","channel":"web","signals":{}}`)
+	if rec := h.page(http.MethodGet, "/conversations/web-1", nil, cookie, nil); strings.Contains(rec.Body.String(), "<h2>Chatwoot</h2>") {
+		t.Error("a conversation from elsewhere shows a Chatwoot panel")
 	}
 }

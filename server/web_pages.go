@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -444,6 +445,93 @@ type conversationPage struct {
 	Signals                                                       []signalView
 	Alerts                                                        []alertView
 	Events                                                        []eventView
+	Chatwoot                                                      *chatwootPanel
+}
+
+// chatwootPanel is a Chatwoot conversation's link and write-back.
+type chatwootPanel struct {
+	DisplayID int64
+	Link      string
+	Writes    []chatwootWriteView
+}
+
+type chatwootWriteView struct {
+	At                 time.Time
+	Ago, What, Outcome string
+}
+
+// chatwootPanel shows what Hotlane wrote back to a Chatwoot
+// conversation; nil for conversations of other platforms.
+func (s *Server) chatwootPanel(ctx context.Context, id string, now time.Time) (*chatwootPanel, error) {
+	cw := s.cfg.Chatwoot
+	if cw == nil || !strings.HasPrefix(id, "chatwoot-") {
+		return nil, nil
+	}
+	st, err := s.chatwoot.ChatwootConversation(ctx, id)
+	if errors.Is(err, feedback.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &chatwootPanel{DisplayID: st.DisplayID}
+	if cw.URL != "" {
+		p.Link = fmt.Sprintf("%s/app/accounts/%d/conversations/%d", strings.TrimRight(cw.URL, "/"), st.AccountID, st.DisplayID)
+	}
+	ws, err := s.chatwoot.ChatwootWrites(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(ws) - 1; i >= 0; i-- {
+		w := ws[i]
+		p.Writes = append(p.Writes, chatwootWriteView{At: w.CreatedAt, Ago: templates.Ago(now, w.CreatedAt),
+			What: describeChatwootWrite(w), Outcome: chatwootOutcome(w)})
+	}
+	return p, nil
+}
+
+// describeChatwootWrite says what a write asks of Chatwoot.
+func describeChatwootWrite(w feedback.ChatwootWrite) string {
+	var b struct {
+		Priority   string         `json:"priority"`
+		TeamID     int64          `json:"team_id"`
+		AssigneeID int64          `json:"assignee_id"`
+		Content    string         `json:"content"`
+		Attrs      map[string]any `json:"custom_attributes"`
+	}
+	_ = json.Unmarshal(w.Body, &b)
+	switch w.Kind {
+	case feedback.ChatwootPriority:
+		return "priority " + b.Priority
+	case feedback.ChatwootTeam:
+		return fmt.Sprintf("assign team %d", b.TeamID)
+	case feedback.ChatwootAssignee:
+		return fmt.Sprintf("assign agent %d", b.AssigneeID)
+	case feedback.ChatwootNote:
+		return "private note: " + b.Content
+	case feedback.ChatwootAttributes:
+		return fmt.Sprintf("attributes hotlane_tier %v, hotlane_score %v", b.Attrs[feedback.ChatwootTierAttr], b.Attrs[feedback.ChatwootScoreAttr])
+	}
+	return w.Kind
+}
+
+// chatwootOutcome says how a write went.
+func chatwootOutcome(w feedback.ChatwootWrite) string {
+	switch w.Status {
+	case feedback.DeliveryDelivered:
+		if w.Attempts > 1 {
+			return fmt.Sprintf("delivered after %d attempts", w.Attempts)
+		}
+		return "delivered"
+	case feedback.ChatwootSuperseded:
+		return "replaced by a newer write before it was sent"
+	case feedback.DeliveryFailed:
+		return "failed: " + w.LastError
+	}
+	if w.Attempts > 0 {
+		return fmt.Sprintf("retrying after %d failed attempts (%s)", w.Attempts, w.LastError)
+	}
+	return "queued"
 }
 
 func (s *Server) handleConversationPage(c *gin.Context) {
@@ -547,6 +635,10 @@ func (s *Server) handleConversationPage(c *gin.Context) {
 			text += fmt.Sprintf(", value %.2f", *e.Value)
 		}
 		p.Events = append(p.Events, eventView{At: e.At, Ago: templates.Ago(now, e.At), Text: text})
+	}
+	if p.Chatwoot, err = s.chatwootPanel(ctx, id, now); err != nil {
+		s.pageError(c, err)
+		return
 	}
 	s.render(c, http.StatusOK, "conversation", p)
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -495,4 +497,50 @@ func TestBrowserSettings(t *testing.T) {
 		t.Errorf("destination row = %q (the Slack token must not show)", row)
 	}
 	screenshot(t, ctx, "settings-destinations.png")
+}
+
+// An agent opens a Chatwoot conversation in Hotlane: the page links back
+// to Chatwoot and shows what was written back to it.
+func TestBrowserChatwoot(t *testing.T) {
+	ctx := browser(t, 1280, 1100)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer api.Close()
+	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--demo-history=false", "--log-level", "error",
+		"--delivery-interval", "100ms", "--chatwoot-account-id", "1", "--chatwoot-url", api.URL, "--chatwoot-api-token", "t",
+		"--chatwoot-teams", "enterprise-sales=2", "--chatwoot-agents", "ana@example.com=7")
+	defer srv.stop(t)
+	base := "http://" + srv.addr
+	now := time.Now().Unix()
+	webhook := fmt.Sprintf(`{"event":"conversation_created","id":123,"inbox_id":3,"channel":"Channel::WebWidget","status":"open",
+	  "labels":["vip"],"custom_attributes":{"deal_size":60000,"lifecycle_stage":"opportunity","owner":"ana@example.com"},
+	  "additional_attributes":{"browser":{"browser_name":"Chrome","platform_name":"macOS"},"referer":"https://www.example.com/pricing"},
+	  "meta":{"sender":{"id":42,"name":"Jane Visitor","custom_attributes":{"plan":"pro"}},"assignee":null,"team":null},
+	  "messages":[{"id":9876,"content":"Can we get a quote for 50 seats?","message_type":0,"created_at":%d,"private":false}],
+	  "waiting_since":%d,"created_at":%d,"account":{"id":1,"name":"Acme Support"}}`, now, now-240, now)
+	resp, err := http.Post(base+"/v1/integrations/chatwoot", "application/json", strings.NewReader(webhook))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	email, password := demoPassword(t, srv.out, "agent")
+	signIn(t, ctx, base+"/conversations/chatwoot-1-123", email, password, chromedp.CSS(`a[href$="/app/accounts/1/conversations/123"]`))
+	// The writer sends within a pass or two; reload until all went out.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(textOf(t, ctx, "section"), "attributes hotlane_tier urgent") || strings.Contains(textOf(t, ctx, "section"), "queued") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the write-back never showed as delivered:\n%s", textOf(t, ctx, "section"))
+		}
+		time.Sleep(200 * time.Millisecond)
+		if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := textOf(t, ctx, "section")
+	for _, want := range []string{"Open conversation 123 in Chatwoot", "priority urgent", "assign team 2", "assign agent 7",
+		"private note: Hotlane: URGENT priority", "label_vip", "wait_seconds"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	screenshot(t, ctx, "chatwoot.png")
 }

@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	var chatwoot *server.ChatwootConfig
 	var chatwootWriter *jobs.ChatwootWriter
 	if cw := cfg.Chatwoot; cw.AccountID != 0 {
-		chatwoot = &server.ChatwootConfig{AccountID: cw.AccountID, Secret: cw.Secret, WriteBack: cw.writeBack()}
+		chatwoot = &server.ChatwootConfig{AccountID: cw.AccountID, Secret: cw.Secret, WriteBack: cw.writeBack(), URL: cw.URL}
 		if cw.URL != "" {
 			chatwootWriter = &jobs.ChatwootWriter{Store: st, BaseURL: cw.URL, Token: cw.Token, Interval: cfg.DeliveryInterval,
 				Observe: metrics.ObserveChatwootWrite, Log: log}
