@@ -120,8 +120,9 @@ type ChatwootState struct {
 	LastMessageID int64
 	LastMessage   *string
 	// What Hotlane last asked Chatwoot to show: the priority, the team and
-	// agent it assigned (0: none), the highest tier it wrote a note for,
-	// and the custom attributes it set.
+	// agent it assigned (0: none; ChatwootLeftAlone and
+	// ChatwootLeftAloneID once someone else changed them), the highest
+	// tier it wrote a note for, and the custom attributes it set.
 	Priority   string
 	TeamID     int64
 	AssigneeID int64
@@ -147,10 +148,9 @@ type ChatwootObservation struct {
 // ChatwootView is the conversation as Chatwoot shows it in the webhook
 // being handled: what someone else may have set.
 type ChatwootView struct {
-	Priority         string // "" when none
-	TeamID           int64
-	AssigneeID       int64
-	CustomAttributes map[string]any
+	Priority   string // "" when none
+	TeamID     int64
+	AssigneeID int64
 }
 
 // ChatwootWriteBack says which writes are on and how Hotlane's teams and
@@ -207,16 +207,61 @@ type ChatwootScored struct {
 	// Why is the reasons in words, as the UI shows them (rules by their
 	// descriptions); empty lets the note name them itself.
 	Why string
+	// Partial is true when the decision was made without the visitor's
+	// last message (not in the webhook, and not stored).
+	Partial bool
 }
 
-// PlanChatwootWrites decides what to write back after a decision: the
-// priority when it is not the tier, the team and the agent of the route
-// when mapped, each only while Chatwoot shows none or Hotlane's own last
-// write, so that a value someone else set is left alone; a private note when the tier rises above every tier noted
-// so far and above low, and the custom attributes when the tier or the
-// score (two decimals) changed. It returns the writes (Kind and Body set)
-// and the state to keep, which records what was asked so that the update
-// each write causes is known as Hotlane's own.
+// ChatwootLeftAlone marks, in ChatwootState.Priority, TeamID and
+// AssigneeID, a value someone else changed after Hotlane set it: Hotlane
+// leaves that field of the conversation alone from then on.
+const (
+	ChatwootLeftAlone   = "-"
+	ChatwootLeftAloneID = -1
+)
+
+// MarkChatwootOverrides records in st that someone else changed a value
+// Hotlane set: a change of priority, team_id or assignee_id whose previous
+// value is Hotlane's last write and whose current value is not. It
+// reports whether it marked any.
+func MarkChatwootOverrides(st *ChatwootState, priority, team, assignee *ChatwootChange) bool {
+	marked := false
+	if c := priority; c != nil && st.Priority != "" && st.Priority != ChatwootLeftAlone &&
+		c.Previous == st.Priority && c.Current != st.Priority {
+		st.Priority, marked = ChatwootLeftAlone, true
+	}
+	if c := team; c != nil && st.TeamID > 0 && c.PreviousID == st.TeamID && c.CurrentID != st.TeamID {
+		st.TeamID, marked = ChatwootLeftAloneID, true
+	}
+	if c := assignee; c != nil && st.AssigneeID > 0 && c.PreviousID == st.AssigneeID && c.CurrentID != st.AssigneeID {
+		st.AssigneeID, marked = ChatwootLeftAloneID, true
+	}
+	return marked
+}
+
+// ChatwootChange is one changed attribute of a conversation_updated: a
+// string value (priority) or an id (team_id, assignee_id; 0 for none).
+type ChatwootChange struct {
+	Previous, Current     string
+	PreviousID, CurrentID int64
+}
+
+// PlanChatwootWrites decides what to write back after a decision:
+//
+//   - the priority when it is not the tier, the team and the agent of the
+//     route when mapped: each only while Chatwoot shows none or Hotlane's
+//     own last write, and never once someone else changed Hotlane's value
+//     (MarkChatwootOverrides), so an agent's choice stands;
+//   - a private note when the tier rises above every tier noted so far and
+//     above low;
+//   - the custom attributes hotlane_tier and hotlane_score when the tier or
+//     the score (two decimals) changed.
+//
+// A decision made without the visitor's last message (d.Partial) may
+// raise the priority and the attributes' tier but not lower them: rules
+// on the message could not fire. It returns the writes (Kind and Body
+// set) and the state to keep, which records what was asked so that the
+// update each write causes is known as Hotlane's own.
 func PlanChatwootWrites(st ChatwootState, view ChatwootView, d ChatwootScored, on ChatwootWriteBack) ([]ChatwootWrite, ChatwootState) {
 	var out []ChatwootWrite
 	add := func(kind string, body any) {
@@ -225,20 +270,26 @@ func PlanChatwootWrites(st ChatwootState, view ChatwootView, d ChatwootScored, o
 			Kind: kind, Body: b})
 	}
 	tier := d.Tier.String()
-	// Hotlane fills what is empty and changes what shows its own last
-	// write; someone else's priority or assignment is left alone. (Empty
-	// is also what a webhook shows while Hotlane's own write is queued.)
-	if on.Priority && tier != "" && view.Priority != tier && (view.Priority == "" || view.Priority == st.Priority) {
+	lowers := func(written string) bool {
+		t, err := model.ParseTier(written)
+		return d.Partial && err == nil && d.Tier < t
+	}
+	// What Hotlane already asked for is not asked again (a webhook may
+	// show the conversation from before the write landed). Empty is
+	// filled: it is also what a webhook shows while Hotlane's own write is
+	// still queued.
+	if on.Priority && tier != "" && st.Priority != ChatwootLeftAlone && st.Priority != tier && view.Priority != tier &&
+		(view.Priority == "" || view.Priority == st.Priority) && !lowers(st.Priority) {
 		add(ChatwootPriority, map[string]string{"priority": tier})
 		st.Priority = tier
 	}
 	if on.Assign {
-		if id, ok := on.Teams[d.Route.Team]; ok && d.Route.Team != "" && view.TeamID != id &&
+		if id, ok := on.Teams[d.Route.Team]; ok && d.Route.Team != "" && st.TeamID != ChatwootLeftAloneID && st.TeamID != id && view.TeamID != id &&
 			(view.TeamID == 0 || view.TeamID == st.TeamID) {
 			add(ChatwootTeam, map[string]int64{"team_id": id})
 			st.TeamID = id
 		}
-		if id, ok := on.Agents[d.Route.Owner]; ok && d.Route.Owner != "" && view.AssigneeID != id &&
+		if id, ok := on.Agents[d.Route.Owner]; ok && d.Route.Owner != "" && st.AssigneeID != ChatwootLeftAloneID && st.AssigneeID != id && view.AssigneeID != id &&
 			(view.AssigneeID == 0 || view.AssigneeID == st.AssigneeID) {
 			add(ChatwootAssignee, map[string]int64{"assignee_id": id})
 			st.AssigneeID = id
@@ -249,16 +300,11 @@ func PlanChatwootWrites(st ChatwootState, view ChatwootView, d ChatwootScored, o
 		st.NotedTier = d.Tier
 	}
 	score := strconv.FormatFloat(math.Round(d.Score*100)/100, 'f', 2, 64)
-	if on.Attributes && tier != "" && (tier != st.AttrTier || score != st.AttrScore) {
-		attrs := make(map[string]any, len(view.CustomAttributes)+2)
-		for k, v := range view.CustomAttributes {
-			attrs[k] = v
-		}
+	if on.Attributes && tier != "" && (tier != st.AttrTier || score != st.AttrScore) && !lowers(st.AttrTier) {
 		f, _ := strconv.ParseFloat(score, 64)
-		attrs[ChatwootTierAttr], attrs[ChatwootScoreAttr] = tier, f
-		// merge keeps the other attributes on Chatwoot versions that take
-		// it; older ones replace the whole set, so it is sent whole.
-		add(ChatwootAttributes, map[string]any{"custom_attributes": attrs, "merge": true})
+		// Only Hotlane's own attributes: the writer merges them into the
+		// conversation's current set when it sends them.
+		add(ChatwootAttributes, map[string]any{"custom_attributes": map[string]any{ChatwootTierAttr: tier, ChatwootScoreAttr: f}})
 		st.AttrTier, st.AttrScore = tier, score
 	}
 	return out, st

@@ -64,8 +64,8 @@ func TestPlanChatwootWrites(t *testing.T) {
 			ChatwootView{Priority: "high", TeamID: 2, AssigneeID: 7}, high, on, []string{"attributes"}},
 		{"agent's priority and assignee kept", ChatwootState{}, ChatwootView{Priority: "low", TeamID: 5, AssigneeID: 9}, high, on,
 			[]string{"note", "attributes"}},
-		{"empty is filled (a queued write not yet shown)", ChatwootState{Priority: "high", TeamID: 2, AssigneeID: 7, NotedTier: model.TierHigh},
-			ChatwootView{}, ChatwootScored{Tier: model.TierUrgent, Score: 0.95, Route: high.Route}, on, []string{"priority", "team", "assignee", "note", "attributes"}},
+		{"what was asked is not asked again; a new tier is", ChatwootState{Priority: "high", TeamID: 2, AssigneeID: 7, NotedTier: model.TierHigh},
+			ChatwootView{}, ChatwootScored{Tier: model.TierUrgent, Score: 0.95, Route: high.Route}, on, []string{"priority", "note", "attributes"}},
 		{"ours moves on", ChatwootState{Priority: "medium", NotedTier: model.TierMedium}, ChatwootView{Priority: "medium"}, high, on,
 			[]string{"priority", "team", "assignee", "note", "attributes"}},
 		{"low notes nothing", ChatwootState{}, ChatwootView{}, ChatwootScored{Tier: model.TierLow, Score: 0.1}, on, []string{"priority", "attributes"}},
@@ -98,17 +98,52 @@ func TestPlanChatwootWrites(t *testing.T) {
 			t.Errorf("%s: planning again writes %v", tc.name, kinds(again))
 		}
 	}
-	ws, _ := PlanChatwootWrites(ChatwootState{}, ChatwootView{CustomAttributes: map[string]any{"plan": "pro"}}, high, on)
-	var attrs struct {
-		CustomAttributes map[string]any `json:"custom_attributes"`
-		Merge            bool           `json:"merge"`
+	ws, _ := PlanChatwootWrites(ChatwootState{}, ChatwootView{}, high, on)
+	if got := string(ws[4].Body); got != `{"custom_attributes":{"hotlane_score":0.81,"hotlane_tier":"high"}}` {
+		t.Errorf("attributes body %s", got)
 	}
-	if err := json.Unmarshal(ws[4].Body, &attrs); err != nil {
-		t.Fatal(err)
+}
+
+// TestChatwootOverrides: once someone changes a value Hotlane set, Hotlane
+// leaves that field alone; a decision without the visitor's message does
+// not lower what Hotlane wrote.
+func TestChatwootOverrides(t *testing.T) {
+	on := ChatwootWriteBack{Priority: true, Assign: true, Attributes: true,
+		Teams: map[string]int64{"sales": 2}, Agents: map[string]int64{"sam": 7}}
+	st := ChatwootState{Priority: "high", TeamID: 2, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80"}
+	cases := []struct {
+		name                 string
+		prio, team, assignee *ChatwootChange
+		marked               bool
+		want                 ChatwootState
+	}{
+		{"own writes", &ChatwootChange{Previous: "", Current: "high"}, &ChatwootChange{CurrentID: 2}, &ChatwootChange{CurrentID: 7}, false, st},
+		{"priority cleared", &ChatwootChange{Previous: "high", Current: ""}, nil, nil, true,
+			ChatwootState{Priority: ChatwootLeftAlone, TeamID: 2, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80"}},
+		{"agent reassigned", nil, nil, &ChatwootChange{PreviousID: 7, CurrentID: 9}, true,
+			ChatwootState{Priority: "high", TeamID: 2, AssigneeID: ChatwootLeftAloneID, AttrTier: "high", AttrScore: "0.80"}},
+		{"team unassigned", nil, &ChatwootChange{PreviousID: 2, CurrentID: 0}, nil, true,
+			ChatwootState{Priority: "high", TeamID: ChatwootLeftAloneID, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80"}},
+		{"someone else's change of someone else's value", &ChatwootChange{Previous: "low", Current: "medium"}, nil, nil, false, st},
 	}
-	if attrs.CustomAttributes["plan"] != "pro" || attrs.CustomAttributes["hotlane_tier"] != "high" ||
-		attrs.CustomAttributes["hotlane_score"] != 0.81 || !attrs.Merge {
-		t.Errorf("attributes body %s", ws[4].Body)
+	for _, tc := range cases {
+		got := st
+		if marked := MarkChatwootOverrides(&got, tc.prio, tc.team, tc.assignee); marked != tc.marked || got != tc.want {
+			t.Errorf("%s: marked %v, state %+v; want %v, %+v", tc.name, marked, got, tc.marked, tc.want)
+		}
+	}
+	left := ChatwootState{Priority: ChatwootLeftAlone, TeamID: ChatwootLeftAloneID, AssigneeID: ChatwootLeftAloneID}
+	urgent := ChatwootScored{Tier: model.TierUrgent, Score: 0.95, Route: model.Route{Team: "sales", Owner: "sam"}}
+	if ws, _ := PlanChatwootWrites(left, ChatwootView{}, urgent, on); len(ws) != 1 || ws[0].Kind != ChatwootAttributes {
+		t.Errorf("left alone: writes %v, want the attributes only", ws)
+	}
+	low := ChatwootScored{Tier: model.TierLow, Score: 0.1, Partial: true}
+	if ws, _ := PlanChatwootWrites(st, ChatwootView{Priority: "high"}, low, on); len(ws) != 0 {
+		t.Errorf("a partial decision lowered what Hotlane wrote: %v", ws)
+	}
+	low.Partial = false
+	if ws, _ := PlanChatwootWrites(st, ChatwootView{Priority: "high"}, low, on); len(ws) != 2 {
+		t.Errorf("a full decision did not lower the priority and attributes: %v", ws)
 	}
 }
 

@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,14 +22,15 @@ import (
 type ChatwootStore interface {
 	ClaimChatwootWrites(ctx context.Context, at time.Time, lease time.Duration, limit int) ([]feedback.PendingChatwootWrite, error)
 	FinishChatwootWrite(ctx context.Context, o feedback.ChatwootOutcome) error
-	PurgeChatwootReceipts(ctx context.Context, before time.Time) error
 }
 
 // ChatwootWriter sends the write-back the Chatwoot receiver queued:
 // priorities, assignments, private notes and custom attributes, each one
 // call to Chatwoot's API with the api_access_token header. Failures are
 // retried on feedback.ChatwootRetry's schedule; answers that say the call
-// can never work (400, 404, 422) fail it at once. The queue is in the
+// can never work (400, 403, 404, 422) fail it at once. Custom attributes
+// are merged into the conversation's current set, read just before (some
+// versions of Chatwoot replace the whole set). The queue is in the
 // database, so several processes may run one each and a restarted process
 // goes on where it stopped; a write whose answer was lost is sent again,
 // which Chatwoot takes as the same change (notes excepted: one may show
@@ -63,9 +65,8 @@ type ChatwootWriter struct {
 	// Log receives failures.
 	Log *slog.Logger
 
-	once     sync.Once
-	wake     chan struct{}
-	purgedAt time.Time
+	once sync.Once
+	wake chan struct{}
 }
 
 func (w *ChatwootWriter) init() {
@@ -113,13 +114,6 @@ func (w *ChatwootWriter) Run(ctx context.Context) error {
 func (w *ChatwootWriter) RunOnce(ctx context.Context) (int, error) {
 	w.init()
 	now := orNow(w.Now)
-	if t := now(); t.Sub(w.purgedAt) > time.Minute {
-		if err := w.Store.PurgeChatwootReceipts(ctx, t.Add(-feedback.ChatwootReceiptTTL)); err != nil {
-			orDiscard(w.Log).Warn("purge chatwoot receipts", slog.Any("err", err))
-		} else {
-			w.purgedAt = t
-		}
-	}
 	lease := w.Lease
 	if lease <= 0 {
 		lease = time.Minute
@@ -130,20 +124,19 @@ func (w *ChatwootWriter) RunOnce(ctx context.Context) (int, error) {
 	}
 	attempts := 0
 	for ctx.Err() == nil {
-		due, err := w.Store.ClaimChatwootWrites(ctx, now(), lease, 50)
+		// A round claims no more than it sends at once, so every write is
+		// sent well inside its lease.
+		due, err := w.Store.ClaimChatwootWrites(ctx, now(), lease, workers)
 		if err != nil {
 			return attempts, fmt.Errorf("chatwoot: %w", err)
 		}
 		if len(due) == 0 {
 			return attempts, nil
 		}
-		sem := make(chan struct{}, workers)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for _, p := range due {
-			sem <- struct{}{}
 			wg.Go(func() {
-				defer func() { <-sem }()
 				if w.attempt(ctx, p) {
 					mu.Lock()
 					attempts++
@@ -201,10 +194,14 @@ func (w *ChatwootWriter) attempt(ctx context.Context, p feedback.PendingChatwoot
 }
 
 // final reports whether an answer says the call can never work: the
-// conversation is gone or the body is refused. Others (401 and 403 after
-// a token change, 429, 5xx, no answer) are retried.
+// conversation is gone, the body is refused, or the token may not do it.
+// Others (401 until the token is fixed, 429, 5xx, no answer) are retried.
 func final(status int) bool {
-	return status == http.StatusBadRequest || status == http.StatusNotFound || status == http.StatusUnprocessableEntity
+	switch status {
+	case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 // ChatwootPath is the API path of a write of kind to a conversation.
@@ -240,11 +237,70 @@ func (w *ChatwootWriter) send(ctx context.Context, p feedback.PendingChatwootWri
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(w.BaseURL, "/")+path, bytes.NewReader(p.Body))
-	if err != nil {
-		return 0, errors.New("invalid chatwoot url")
+	body := p.Body
+	if p.Kind == feedback.ChatwootAttributes {
+		if body, err = w.mergeAttributes(ctx, p); err != nil {
+			var se *statusError
+			if errors.As(err, &se) {
+				return se.status, err
+			}
+			return 0, err
+		}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	status, _, err := w.call(ctx, http.MethodPost, path, body)
+	return status, err
+}
+
+// statusError is an answer other than 2xx.
+type statusError struct{ status int }
+
+func (e *statusError) Error() string { return fmt.Sprintf("chatwoot answered %d", e.status) }
+
+// mergeAttributes reads the conversation's custom attributes and returns
+// the body that sets Hotlane's among them, keeping the others.
+func (w *ChatwootWriter) mergeAttributes(ctx context.Context, p feedback.PendingChatwootWrite) ([]byte, error) {
+	var ours struct {
+		CustomAttributes map[string]any `json:"custom_attributes"`
+	}
+	if err := json.Unmarshal(p.Body, &ours); err != nil {
+		return nil, fmt.Errorf("queued attributes: %w", err)
+	}
+	_, got, err := w.call(ctx, http.MethodGet, "/api/v1/accounts/"+strconv.FormatInt(p.AccountID, 10)+
+		"/conversations/"+strconv.FormatInt(p.DisplayID, 10), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read the conversation: %w", err)
+	}
+	var conv struct {
+		CustomAttributes map[string]any `json:"custom_attributes"`
+	}
+	if err := json.Unmarshal(got, &conv); err != nil {
+		return nil, fmt.Errorf("read the conversation: %w", err)
+	}
+	attrs := conv.CustomAttributes
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	for k, v := range ours.CustomAttributes {
+		attrs[k] = v
+	}
+	return json.Marshal(map[string]any{"custom_attributes": attrs, "merge": true})
+}
+
+// call makes one request to Chatwoot's API and returns the status and up
+// to 1 MiB of the answer; an answer other than 2xx is a *statusError.
+func (w *ChatwootWriter) call(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(w.BaseURL, "/")+path, rd)
+	if err != nil {
+		return 0, nil, errors.New("invalid chatwoot url")
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
 	req.Header.Set("api_access_token", w.Token)
 	req.Header.Set("User-Agent", "Hotlane-Chatwoot/1")
 	client := w.Client
@@ -257,14 +313,14 @@ func (w *ChatwootWriter) send(ctx context.Context, p feedback.PendingChatwootWri
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return 0, fmt.Errorf("send: %w", err)
+		return 0, nil, fmt.Errorf("send: %w", err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	got, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, fmt.Errorf("chatwoot answered %d", resp.StatusCode)
+		return resp.StatusCode, got, &statusError{status: resp.StatusCode}
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, got, nil
 }
 
 // noRedirectClient follows no redirects: a redirect is a failed attempt

@@ -65,9 +65,11 @@ const (
 type chatwootStore interface {
 	ClaimChatwootReceipt(ctx context.Context, deliveryID string, at time.Time) (bool, error)
 	ReleaseChatwootReceipt(ctx context.Context, deliveryID string) error
+	PurgeChatwootReceipts(ctx context.Context, before time.Time) error
 	ChatwootConversation(ctx context.Context, conversationID string) (feedback.ChatwootState, error)
-	ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservation) (feedback.ChatwootState, error)
-	QueueChatwootWrites(ctx context.Context, st feedback.ChatwootState, writes []feedback.ChatwootWrite, at time.Time) error
+	ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservation) (feedback.ChatwootState, bool, error)
+	UpdateChatwoot(ctx context.Context, conversationID string, at time.Time,
+		fn func(st *feedback.ChatwootState) []feedback.ChatwootWrite) ([]feedback.ChatwootWrite, error)
 	AddEvent(ctx context.Context, e feedback.Event, idem feedback.Idempotency) (feedback.Event, bool, error)
 	FirstResponseAt(ctx context.Context, conversationID string) (*time.Time, error)
 	Alerts(ctx context.Context, q feedback.AlertQuery) (feedback.AlertPage, error)
@@ -172,6 +174,11 @@ func (s *Server) handleChatwoot(c *gin.Context) {
 	}
 	p.accountID = cw.AccountID
 	store := s.chatwoot
+	s.purgeReceipts(ctx, now)
+	// A delivery is taken once: by its id, and with a secret also by its
+	// signature, so that a captured request replayed within the timestamp
+	// window under another (or no) delivery id is not taken again.
+	var receipts []string
 	delivery := c.GetHeader("X-Chatwoot-Delivery")
 	if delivery != "" {
 		if len(delivery) > 128 || hasControl(delivery) {
@@ -179,26 +186,36 @@ func (s *Server) handleChatwoot(c *gin.Context) {
 			writeError(c, s.log, badRequest("X-Chatwoot-Delivery", "must be at most 128 printable characters"))
 			return
 		}
-		fresh, err := store.ClaimChatwootReceipt(ctx, delivery, now)
+		receipts = append(receipts, "delivery:"+delivery)
+	}
+	if cw.Secret != "" {
+		receipts = append(receipts, "signature:"+c.GetHeader("X-Chatwoot-Signature"))
+	}
+	release := func(ids []string) {
+		for _, id := range ids {
+			if err := store.ReleaseChatwootReceipt(context.WithoutCancel(ctx), id); err != nil {
+				s.log.Warn("release chatwoot receipt", slog.Any("err", err))
+			}
+		}
+	}
+	for i, id := range receipts {
+		fresh, err := store.ClaimChatwootReceipt(ctx, id, now)
 		if err != nil {
+			release(receipts[:i])
 			s.countHook(event, "error")
 			writeError(c, s.log, fmt.Errorf("chatwoot receipt: %w: %w", errUnavailable, err))
 			return
 		}
 		if !fresh {
+			release(receipts[:i])
 			s.countHook(event, "duplicate")
-			c.JSON(http.StatusOK, ignored(event, "", "delivery "+delivery+" was already received"))
+			c.JSON(http.StatusOK, ignored(event, "", "this delivery was already received"))
 			return
 		}
 	}
 	ans, err := s.chatwootEvent(ctx, cw, event, p, now, start)
 	if err != nil {
-		if delivery != "" {
-			// Let Chatwoot's retry of this delivery be taken.
-			if rerr := store.ReleaseChatwootReceipt(context.WithoutCancel(ctx), delivery); rerr != nil {
-				s.log.Warn("release chatwoot receipt", slog.Any("err", rerr))
-			}
-		}
+		release(receipts) // let Chatwoot's retry of this delivery be taken
 		s.countHook(event, "error")
 		var apiErr *APIError
 		if !errors.As(err, &apiErr) && !errors.Is(err, context.Canceled) && !errors.Is(err, errUnavailable) {
@@ -209,6 +226,18 @@ func (s *Server) handleChatwoot(c *gin.Context) {
 	}
 	s.countHook(event, ans.Status)
 	c.JSON(http.StatusOK, ans)
+}
+
+// purgeReceipts forgets, about once a minute, the delivery receipts older
+// than feedback.ChatwootReceiptTTL. Best effort: a failure costs space.
+func (s *Server) purgeReceipts(ctx context.Context, now time.Time) {
+	last := s.receiptsPurged.Load()
+	if now.Unix()-last < 60 || !s.receiptsPurged.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	if err := s.chatwoot.PurgeChatwootReceipts(ctx, now.Add(-feedback.ChatwootReceiptTTL)); err != nil {
+		s.log.Warn("purge chatwoot receipts", slog.Any("err", err))
+	}
 }
 
 func (s *Server) countHook(event, outcome string) {
@@ -305,11 +334,39 @@ func (s *Server) chatwootEvent(ctx context.Context, cw *ChatwootConfig, event st
 		case err != nil:
 			return chatwootAnswer{}, err
 		}
+		if prio, team, assignee := overrideChanges(conv.Changes); prio != nil || team != nil || assignee != nil {
+			// Someone changed a value Hotlane set: leave it to them.
+			_, err := s.chatwoot.UpdateChatwoot(ctx, convID, now, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
+				feedback.MarkChatwootOverrides(st, prio, team, assignee)
+				return nil
+			})
+			if err != nil {
+				return chatwootAnswer{}, err
+			}
+		}
 		if reason := signalsUnchanged(conv.Changes, st); reason != "" {
 			return ignored(event, convID, reason), nil
 		}
 		return s.chatwootScore(ctx, cw, event, p, nil, now, start)
 	}
+}
+
+// overrideChanges reads the changes of priority, team and assignee in a
+// conversation_updated; nil for those it does not carry.
+func overrideChanges(changes []map[string]cwChange) (prio, team, assignee *feedback.ChatwootChange) {
+	for _, ch := range changes {
+		for key, v := range ch {
+			switch key {
+			case "priority":
+				prio = &feedback.ChatwootChange{Previous: v.prevStr(), Current: v.str()}
+			case "team_id":
+				team = &feedback.ChatwootChange{PreviousID: v.prevInt(), CurrentID: v.int()}
+			case "assignee_id":
+				assignee = &feedback.ChatwootChange{PreviousID: v.prevInt(), CurrentID: v.int()}
+			}
+		}
+	}
+	return prio, team, assignee
 }
 
 // signalsUnchanged says why a conversation_updated does not score again,
@@ -440,18 +497,20 @@ func chatwootAgent(cw *ChatwootConfig, p *cwPerson) string {
 	}
 	for owner, id := range cw.WriteBack.Agents {
 		if id == p.ID.v {
-			return truncateRunes(owner, feedback.MaxAgentLen)
+			return strings.TrimSpace(truncateRunes(owner, feedback.MaxAgentLen))
 		}
 	}
 	name := strings.TrimSpace(p.Name)
-	if p.Email != nil && *p.Email != "" {
-		name = *p.Email
+	if p.Email != nil && strings.TrimSpace(*p.Email) != "" {
+		name = strings.TrimSpace(*p.Email)
 	}
 	agent := fmt.Sprintf("chatwoot agent %d", p.ID.v)
 	if name != "" && !hasControl(name) {
-		agent = fmt.Sprintf("%s (chatwoot %d)", name, p.ID.v)
+		// The id stays whole however long the name is.
+		suffix := fmt.Sprintf(" (chatwoot %d)", p.ID.v)
+		agent = strings.TrimSpace(truncateRunes(name, feedback.MaxAgentLen-len(suffix))) + suffix
 	}
-	return truncateRunes(agent, feedback.MaxAgentLen)
+	return agent
 }
 
 // chatwootFirstResponse records an agent's reply as the conversation's
@@ -509,9 +568,14 @@ func (s *Server) chatwootScore(ctx context.Context, cw *ChatwootConfig, event st
 			}
 		}
 	}
-	st, err := s.chatwoot.ObserveChatwoot(ctx, obs)
+	st, fresh, err := s.chatwoot.ObserveChatwoot(ctx, obs)
 	if err != nil {
 		return chatwootAnswer{}, err
+	}
+	if event == "message_created" && !fresh {
+		// Already scored with the conversation_created that brought it,
+		// or a repeated webhook.
+		return ignored(event, convID, "message already scored"), nil
 	}
 	if !hasText && st.LastMessage != nil {
 		text, hasText = *st.LastMessage, true
@@ -527,7 +591,7 @@ func (s *Server) chatwootScore(ctx context.Context, cw *ChatwootConfig, event st
 	if err != nil {
 		return chatwootAnswer{}, err
 	}
-	view := feedback.ChatwootView{CustomAttributes: conv.CustomAttributes}
+	var view feedback.ChatwootView
 	if conv.Priority != nil {
 		view.Priority = *conv.Priority
 	}
@@ -537,23 +601,27 @@ func (s *Server) chatwootScore(ctx context.Context, cw *ChatwootConfig, event st
 	if conv.Meta.Assignee != nil {
 		view.AssigneeID = conv.Meta.Assignee.ID.v
 	}
-	scored := feedback.ChatwootScored{Tier: dec.d.Tier, Score: dec.d.Score, Reasons: dec.d.Reasons, Route: dec.d.Route}
+	scored := feedback.ChatwootScored{Tier: dec.d.Tier, Score: dec.d.Score, Reasons: dec.d.Reasons, Route: dec.d.Route, Partial: !hasText}
 	if cw.WriteBack.Note {
 		scored.Why = reasonText(dec.d.Reasons, s.policyView("").describe, chatwootNoteReasons)
 	}
-	writes, next := feedback.PlanChatwootWrites(st, view, scored, cw.WriteBack)
 	ans := chatwootAnswer{Status: "scored", Event: event, ConversationID: convID, DecisionID: dec.rec.ID,
 		Tier: dec.rec.Tier.String(), Score: &dec.rec.Score}
-	if len(writes) > 0 {
-		if err := s.chatwoot.QueueChatwootWrites(ctx, next, writes, now); err != nil {
-			return chatwootAnswer{}, err
-		}
-		for _, w := range writes {
-			ans.Writes = append(ans.Writes, w.Kind)
-		}
-		if cw.Wake != nil {
-			cw.Wake()
-		}
+	// Planned on the state as committed, with the row held: concurrent
+	// webhooks of the conversation plan one after the other.
+	writes, err := s.chatwoot.UpdateChatwoot(ctx, convID, now, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
+		writes, next := feedback.PlanChatwootWrites(*st, view, scored, cw.WriteBack)
+		*st = next
+		return writes
+	})
+	if err != nil {
+		return chatwootAnswer{}, err
+	}
+	for _, w := range writes {
+		ans.Writes = append(ans.Writes, w.Kind)
+	}
+	if len(writes) > 0 && cw.Wake != nil {
+		cw.Wake()
 	}
 	return ans, nil
 }
@@ -967,14 +1035,24 @@ func (c cwChange) labels() (prev, cur []string) {
 	return prev, read(c.Current)
 }
 
-func (c cwChange) str() string {
+func (c cwChange) str() string { return rawString(c.Current) }
+
+func (c cwChange) prevStr() string { return rawString(c.Previous) }
+
+func (c cwChange) int() int64 { return rawInt(c.Current) }
+
+func (c cwChange) prevInt() int64 { return rawInt(c.Previous) }
+
+func rawString(raw json.RawMessage) string {
 	var s string
-	_ = json.Unmarshal(c.Current, &s)
+	_ = json.Unmarshal(raw, &s)
 	return s
 }
 
-func (c cwChange) int() int64 {
+func rawInt(raw json.RawMessage) int64 {
 	var i cwInt
-	_ = i.UnmarshalJSON(c.Current)
+	if len(raw) > 0 {
+		_ = i.UnmarshalJSON(raw)
+	}
 	return i.v
 }

@@ -91,7 +91,7 @@ func TestChatwootPayloadFiles(t *testing.T) {
 		{"webhook_contact_created.json", "ignored", "event not used by Hotlane"},
 		{"webhook_webwidget_triggered.json", "ignored", "event not used by Hotlane"},
 		{"webhook_conversation_created.json", "scored", ""},
-		{"webhook_message_created.json", "scored", ""},
+		{"webhook_message_created.json", "ignored", "message already scored"},
 		{"webhook_conversation_updated_priority.json", "ignored", "no signal changed"},
 		{"webhook_conversation_updated_assignee.json", "ignored", "no signal changed"},
 		{"webhook_conversation_status_changed.json", "recorded", ""},
@@ -132,8 +132,8 @@ func TestChatwootPayloadFiles(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(ds) != 2 {
-					t.Fatalf("%d decisions, want 2 (created, message)", len(ds))
+				if len(ds) != 1 {
+					t.Fatalf("%d decisions, want 1: the created conversation, whose first message message_created brings again", len(ds))
 				}
 				var sig map[string]any
 				if err := json.Unmarshal(ds[0].Signals, &sig); err != nil {
@@ -207,9 +207,17 @@ func TestChatwootSignature(t *testing.T) {
 	if rec.Code != http.StatusOK || ans.Status != "ignored" || !strings.Contains(ans.Reason, "already received") {
 		t.Errorf("replayed delivery: %d %s, want 200 ignored", rec.Code, rec.Body.String())
 	}
+	headers["X-Chatwoot-Delivery"] = "another-id"
+	if rec, ans := h.postChatwoot(body, headers); rec.Code != http.StatusOK || ans.Status != "ignored" {
+		t.Errorf("replay under another delivery id: %d %s, want 200 ignored", rec.Code, rec.Body.String())
+	}
+	delete(headers, "X-Chatwoot-Delivery")
+	if rec, ans := h.postChatwoot(body, headers); rec.Code != http.StatusOK || ans.Status != "ignored" {
+		t.Errorf("replay without a delivery id: %d %s, want 200 ignored", rec.Code, rec.Body.String())
+	}
 	ds, err := h.store.ConversationDecisions(context.Background(), cwConv, 10)
 	if err != nil || len(ds) != 1 {
-		t.Errorf("%d decisions (%v), want 1: the replay must not score", len(ds), err)
+		t.Errorf("%d decisions (%v), want 1: the replays must not score", len(ds), err)
 	}
 }
 
@@ -259,14 +267,17 @@ func TestChatwootBadInput(t *testing.T) {
 	}
 }
 
-// fakeChatwoot stands in for Chatwoot's API: it records each request and
-// answers with fail(request number) (0: 200).
+// fakeChatwoot stands in for Chatwoot's API: it records each request,
+// answers with fail(request number) (0: 200), and keeps the
+// conversation's custom attributes as Chatwoot does: GET shows them, and
+// POST custom_attributes replaces the whole set.
 type fakeChatwoot struct {
-	t    *testing.T
-	mu   sync.Mutex
-	reqs []cwRequest
-	fail func(n int) int
-	srv  *httptest.Server
+	t     *testing.T
+	mu    sync.Mutex
+	reqs  []cwRequest
+	fail  func(n int) int
+	attrs map[string]any
+	srv   *httptest.Server
 }
 
 type cwRequest struct {
@@ -276,14 +287,17 @@ type cwRequest struct {
 }
 
 func newFakeChatwoot(t *testing.T, fail func(n int) int) *fakeChatwoot {
-	f := &fakeChatwoot{t: t, fail: fail}
+	f := &fakeChatwoot{t: t, fail: fail, attrs: map[string]any{"deal_size": 50000.0, "owner": "sam@example.com", "plan": "pro"}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		var body map[string]any
-		if err := json.Unmarshal(b, &body); err != nil {
-			t.Errorf("%s: body %q is not a JSON object", r.URL.Path, b)
+		if r.Method == http.MethodPost {
+			if err := json.Unmarshal(b, &body); err != nil {
+				t.Errorf("%s: body %q is not a JSON object", r.URL.Path, b)
+			}
 		}
 		f.mu.Lock()
+		defer f.mu.Unlock()
 		status := 200
 		if f.fail != nil {
 			if s := f.fail(len(f.reqs)); s != 0 {
@@ -292,8 +306,14 @@ func newFakeChatwoot(t *testing.T, fail func(n int) int) *fakeChatwoot {
 		}
 		f.reqs = append(f.reqs, cwRequest{Method: r.Method, Path: r.URL.Path, Token: r.Header.Get("api_access_token"),
 			ContentType: r.Header.Get("Content-Type"), Body: body, Status: status})
-		f.mu.Unlock()
 		w.WriteHeader(status)
+		switch {
+		case status != 200:
+		case r.Method == http.MethodGet:
+			_ = json.NewEncoder(w).Encode(map[string]any{"id": 123, "custom_attributes": f.attrs})
+		case strings.HasSuffix(r.URL.Path, "/custom_attributes"):
+			f.attrs, _ = body["custom_attributes"].(map[string]any)
+		}
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -303,6 +323,11 @@ func (f *fakeChatwoot) requests() []cwRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.reqs)
+}
+
+// posts are the writes among the requests.
+func (f *fakeChatwoot) posts() []cwRequest {
+	return slices.DeleteFunc(f.requests(), func(r cwRequest) bool { return r.Method != http.MethodPost })
 }
 
 func (f *fakeChatwoot) writer(h *harness) *jobs.ChatwootWriter {
@@ -350,10 +375,15 @@ func TestChatwootWriteBack(t *testing.T) {
 			if n := len(api.requests()); n != 0 {
 				t.Fatalf("the webhook called Chatwoot %d times; writes go through the outbox", n)
 			}
+			// An agent sets an attribute after the webhook: the write
+			// keeps it.
+			api.mu.Lock()
+			api.attrs["region"] = "emea"
+			api.mu.Unlock()
 			if _, err := api.writer(h).RunOnce(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			reqs := api.requests()
+			reqs := api.posts()
 			if len(reqs) != len(wantKinds) {
 				t.Fatalf("%d requests, want %d: %+v", len(reqs), len(wantKinds), reqs)
 			}
@@ -387,8 +417,11 @@ func TestChatwootWriteBack(t *testing.T) {
 			}
 			attrs := reqs[4]
 			ca, _ := attrs.Body["custom_attributes"].(map[string]any)
+			if all := api.requests(); all[len(all)-2].Method != http.MethodGet || all[len(all)-2].Path != "/api/v1/accounts/1/conversations/123" {
+				t.Errorf("the attributes were not read before they were written: %+v", all[len(all)-2])
+			}
 			if attrs.Path != "/api/v1/accounts/1/conversations/123/custom_attributes" || ca["hotlane_tier"] != "high" ||
-				ca["deal_size"] != 50000.0 || attrs.Body["merge"] != true {
+				ca["deal_size"] != 50000.0 || ca["region"] != "emea" || attrs.Body["merge"] != true {
 				t.Errorf("attributes: %s %v", attrs.Path, attrs.Body)
 			}
 			if _, ok := ca["hotlane_score"].(float64); !ok {
@@ -433,9 +466,16 @@ func TestChatwootRetry(t *testing.T) {
 		}
 		h.clock.Add(11 * time.Second)
 	}
-	failed := len(api.requests())
-	if failed == 0 {
-		t.Fatal("no attempt while Chatwoot was down")
+	// While Chatwoot is down only the first write is tried: the others
+	// wait behind it, so they reach Chatwoot in order.
+	down1 := api.posts()
+	if len(down1) < 2 {
+		t.Fatalf("%d attempts while Chatwoot was down, want the first write retried", len(down1))
+	}
+	for _, r := range down1 {
+		if !strings.HasSuffix(r.Path, "/toggle_priority") {
+			t.Errorf("while the priority write waits, %s was sent", r.Path)
+		}
 	}
 	mu.Lock()
 	down = false
@@ -447,9 +487,11 @@ func TestChatwootRetry(t *testing.T) {
 		}
 	}
 	ok := map[string]int{}
-	for _, r := range api.requests() {
+	var order []string
+	for _, r := range api.posts() {
 		if r.Status == 200 {
 			ok[r.Path+" "+mustJSON(t, r.Body)]++
+			order = append(order, r.Path[strings.LastIndex(r.Path, "/")+1:])
 		}
 	}
 	if len(ok) != 5 {
@@ -460,13 +502,16 @@ func TestChatwootRetry(t *testing.T) {
 			t.Errorf("%s delivered %d times, want once", k, n)
 		}
 	}
+	if want := []string{"toggle_priority", "assignments", "assignments", "messages", "custom_attributes"}; !slices.Equal(order, want) {
+		t.Errorf("delivered in the order %v, want %v", order, want)
+	}
 	ws, err := h.store.ChatwootWrites(ctx, cwConv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range ws {
-		if w.Status != feedback.DeliveryDelivered || w.Attempts < 2 {
-			t.Errorf("write %s: %s after %d attempts, want delivered after a retry", w.Kind, w.Status, w.Attempts)
+	for i, w := range ws {
+		if w.Status != feedback.DeliveryDelivered || (i == 0) != (w.Attempts > 1) {
+			t.Errorf("write %s: %s after %d attempts, want delivered, the first after a retry", w.Kind, w.Status, w.Attempts)
 		}
 	}
 
@@ -490,9 +535,59 @@ func TestChatwootRetry(t *testing.T) {
 	}
 }
 
-// TestChatwootNoLoop: the conversation_updated that Hotlane's own writes
-// cause neither scores nor writes again; a signal an agent changes does
-// score, and writes only what changed.
+// echoChatwoot plays Chatwoot: it applies one of Hotlane's writes to the
+// conversation conv (a conversation payload) and returns the webhook
+// Chatwoot sends for that change.
+func echoChatwoot(t *testing.T, conv map[string]any, r cwRequest) []byte {
+	t.Helper()
+	meta := conv["meta"].(map[string]any)
+	change := func(key string, prev, cur any) {
+		conv["event"] = "conversation_updated"
+		conv["changed_attributes"] = []any{map[string]any{key: map[string]any{"previous_value": prev, "current_value": cur}},
+			map[string]any{"updated_at": map[string]any{"previous_value": "a", "current_value": "b"}}}
+	}
+	switch {
+	case strings.HasSuffix(r.Path, "/toggle_priority"):
+		change("priority", conv["priority"], r.Body["priority"])
+		conv["priority"] = r.Body["priority"]
+	case strings.HasSuffix(r.Path, "/assignments") && r.Body["team_id"] != nil:
+		var prev any
+		if team, ok := meta["team"].(map[string]any); ok {
+			prev = team["id"]
+		}
+		change("team_id", prev, r.Body["team_id"])
+		meta["team"] = map[string]any{"id": r.Body["team_id"], "name": "sales"}
+	case strings.HasSuffix(r.Path, "/assignments"):
+		var prev any
+		if a, ok := meta["assignee"].(map[string]any); ok {
+			prev = a["id"]
+		}
+		change("assignee_id", prev, r.Body["assignee_id"])
+		meta["assignee"] = map[string]any{"id": r.Body["assignee_id"], "name": "Sam Agent", "type": "user"}
+	case strings.HasSuffix(r.Path, "/custom_attributes"):
+		change("custom_attributes", conv["custom_attributes"], r.Body["custom_attributes"])
+		conv["custom_attributes"] = r.Body["custom_attributes"]
+	case strings.HasSuffix(r.Path, "/messages"):
+		// The note arrives as the token's user's private message.
+		return cwEdit(t, cwFile(t, "webhook_message_created.json"), func(m map[string]any) {
+			m["id"], m["message_type"], m["private"], m["content"] = 9990, "outgoing", true, r.Body["content"]
+			m["sender"] = map[string]any{"id": 1, "name": "Hotlane", "type": "user"}
+			m["conversation"] = conv
+		})
+	default:
+		t.Fatalf("unexpected write %s", r.Path)
+	}
+	b, err := json.Marshal(conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestChatwootNoLoop: Chatwoot answers each of Hotlane's writes with the
+// webhook that change causes; fed back, none scores or writes again, so
+// the loop ends. A signal an agent changes does score and writes only
+// what changed, and a value an agent changes stays theirs.
 func TestChatwootNoLoop(t *testing.T) {
 	h := newHarness(t, "sqlite", Config{Chatwoot: cwConfig("")})
 	h.publish(testPolicy)
@@ -501,70 +596,113 @@ func TestChatwootNoLoop(t *testing.T) {
 	if rec, _ := h.postChatwoot(created, nil); rec.Code != 200 {
 		t.Fatalf("created: %d %s", rec.Code, rec.Body.String())
 	}
-	ctx := context.Background()
-	if _, err := api.writer(h).RunOnce(ctx); err != nil {
+	var conv map[string]any
+	if err := json.Unmarshal(created, &conv); err != nil {
 		t.Fatal(err)
 	}
-	attrs := api.requests()[4].Body["custom_attributes"]
-	// What Chatwoot sends back after each of Hotlane's writes.
-	own := []func(m map[string]any){
-		func(m map[string]any) {
-			m["priority"] = "high"
-			m["changed_attributes"] = []any{map[string]any{"priority": map[string]any{"previous_value": nil, "current_value": "high"}}}
-		},
-		func(m map[string]any) {
-			m["meta"].(map[string]any)["team"] = map[string]any{"id": 2, "name": "sales"}
-			m["changed_attributes"] = []any{map[string]any{"team_id": map[string]any{"previous_value": nil, "current_value": 2}}}
-		},
-		func(m map[string]any) {
-			m["meta"].(map[string]any)["assignee"] = map[string]any{"id": 7, "name": "Sam Agent", "type": "user"}
-			m["changed_attributes"] = []any{map[string]any{"assignee_id": map[string]any{"previous_value": nil, "current_value": 7}}}
-		},
-		func(m map[string]any) {
-			prev := m["custom_attributes"]
-			m["custom_attributes"] = attrs
-			m["changed_attributes"] = []any{map[string]any{"custom_attributes": map[string]any{"previous_value": prev, "current_value": attrs}},
-				map[string]any{"updated_at": map[string]any{"previous_value": "a", "current_value": "b"}}}
-		},
-	}
-	for i, edit := range own {
-		body := cwEdit(t, cwFile(t, "webhook_conversation_updated_priority.json"), func(m map[string]any) {
-			m["custom_attributes"] = map[string]any{"deal_size": 50000, "owner": "sam@example.com", "plan": "pro"}
-			edit(m)
-		})
-		rec, ans := h.postChatwoot(body, nil)
-		if rec.Code != 200 || ans.Status != "ignored" || ans.Reason != "Hotlane's own change" {
-			t.Errorf("own change %d: %d %s, want ignored as Hotlane's own", i, rec.Code, rec.Body.String())
+	ctx := context.Background()
+	w := api.writer(h)
+	sent := 0
+	for round := 0; ; round++ {
+		if _, err := w.RunOnce(ctx); err != nil {
+			t.Fatal(err)
 		}
+		posts := api.posts()
+		if len(posts) == sent {
+			break
+		}
+		if round > 0 {
+			t.Fatalf("round %d: Hotlane wrote again after its own changes: %+v", round, posts[sent:])
+		}
+		for _, r := range posts[sent:] {
+			rec, ans := h.postChatwoot(echoChatwoot(t, conv, r), nil)
+			if rec.Code != 200 || ans.Status != "ignored" {
+				t.Errorf("echo of %s: %d %s, want ignored", r.Path, rec.Code, rec.Body.String())
+			}
+		}
+		sent = len(posts)
 	}
 	ds, _ := h.store.ConversationDecisions(ctx, cwConv, 10)
-	ws, _ := h.store.ChatwootWrites(ctx, cwConv)
-	if len(ds) != 1 || len(ws) != 5 {
-		t.Errorf("%d decisions and %d writes after Hotlane's own updates, want 1 and 5", len(ds), len(ws))
+	if len(ds) != 1 || sent != 5 {
+		t.Errorf("%d decisions and %d writes after the echoes, want 1 and 5", len(ds), sent)
 	}
 
 	// An agent changes the plan: scored again, same tier and score,
 	// nothing to write.
-	body := cwEdit(t, cwFile(t, "webhook_conversation_updated_priority.json"), func(m map[string]any) {
-		m["priority"] = "high"
-		m["meta"].(map[string]any)["team"] = map[string]any{"id": 2, "name": "sales"}
-		m["meta"].(map[string]any)["assignee"] = map[string]any{"id": 7, "name": "Sam Agent", "type": "user"}
-		cur := map[string]any{"deal_size": 50000, "owner": "sam@example.com", "plan": "enterprise", "hotlane_tier": "high"}
-		m["custom_attributes"] = cur
-		m["changed_attributes"] = []any{map[string]any{"custom_attributes": map[string]any{"previous_value": attrs, "current_value": cur}}}
-	})
+	cur := map[string]any{}
+	for k, v := range conv["custom_attributes"].(map[string]any) {
+		cur[k] = v
+	}
+	cur["plan"] = "enterprise"
+	conv["changed_attributes"] = []any{map[string]any{"custom_attributes": map[string]any{"previous_value": conv["custom_attributes"], "current_value": cur}}}
+	conv["custom_attributes"], conv["event"] = cur, "conversation_updated"
+	body, _ := json.Marshal(conv)
 	rec, ans := h.postChatwoot(body, nil)
 	if rec.Code != 200 || ans.Status != "scored" || len(ans.Writes) != 0 {
 		t.Errorf("agent change: %d %s, want scored with no writes", rec.Code, rec.Body.String())
 	}
-	// An agent sets another priority: Hotlane leaves it alone from then on.
-	body = cwEdit(t, bigDeal(t, "webhook_message_created.json"), func(m map[string]any) {
-		m["id"] = 9877
-		m["conversation"].(map[string]any)["priority"] = "urgent"
+
+	// An agent sets the priority to low and takes the conversation: both
+	// stay theirs when a new message makes it urgent.
+	for _, ch := range []map[string]any{
+		{"priority": map[string]any{"previous_value": "high", "current_value": "low"}},
+		{"assignee_id": map[string]any{"previous_value": 7, "current_value": 9}},
+	} {
+		conv["changed_attributes"] = []any{ch}
+		body, _ := json.Marshal(conv)
+		if rec, ans := h.postChatwoot(body, nil); rec.Code != 200 || ans.Status != "ignored" {
+			t.Errorf("agent's change %v: %d %s", ch, rec.Code, rec.Body.String())
+		}
+	}
+	conv["priority"] = "low"
+	conv["meta"].(map[string]any)["assignee"] = map[string]any{"id": 9, "name": "Kim Agent", "type": "user"}
+	cur["deal_size"] = 500000
+	msg := cwEdit(t, cwFile(t, "webhook_message_created.json"), func(m map[string]any) {
+		m["id"], m["content"], m["conversation"] = 9877, "We need this today, urgent", conv
 	})
-	rec, ans = h.postChatwoot(body, nil)
-	if rec.Code != 200 || ans.Status != "scored" || slices.Contains(ans.Writes, "priority") {
-		t.Errorf("after an agent's priority: %d %s, want scored without a priority write", rec.Code, rec.Body.String())
+	h.publish(strings.Replace(testPolicy, "- {name: big-deal,", "- {name: huge, expression: \"deal_size >= 100000\", points: 3, tier_floor: urgent}\n  - {name: big-deal,", 1))
+	rec, ans = h.postChatwoot(msg, nil)
+	if rec.Code != 200 || ans.Tier != "urgent" || slices.Contains(ans.Writes, "priority") || slices.Contains(ans.Writes, "assignee") {
+		t.Errorf("after the agent's changes: %d %s, want urgent without priority or agent writes", rec.Code, rec.Body.String())
+	}
+	if !slices.Contains(ans.Writes, "note") {
+		t.Errorf("the rise to urgent wrote no note: %v", ans.Writes)
+	}
+}
+
+// TestChatwootConcurrentWebhooks: webhooks of one conversation handled
+// at once plan one after the other: one note for the rise, not one per
+// webhook.
+func TestChatwootConcurrentWebhooks(t *testing.T) {
+	for _, engine := range engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			h := newHarness(t, engine, Config{Chatwoot: cwConfig("")})
+			h.publish(testPolicy)
+			var wg sync.WaitGroup
+			for i := range 8 {
+				body := bigDeal(t, "webhook_message_created.json")
+				body = cwEdit(t, body, func(m map[string]any) { m["id"] = 9876 + i })
+				wg.Go(func() {
+					if rec, _ := h.postChatwoot(body, nil); rec.Code != 200 {
+						t.Errorf("message %d: %d %s", i, rec.Code, rec.Body.String())
+					}
+				})
+			}
+			wg.Wait()
+			ws, err := h.store.ChatwootWrites(context.Background(), cwConv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := map[string]int{}
+			for _, w := range ws {
+				if w.Status == feedback.DeliveryPending {
+					kinds[w.Kind]++
+				}
+			}
+			if kinds["note"] != 1 || kinds["priority"] != 1 || kinds["attributes"] != 1 {
+				t.Errorf("pending writes %v, want one note, one priority, one attributes", kinds)
+			}
+		})
 	}
 }
 
@@ -700,22 +838,26 @@ func TestChatwootConversationPanel(t *testing.T) {
 	if rec, _ := h.postChatwoot(bigDeal(t, "webhook_conversation_created.json"), nil); rec.Code != 200 {
 		t.Fatalf("created: %d %s", rec.Code, rec.Body.String())
 	}
-	if _, err := api.writer(h).RunOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	rec := h.page(http.MethodGet, "/conversations/"+cwConv, nil, cookie, nil)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("page: %d %s", rec.Code, rec.Body.String())
-	}
-	body := rec.Body.String()
-	for _, want := range []string{
-		`href="https://chat.example.com/app/accounts/1/conversations/123"`,
-		"priority high", "retrying after 1 failed attempts (chatwoot answered 502)",
-		"assign team 2", "assign agent 7", "private note: Hotlane: HIGH priority", "attributes hotlane_tier high", "delivered",
+	w := api.writer(h)
+	for i, wants := range [][]string{
+		{`href="https://chat.example.com/app/accounts/1/conversations/123"`, "priority high",
+			"retrying after 1 failed attempts (chatwoot answered 502)", "queued",
+			"assign team 2", "assign agent 7", "private note: Hotlane: HIGH priority", "attributes hotlane_tier high"},
+		{"delivered after 2 attempts", "<td>delivered</td>"},
 	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("the conversation page lacks %q", want)
+		if _, err := w.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
 		}
+		rec := h.page(http.MethodGet, "/conversations/"+cwConv, nil, cookie, nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("page: %d %s", rec.Code, rec.Body.String())
+		}
+		for _, want := range wants {
+			if !strings.Contains(rec.Body.String(), want) {
+				t.Errorf("pass %d: the conversation page lacks %q", i, want)
+			}
+		}
+		h.clock.Add(11 * time.Second)
 	}
 	// Another platform's conversation has no Chatwoot panel.
 	h.score(`{"conversation_id":"web-1","channel":"web","signals":{}}`)

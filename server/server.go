@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -130,8 +131,11 @@ type Server struct {
 	web      webStore
 	auditLog auditLog
 	chatwoot chatwootStore
-	pages    *templates.Engine
-	logins   *loginLimiter
+	// receiptsPurged is when Chatwoot's old delivery receipts were last
+	// purged (Unix seconds).
+	receiptsPurged atomic.Int64
+	pages          *templates.Engine
+	logins         *loginLimiter
 
 	backtests    chan struct{} // one backtest at a time
 	events       *broker

@@ -124,10 +124,11 @@ func (s *Store) ChatwootConversation(ctx context.Context, conversationID string)
 // the last one counted is counted once (so a message seen in both
 // conversation_created and message_created, or a repeated webhook, counts
 // once).
-func (s *Store) ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservation) (feedback.ChatwootState, error) {
+func (s *Store) ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservation) (st feedback.ChatwootState, newMessage bool, err error) {
 	at := normTime(o.At)
 	var out chatwootConversationRow
-	err := retry(ctx, func() error {
+	err = retry(ctx, func() error {
+		newMessage = false
 		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var row chatwootConversationRow
 			q := tx.Where("conversation_id = ?", o.ConversationID)
@@ -177,6 +178,8 @@ func (s *Store) ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservat
 					if err := tx.Where("conversation_id = ?", o.ConversationID).Take(&row).Error; err != nil {
 						return err
 					}
+				} else {
+					newMessage = true
 				}
 			}
 			out = row
@@ -184,21 +187,38 @@ func (s *Store) ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservat
 		})
 	})
 	if err != nil {
-		return feedback.ChatwootState{}, fmt.Errorf("store: observe chatwoot conversation %q: %w", o.ConversationID, translate(err))
+		return feedback.ChatwootState{}, false, fmt.Errorf("store: observe chatwoot conversation %q: %w", o.ConversationID, translate(err))
 	}
-	return out.toState(), nil
+	return out.toState(), newMessage, nil
 }
 
-// QueueChatwootWrites records what Hotlane asks Chatwoot to show (st's
-// written fields) and queues the writes, due at, in one transaction. A
-// pending write of the same kind to the same conversation that no worker
-// holds is superseded: only the latest priority, assignment or attributes
-// go out. Notes are never superseded.
-func (s *Store) QueueChatwootWrites(ctx context.Context, st feedback.ChatwootState, writes []feedback.ChatwootWrite, at time.Time) error {
+// UpdateChatwoot changes what Hotlane remembers of a Chatwoot
+// conversation and queues writes, in one transaction that holds the
+// conversation's row: fn gets the state as committed and returns the
+// writes to queue, changing the state as it goes (what it asked
+// Chatwoot to show). Concurrent webhooks of one conversation so plan one
+// after the other, each seeing what the last queued. A pending write of
+// the same kind that no worker holds is superseded: only the latest
+// priority, assignment or attributes go out; notes never are. The
+// conversation must have been observed (ErrNotFound otherwise).
+func (s *Store) UpdateChatwoot(ctx context.Context, conversationID string, at time.Time,
+	fn func(st *feedback.ChatwootState) []feedback.ChatwootWrite) ([]feedback.ChatwootWrite, error) {
 	at = normTime(at)
+	var queued []feedback.ChatwootWrite
 	err := retry(ctx, func() error {
+		queued = nil
 		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			err := tx.Model(&chatwootConversationRow{}).Where("conversation_id = ?", st.ConversationID).
+			var row chatwootConversationRow
+			q := tx.Where("conversation_id = ?", conversationID)
+			if s.dialect == DialectPostgres {
+				q = q.Clauses(clauseForUpdate)
+			}
+			if err := q.Take(&row).Error; err != nil {
+				return err
+			}
+			st := row.toState()
+			writes := fn(&st)
+			err := tx.Model(&chatwootConversationRow{}).Where("conversation_id = ?", conversationID).
 				Updates(map[string]any{"priority": st.Priority, "team_id": st.TeamID, "assignee_id": st.AssigneeID,
 					"noted_tier": st.NotedTier.String(), "attr_tier": st.AttrTier, "attr_score": st.AttrScore, "updated_at": at}).Error
 			if err != nil {
@@ -210,14 +230,14 @@ func (s *Store) QueueChatwootWrites(ctx context.Context, st feedback.ChatwootSta
 				if w.Kind != feedback.ChatwootNote {
 					kinds = append(kinds, w.Kind)
 				}
-				rows = append(rows, chatwootWriteRow{ID: uuid.Must(uuid.NewV7()).String(), ConversationID: st.ConversationID,
-					AccountID: w.AccountID, DisplayID: w.DisplayID, Kind: w.Kind, Body: string(w.Body),
+				rows = append(rows, chatwootWriteRow{ID: uuid.Must(uuid.NewV7()).String(), ConversationID: conversationID,
+					AccountID: row.AccountID, DisplayID: row.DisplayID, Kind: w.Kind, Body: string(w.Body),
 					Status: feedback.DeliveryPending, NextAttemptAt: at, CreatedAt: at})
 			}
 			if len(kinds) > 0 {
 				err := tx.Model(&chatwootWriteRow{}).
 					Where("conversation_id = ? AND kind IN ? AND status = ? AND (claim = '' OR next_attempt_at <= ?)",
-						st.ConversationID, kinds, feedback.DeliveryPending, at).
+						conversationID, kinds, feedback.DeliveryPending, at).
 					Updates(map[string]any{"status": feedback.ChatwootSuperseded, "claim": ""}).Error
 				if err != nil {
 					return err
@@ -226,20 +246,27 @@ func (s *Store) QueueChatwootWrites(ctx context.Context, st feedback.ChatwootSta
 			if len(rows) == 0 {
 				return nil
 			}
-			return tx.Create(&rows).Error
+			if err := tx.Create(&rows).Error; err != nil {
+				return err
+			}
+			for _, r := range rows {
+				queued = append(queued, r.toWrite())
+			}
+			return nil
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("store: queue chatwoot writes of %q: %w", st.ConversationID, translate(err))
+		return nil, fmt.Errorf("store: update chatwoot conversation %q: %w", conversationID, translate(err))
 	}
-	return nil
+	return queued, nil
 }
 
 // ClaimChatwootWrites takes up to limit pending writes due at or before
-// at and leases them until at+lease. It takes at most one write per
-// conversation, the oldest due, and none of a conversation that has a
-// write out under a lease, so the writes of one conversation reach
-// Chatwoot in the order they were queued. Safe to run from several
+// at and leases them until at+lease. Of each conversation it takes only
+// the oldest pending write, and only when it is due: a write leased to a
+// worker or waiting for its retry holds the ones queued after it, so the
+// writes of one conversation reach Chatwoot in the order they were queued
+// (a team before the agent of that team). Safe to run from several
 // processes at once.
 func (s *Store) ClaimChatwootWrites(ctx context.Context, at time.Time, lease time.Duration, limit int) ([]feedback.PendingChatwootWrite, error) {
 	at = normTime(at)
@@ -250,11 +277,14 @@ func (s *Store) ClaimChatwootWrites(ctx context.Context, at time.Time, lease tim
 	var out []feedback.PendingChatwootWrite
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var ids []string
+		// PostgreSQL does not lock rows of a window query, so the
+		// candidates are chosen first and locked here; the outer
+		// predicates are checked again on the locked rows, so a write
+		// another worker claimed or superseded meanwhile is skipped.
 		q := tx.Model(&chatwootWriteRow{}).Select("id").
+			Where("status = ? AND next_attempt_at <= ?", feedback.DeliveryPending, at).
 			Where(`id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY conversation_id ORDER BY created_at, id) AS rn
-  FROM chatwoot_writes WHERE status = ? AND next_attempt_at <= ?) ranked WHERE rn = 1)`, feedback.DeliveryPending, at).
-			Where(`NOT EXISTS (SELECT 1 FROM chatwoot_writes o WHERE o.conversation_id = chatwoot_writes.conversation_id
-  AND o.status = ? AND o.claim <> '' AND o.next_attempt_at > ?)`, feedback.DeliveryPending, at).
+  FROM chatwoot_writes WHERE status = ?) ranked WHERE rn = 1)`, feedback.DeliveryPending).
 			Order("next_attempt_at, id").Limit(limit)
 		if s.dialect == DialectPostgres {
 			q = q.Clauses(clauseSkipLock)
@@ -265,7 +295,7 @@ func (s *Store) ClaimChatwootWrites(ctx context.Context, at time.Time, lease tim
 		if len(ids) == 0 {
 			return nil
 		}
-		if err := tx.Model(&chatwootWriteRow{}).Where("id IN ?", ids).
+		if err := tx.Model(&chatwootWriteRow{}).Where("id IN ? AND status = ? AND next_attempt_at <= ?", ids, feedback.DeliveryPending, at).
 			Updates(map[string]any{"claim": claim, "next_attempt_at": at.Add(lease)}).Error; err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestObserveChatwoot(t *testing.T) {
 		obs := func(display, contact, msg int64) feedback.ChatwootState {
 			t.Helper()
 			text := "hi"
-			st, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: feedback.ChatwootConversationID(1, display),
+			st, _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: feedback.ChatwootConversationID(1, display),
 				AccountID: 1, DisplayID: display, ContactID: contact, MessageID: msg, Message: &text, At: at})
 			if err != nil {
 				t.Fatal(err)
@@ -29,8 +30,13 @@ func TestObserveChatwoot(t *testing.T) {
 		if st := obs(10, 42, 0); st.Messages != 0 || st.Returning {
 			t.Errorf("first sight: %+v", st)
 		}
-		for _, msg := range []int64{100, 100, 99, 101, 101} {
-			obs(10, 42, msg)
+		hi := "hi"
+		for i, msg := range []int64{100, 100, 99, 101, 101} {
+			_, fresh, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: "chatwoot-1-10",
+				AccountID: 1, DisplayID: 10, ContactID: 42, MessageID: msg, Message: &hi, At: at})
+			if err != nil || fresh != (i == 0 || i == 3) {
+				t.Errorf("message %d (#%d): new %v, %v", msg, i, fresh, err)
+			}
 		}
 		st := obs(10, 42, 0)
 		if st.Messages != 2 || st.LastMessageID != 101 || st.LastMessage == nil || *st.LastMessage != "hi" {
@@ -58,17 +64,19 @@ func TestChatwootWriteQueue(t *testing.T) {
 		queue := func(display int64, kinds ...string) {
 			t.Helper()
 			id := feedback.ChatwootConversationID(1, display)
-			st, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: display, At: at})
-			if err != nil {
+			if _, _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: display, At: at}); err != nil {
 				t.Fatal(err)
 			}
-			st.Priority, st.NotedTier = "high", model.TierHigh
-			var ws []feedback.ChatwootWrite
-			for _, k := range kinds {
-				ws = append(ws, feedback.ChatwootWrite{AccountID: 1, DisplayID: display, Kind: k, Body: []byte(`{"k":"` + k + `"}`)})
-			}
-			if err := s.QueueChatwootWrites(ctx, st, ws, at); err != nil {
-				t.Fatal(err)
+			queued, err := s.UpdateChatwoot(ctx, id, at, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
+				st.Priority, st.NotedTier = "high", model.TierHigh
+				var ws []feedback.ChatwootWrite
+				for _, k := range kinds {
+					ws = append(ws, feedback.ChatwootWrite{Kind: k, Body: []byte(`{"k":"` + k + `"}`)})
+				}
+				return ws
+			})
+			if err != nil || len(queued) != len(kinds) || queued[0].DisplayID != display || queued[0].Status != feedback.DeliveryPending {
+				t.Fatalf("queued %+v, %v", queued, err)
 			}
 			at = at.Add(time.Millisecond)
 		}
@@ -144,6 +152,113 @@ func TestChatwootWriteQueue(t *testing.T) {
 		}
 		if fresh, _ := s.ClaimChatwootReceipt(ctx, "d-1", at); !fresh {
 			t.Error("a purged delivery id is not taken again")
+		}
+	})
+}
+
+// TestChatwootWriteOrderAcrossRetries: a write waiting for its retry
+// holds the conversation's later writes; other conversations go on.
+func TestChatwootWriteOrderAcrossRetries(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		for _, display := range []int64{1, 2} {
+			id := feedback.ChatwootConversationID(1, display)
+			if _, _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: display, At: at}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.UpdateChatwoot(ctx, id, at, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
+				return []feedback.ChatwootWrite{{Kind: feedback.ChatwootTeam, Body: []byte(`{}`)}, {Kind: feedback.ChatwootAssignee, Body: []byte(`{}`)}}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		claim := func(at time.Time) []string {
+			t.Helper()
+			got, err := s.ClaimChatwootWrites(ctx, at, time.Minute, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, w := range got {
+				out = append(out, w.ConversationID+" "+w.Kind)
+				o := feedback.ChatwootOutcome{ID: w.ID, Claim: w.Claim, At: at, Delivered: true}
+				if w.ConversationID == "chatwoot-1-1" && w.Kind == feedback.ChatwootTeam && w.Attempts == 0 {
+					retry := at.Add(30 * time.Second)
+					o.Delivered, o.StatusCode, o.Error, o.RetryAt = false, 503, "chatwoot answered 503", &retry
+				}
+				if err := s.FinishChatwootWrite(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			slices.Sort(out)
+			return out
+		}
+		if got, want := claim(at), []string{"chatwoot-1-1 team", "chatwoot-1-2 team"}; !slices.Equal(got, want) {
+			t.Errorf("first round %v, want %v", got, want)
+		}
+		// Conversation 1's team waits for its retry; its agent waits too.
+		if got, want := claim(at.Add(time.Second)), []string{"chatwoot-1-2 assignee"}; !slices.Equal(got, want) {
+			t.Errorf("while the team waits %v, want %v", got, want)
+		}
+		if got, want := claim(at.Add(31*time.Second)), []string{"chatwoot-1-1 team"}; !slices.Equal(got, want) {
+			t.Errorf("at the retry %v, want %v", got, want)
+		}
+		if got, want := claim(at.Add(32*time.Second)), []string{"chatwoot-1-1 assignee"}; !slices.Equal(got, want) {
+			t.Errorf("after the retry %v, want %v", got, want)
+		}
+	})
+}
+
+// TestChatwootClaimsDoNotOverlap: workers claiming at once never get the
+// same write, so none is sent twice.
+func TestChatwootClaimsDoNotOverlap(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		const convs = 60
+		for d := int64(1); d <= convs; d++ {
+			id := feedback.ChatwootConversationID(1, d)
+			if _, _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: d, At: at}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.UpdateChatwoot(ctx, id, at, func(*feedback.ChatwootState) []feedback.ChatwootWrite {
+				return []feedback.ChatwootWrite{{Kind: feedback.ChatwootNote, Body: []byte(`{}`)}}
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				for {
+					got, err := s.ClaimChatwootWrites(ctx, at, time.Minute, 4)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, w := range got {
+						seen[w.ID]++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(seen) != convs {
+			t.Errorf("%d writes claimed, want %d", len(seen), convs)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("write %s claimed %d times", id, n)
+			}
 		}
 	})
 }
