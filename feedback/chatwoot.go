@@ -27,6 +27,17 @@ const (
 	ChatwootAttributes = "attributes"
 )
 
+// ChatwootLane is the lane of a write kind: the writes of one lane of a
+// conversation go out one at a time in the order they were queued, so a
+// team is assigned before an agent of that team, while a note waiting
+// for its retry does not hold the priority back.
+func ChatwootLane(kind string) string {
+	if kind == ChatwootTeam || kind == ChatwootAssignee {
+		return "assignment"
+	}
+	return kind
+}
+
 // ChatwootWriteKinds lists every write kind.
 var ChatwootWriteKinds = []string{ChatwootPriority, ChatwootTeam, ChatwootAssignee, ChatwootNote, ChatwootAttributes}
 
@@ -119,6 +130,8 @@ type ChatwootState struct {
 	Messages      int
 	LastMessageID int64
 	LastMessage   *string
+	// ScoredMessageID is the newest visitor message a decision scored.
+	ScoredMessageID int64
 	// What Hotlane last asked Chatwoot to show: the priority, the team and
 	// agent it assigned (0: none; ChatwootLeftAlone and
 	// ChatwootLeftAloneID once someone else changed them), the highest
@@ -129,6 +142,11 @@ type ChatwootState struct {
 	NotedTier  model.Tier
 	AttrTier   string
 	AttrScore  string
+	// Written holds, by kind (priority, team, assignee), the values
+	// Hotlane has asked for and not given up on (queued or delivered):
+	// a webhook showing one of them shows Hotlane's own doing. The store
+	// fills it for planning; it is not kept.
+	Written map[string][]string
 }
 
 // ChatwootObservation is what one webhook tells about a conversation
@@ -170,14 +188,17 @@ type ChatwootWrite struct {
 	AccountID      int64
 	DisplayID      int64
 	Kind           string
-	Body           []byte // the JSON body
-	Status         string
-	Attempts       int
-	NextAttemptAt  time.Time
-	LastStatus     int
-	LastError      string
-	CreatedAt      time.Time
-	DeliveredAt    *time.Time
+	// Value is what a priority, team or assignee write asks for (the tier
+	// name, the team or agent id), "" for the others.
+	Value         string
+	Body          []byte // the JSON body
+	Status        string
+	Attempts      int
+	NextAttemptAt time.Time
+	LastStatus    int
+	LastError     string
+	CreatedAt     time.Time
+	DeliveredAt   *time.Time
 }
 
 // PendingChatwootWrite is a write claimed for sending.
@@ -221,22 +242,34 @@ const (
 )
 
 // MarkChatwootOverrides records in st that someone else changed a value
-// Hotlane set: a change of priority, team_id or assignee_id whose previous
-// value is Hotlane's last write and whose current value is not. It
-// reports whether it marked any.
+// Hotlane set: a change of priority, team_id or assignee_id from a value
+// Hotlane asked for (st.Written) to one it did not. An agent change that
+// comes with Hotlane's own team change is Chatwoot's doing (it clears an
+// agent who is not in the new team) and is not marked. It reports
+// whether it marked any.
 func MarkChatwootOverrides(st *ChatwootState, priority, team, assignee *ChatwootChange) bool {
+	ours := func(kind, v string) bool { return v != "" && slices.Contains(st.Written[kind], v) }
 	marked := false
-	if c := priority; c != nil && st.Priority != "" && st.Priority != ChatwootLeftAlone &&
-		c.Previous == st.Priority && c.Current != st.Priority {
+	if c := priority; c != nil && st.Priority != ChatwootLeftAlone && ours(ChatwootPriority, c.Previous) && !ours(ChatwootPriority, c.Current) {
 		st.Priority, marked = ChatwootLeftAlone, true
 	}
-	if c := team; c != nil && st.TeamID > 0 && c.PreviousID == st.TeamID && c.CurrentID != st.TeamID {
+	ownTeam := team != nil && ours(ChatwootTeam, idValue(team.CurrentID))
+	if c := team; c != nil && st.TeamID != ChatwootLeftAloneID && ours(ChatwootTeam, idValue(c.PreviousID)) && !ownTeam {
 		st.TeamID, marked = ChatwootLeftAloneID, true
 	}
-	if c := assignee; c != nil && st.AssigneeID > 0 && c.PreviousID == st.AssigneeID && c.CurrentID != st.AssigneeID {
+	if c := assignee; c != nil && !ownTeam && st.AssigneeID != ChatwootLeftAloneID &&
+		ours(ChatwootAssignee, idValue(c.PreviousID)) && !ours(ChatwootAssignee, idValue(c.CurrentID)) {
 		st.AssigneeID, marked = ChatwootLeftAloneID, true
 	}
 	return marked
+}
+
+// idValue is a team or agent id as a write's Value; "" for none.
+func idValue(id int64) string {
+	if id <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(id, 10)
 }
 
 // ChatwootChange is one changed attribute of a conversation_updated: a
@@ -249,62 +282,62 @@ type ChatwootChange struct {
 // PlanChatwootWrites decides what to write back after a decision:
 //
 //   - the priority when it is not the tier, the team and the agent of the
-//     route when mapped: each only while Chatwoot shows none or Hotlane's
-//     own last write, and never once someone else changed Hotlane's value
-//     (MarkChatwootOverrides), so an agent's choice stands;
+//     route when mapped: not again what Hotlane already asked for, only
+//     while Chatwoot shows none or a value Hotlane asked for, and never
+//     once someone else changed Hotlane's value (MarkChatwootOverrides), so
+//     an agent's choice stands;
 //   - a private note when the tier rises above every tier noted so far and
 //     above low;
 //   - the custom attributes hotlane_tier and hotlane_score when the tier or
 //     the score (two decimals) changed.
 //
 // A decision made without the visitor's last message (d.Partial) may
-// raise the priority and the attributes' tier but not lower them: rules
-// on the message could not fire. It returns the writes (Kind and Body
-// set) and the state to keep, which records what was asked so that the
-// update each write causes is known as Hotlane's own.
+// raise the priority and the attributes' tier, and fill an empty team or
+// agent, but changes nothing else: rules on the message could not fire.
+// It returns the writes (Kind, Value and Body set) and the state to keep,
+// which records what was asked.
 func PlanChatwootWrites(st ChatwootState, view ChatwootView, d ChatwootScored, on ChatwootWriteBack) ([]ChatwootWrite, ChatwootState) {
 	var out []ChatwootWrite
-	add := func(kind string, body any) {
+	add := func(kind, value string, body any) {
 		b, _ := json.Marshal(body)
 		out = append(out, ChatwootWrite{ConversationID: st.ConversationID, AccountID: st.AccountID, DisplayID: st.DisplayID,
-			Kind: kind, Body: b})
+			Kind: kind, Value: value, Body: b})
+	}
+	// A webhook may show the conversation from before Hotlane's write
+	// landed, or empty while it is still queued: both are Hotlane's.
+	shownOurs := func(kind, v string) bool { return v == "" || slices.Contains(st.Written[kind], v) }
+	above := func(asked string) bool {
+		t, _ := model.ParseTier(asked) // "" and "-" are TierNone
+		return d.Tier > t
 	}
 	tier := d.Tier.String()
-	lowers := func(written string) bool {
-		t, err := model.ParseTier(written)
-		return d.Partial && err == nil && d.Tier < t
-	}
-	// What Hotlane already asked for is not asked again (a webhook may
-	// show the conversation from before the write landed). Empty is
-	// filled: it is also what a webhook shows while Hotlane's own write is
-	// still queued.
 	if on.Priority && tier != "" && st.Priority != ChatwootLeftAlone && st.Priority != tier && view.Priority != tier &&
-		(view.Priority == "" || view.Priority == st.Priority) && !lowers(st.Priority) {
-		add(ChatwootPriority, map[string]string{"priority": tier})
+		shownOurs(ChatwootPriority, view.Priority) && (!d.Partial || above(st.Priority)) {
+		add(ChatwootPriority, tier, map[string]string{"priority": tier})
 		st.Priority = tier
 	}
 	if on.Assign {
-		if id, ok := on.Teams[d.Route.Team]; ok && d.Route.Team != "" && st.TeamID != ChatwootLeftAloneID && st.TeamID != id && view.TeamID != id &&
-			(view.TeamID == 0 || view.TeamID == st.TeamID) {
-			add(ChatwootTeam, map[string]int64{"team_id": id})
+		if id, ok := on.Teams[d.Route.Team]; ok && d.Route.Team != "" && st.TeamID != ChatwootLeftAloneID && st.TeamID != id &&
+			view.TeamID != id && shownOurs(ChatwootTeam, idValue(view.TeamID)) && (!d.Partial || st.TeamID == 0) {
+			add(ChatwootTeam, idValue(id), map[string]int64{"team_id": id})
 			st.TeamID = id
 		}
-		if id, ok := on.Agents[d.Route.Owner]; ok && d.Route.Owner != "" && st.AssigneeID != ChatwootLeftAloneID && st.AssigneeID != id && view.AssigneeID != id &&
-			(view.AssigneeID == 0 || view.AssigneeID == st.AssigneeID) {
-			add(ChatwootAssignee, map[string]int64{"assignee_id": id})
+		if id, ok := on.Agents[d.Route.Owner]; ok && d.Route.Owner != "" && st.AssigneeID != ChatwootLeftAloneID && st.AssigneeID != id &&
+			view.AssigneeID != id && shownOurs(ChatwootAssignee, idValue(view.AssigneeID)) && (!d.Partial || st.AssigneeID == 0) {
+			add(ChatwootAssignee, idValue(id), map[string]int64{"assignee_id": id})
 			st.AssigneeID = id
 		}
 	}
 	if on.Note && d.Tier > max(st.NotedTier, model.TierLow) {
-		add(ChatwootNote, map[string]any{"content": ChatwootNoteText(d), "message_type": "outgoing", "private": true})
+		add(ChatwootNote, "", map[string]any{"content": ChatwootNoteText(d), "message_type": "outgoing", "private": true})
 		st.NotedTier = d.Tier
 	}
 	score := strconv.FormatFloat(math.Round(d.Score*100)/100, 'f', 2, 64)
-	if on.Attributes && tier != "" && (tier != st.AttrTier || score != st.AttrScore) && !lowers(st.AttrTier) {
+	if on.Attributes && tier != "" && (tier != st.AttrTier || score != st.AttrScore) && (!d.Partial || above(st.AttrTier)) {
 		f, _ := strconv.ParseFloat(score, 64)
 		// Only Hotlane's own attributes: the writer merges them into the
 		// conversation's current set when it sends them.
-		add(ChatwootAttributes, map[string]any{"custom_attributes": map[string]any{ChatwootTierAttr: tier, ChatwootScoreAttr: f}})
+		add(ChatwootAttributes, "", map[string]any{"custom_attributes": map[string]any{ChatwootTierAttr: tier, ChatwootScoreAttr: f}})
 		st.AttrTier, st.AttrScore = tier, score
 	}
 	return out, st

@@ -2,6 +2,7 @@ package feedback
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -66,7 +67,8 @@ func TestPlanChatwootWrites(t *testing.T) {
 			[]string{"note", "attributes"}},
 		{"what was asked is not asked again; a new tier is", ChatwootState{Priority: "high", TeamID: 2, AssigneeID: 7, NotedTier: model.TierHigh},
 			ChatwootView{}, ChatwootScored{Tier: model.TierUrgent, Score: 0.95, Route: high.Route}, on, []string{"priority", "note", "attributes"}},
-		{"ours moves on", ChatwootState{Priority: "medium", NotedTier: model.TierMedium}, ChatwootView{Priority: "medium"}, high, on,
+		{"ours moves on", ChatwootState{Priority: "medium", NotedTier: model.TierMedium, Written: map[string][]string{ChatwootPriority: {"low", "medium"}}},
+			ChatwootView{Priority: "low"}, high, on,
 			[]string{"priority", "team", "assignee", "note", "attributes"}},
 		{"low notes nothing", ChatwootState{}, ChatwootView{}, ChatwootScored{Tier: model.TierLow, Score: 0.1}, on, []string{"priority", "attributes"}},
 		{"unmapped route", ChatwootState{}, ChatwootView{}, ChatwootScored{Tier: model.TierMedium, Score: 0.5, Route: model.Route{Team: "support", Owner: "kim"}}, on,
@@ -110,7 +112,8 @@ func TestPlanChatwootWrites(t *testing.T) {
 func TestChatwootOverrides(t *testing.T) {
 	on := ChatwootWriteBack{Priority: true, Assign: true, Attributes: true,
 		Teams: map[string]int64{"sales": 2}, Agents: map[string]int64{"sam": 7}}
-	st := ChatwootState{Priority: "high", TeamID: 2, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80"}
+	written := map[string][]string{ChatwootPriority: {"high"}, ChatwootTeam: {"2"}, ChatwootAssignee: {"7"}}
+	st := ChatwootState{Priority: "high", TeamID: 2, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80", Written: written}
 	cases := []struct {
 		name                 string
 		prio, team, assignee *ChatwootChange
@@ -119,16 +122,18 @@ func TestChatwootOverrides(t *testing.T) {
 	}{
 		{"own writes", &ChatwootChange{Previous: "", Current: "high"}, &ChatwootChange{CurrentID: 2}, &ChatwootChange{CurrentID: 7}, false, st},
 		{"priority cleared", &ChatwootChange{Previous: "high", Current: ""}, nil, nil, true,
-			ChatwootState{Priority: ChatwootLeftAlone, TeamID: 2, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80"}},
+			ChatwootState{Priority: ChatwootLeftAlone, TeamID: 2, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80", Written: written}},
 		{"agent reassigned", nil, nil, &ChatwootChange{PreviousID: 7, CurrentID: 9}, true,
-			ChatwootState{Priority: "high", TeamID: 2, AssigneeID: ChatwootLeftAloneID, AttrTier: "high", AttrScore: "0.80"}},
+			ChatwootState{Priority: "high", TeamID: 2, AssigneeID: ChatwootLeftAloneID, AttrTier: "high", AttrScore: "0.80", Written: written}},
 		{"team unassigned", nil, &ChatwootChange{PreviousID: 2, CurrentID: 0}, nil, true,
-			ChatwootState{Priority: "high", TeamID: ChatwootLeftAloneID, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80"}},
+			ChatwootState{Priority: "high", TeamID: ChatwootLeftAloneID, AssigneeID: 7, AttrTier: "high", AttrScore: "0.80", Written: written}},
+		{"Chatwoot clears the agent on Hotlane's team change", nil, &ChatwootChange{PreviousID: 0, CurrentID: 2},
+			&ChatwootChange{PreviousID: 7, CurrentID: 0}, false, st},
 		{"someone else's change of someone else's value", &ChatwootChange{Previous: "low", Current: "medium"}, nil, nil, false, st},
 	}
 	for _, tc := range cases {
 		got := st
-		if marked := MarkChatwootOverrides(&got, tc.prio, tc.team, tc.assignee); marked != tc.marked || got != tc.want {
+		if marked := MarkChatwootOverrides(&got, tc.prio, tc.team, tc.assignee); marked != tc.marked || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: marked %v, state %+v; want %v, %+v", tc.name, marked, got, tc.marked, tc.want)
 		}
 	}
@@ -140,6 +145,14 @@ func TestChatwootOverrides(t *testing.T) {
 	low := ChatwootScored{Tier: model.TierLow, Score: 0.1, Partial: true}
 	if ws, _ := PlanChatwootWrites(st, ChatwootView{Priority: "high"}, low, on); len(ws) != 0 {
 		t.Errorf("a partial decision lowered what Hotlane wrote: %v", ws)
+	}
+	moved := ChatwootScored{Tier: model.TierHigh, Score: 0.8, Partial: true, Route: model.Route{Team: "support", Owner: "kim"}}
+	on.Teams["support"], on.Agents["kim"] = 3, 8
+	if ws, _ := PlanChatwootWrites(st, ChatwootView{Priority: "high", TeamID: 2, AssigneeID: 7}, moved, on); len(ws) != 0 {
+		t.Errorf("a partial decision re-routed: %v", ws)
+	}
+	if ws, _ := PlanChatwootWrites(ChatwootState{}, ChatwootView{}, moved, on); len(ws) != 4 {
+		t.Errorf("a partial decision did not fill the empty fields: %v", ws)
 	}
 	low.Partial = false
 	if ws, _ := PlanChatwootWrites(st, ChatwootView{Priority: "high"}, low, on); len(ws) != 2 {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
@@ -65,8 +66,9 @@ type ChatwootWriter struct {
 	// Log receives failures.
 	Log *slog.Logger
 
-	once sync.Once
-	wake chan struct{}
+	once     sync.Once
+	wake     chan struct{}
+	inflight atomic.Int64
 }
 
 func (w *ChatwootWriter) init() {
@@ -82,7 +84,9 @@ func (w *ChatwootWriter) Wake() {
 	}
 }
 
-// Run sends writes until ctx ends.
+// Run sends writes until ctx ends, then waits for the requests in flight.
+// It looks for writes every Interval, when woken, and as soon as a
+// request finishes, so a slow request holds only its own slot.
 func (w *ChatwootWriter) Run(ctx context.Context) error {
 	w.init()
 	interval := w.Interval
@@ -91,9 +95,11 @@ func (w *ChatwootWriter) Run(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		err := safely(ctx, func(ctx context.Context) error {
-			_, err := w.RunOnce(ctx)
+			_, err := w.pass(ctx, &wg, nil)
 			return err
 		})
 		if err != nil && ctx.Err() == nil {
@@ -109,44 +115,55 @@ func (w *ChatwootWriter) Run(ctx context.Context) error {
 }
 
 // RunOnce sends every write due now, round after round (one write per
-// conversation per round keeps each conversation's order), and returns
-// how many attempts it made.
+// lane of a conversation in each), waiting for each round's requests,
+// and returns how many attempts it made.
 func (w *ChatwootWriter) RunOnce(ctx context.Context) (int, error) {
 	w.init()
-	now := orNow(w.Now)
+	var attempts atomic.Int64
+	for {
+		var wg sync.WaitGroup
+		n, err := w.pass(ctx, &wg, &attempts)
+		wg.Wait()
+		if err != nil || n == 0 || ctx.Err() != nil {
+			return int(attempts.Load()), err
+		}
+	}
+}
+
+// pass claims as many due writes as there are free slots (Concurrency in
+// all) and starts a request for each; it does not wait for them. A write
+// is claimed only when a slot is free for it, so it is sent well inside
+// its lease.
+func (w *ChatwootWriter) pass(ctx context.Context, wg *sync.WaitGroup, attempts *atomic.Int64) (int, error) {
+	workers := int64(w.Concurrency)
+	if workers <= 0 {
+		workers = 4
+	}
 	lease := w.Lease
 	if lease <= 0 {
 		lease = time.Minute
 	}
-	workers := w.Concurrency
-	if workers <= 0 {
-		workers = 4
+	free := workers - w.inflight.Load()
+	if free <= 0 {
+		return 0, nil
 	}
-	attempts := 0
-	for ctx.Err() == nil {
-		// A round claims no more than it sends at once, so every write is
-		// sent well inside its lease.
-		due, err := w.Store.ClaimChatwootWrites(ctx, now(), lease, workers)
-		if err != nil {
-			return attempts, fmt.Errorf("chatwoot: %w", err)
-		}
-		if len(due) == 0 {
-			return attempts, nil
-		}
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for _, p := range due {
-			wg.Go(func() {
-				if w.attempt(ctx, p) {
-					mu.Lock()
-					attempts++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
+	due, err := w.Store.ClaimChatwootWrites(ctx, orNow(w.Now)(), lease, int(free))
+	if err != nil {
+		return 0, fmt.Errorf("chatwoot: %w", err)
 	}
-	return attempts, ctx.Err()
+	for _, p := range due {
+		w.inflight.Add(1)
+		wg.Go(func() {
+			defer func() {
+				w.inflight.Add(-1)
+				w.Wake() // a slot is free
+			}()
+			if w.attempt(ctx, p) && attempts != nil {
+				attempts.Add(1)
+			}
+		})
+	}
+	return len(due), nil
 }
 
 // attempt makes one attempt at a write and records it; it reports

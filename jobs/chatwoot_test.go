@@ -17,6 +17,7 @@ type memWrites struct {
 	mu       sync.Mutex
 	pending  []feedback.PendingChatwootWrite
 	outcomes map[string]feedback.ChatwootOutcome
+	claimed  map[string]bool
 	maxClaim int
 }
 
@@ -25,8 +26,12 @@ func (m *memWrites) ClaimChatwootWrites(_ context.Context, _ time.Time, _ time.D
 	defer m.mu.Unlock()
 	m.maxClaim = max(m.maxClaim, limit)
 	var out []feedback.PendingChatwootWrite
+	if m.claimed == nil {
+		m.claimed = map[string]bool{}
+	}
 	for _, p := range m.pending {
-		if _, done := m.outcomes[p.ID]; !done && len(out) < limit {
+		if _, done := m.outcomes[p.ID]; !done && !m.claimed[p.ID] && len(out) < limit {
+			m.claimed[p.ID] = true
 			out = append(out, p)
 		}
 	}
@@ -103,5 +108,49 @@ func TestChatwootWriterOutcomes(t *testing.T) {
 	}
 	if o := store.outcomes[string(rune('a'+10))]; o.StatusCode != 503 {
 		t.Errorf("attributes whose read failed: status %d, want the read's 503", o.StatusCode)
+	}
+}
+
+// TestChatwootWriterSlowRequest: a request that hangs holds only its own
+// slot; the writer sends the rest meanwhile.
+func TestChatwootWriterSlowRequest(t *testing.T) {
+	release := make(chan struct{})
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/accounts/1/conversations/1/toggle_priority" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	defer api.Close()
+	defer close(release)
+	store := &memWrites{outcomes: map[string]feedback.ChatwootOutcome{}}
+	for d := int64(1); d <= 5; d++ {
+		store.pending = append(store.pending, feedback.PendingChatwootWrite{Claim: "c", ChatwootWrite: feedback.ChatwootWrite{
+			ID: string(rune('a' + d)), AccountID: 1, DisplayID: d, Kind: feedback.ChatwootPriority, Body: []byte(`{}`)}})
+	}
+	w := &ChatwootWriter{Store: store, BaseURL: api.URL, Token: "t", Concurrency: 2, Interval: 10 * time.Millisecond, Timeout: time.Minute}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		store.mu.Lock()
+		n := len(store.outcomes)
+		store.mu.Unlock()
+		if n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the 4 other writes sent while one request hung", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if _, ok := store.outcomes["b"]; ok {
+		t.Error("the hanging write finished")
 	}
 }

@@ -65,9 +65,9 @@ const (
 type chatwootStore interface {
 	ClaimChatwootReceipt(ctx context.Context, deliveryID string, at time.Time) (bool, error)
 	ReleaseChatwootReceipt(ctx context.Context, deliveryID string) error
-	PurgeChatwootReceipts(ctx context.Context, before time.Time) error
+	PurgeChatwootReceipts(ctx context.Context, before time.Time, limit int) (int64, error)
 	ChatwootConversation(ctx context.Context, conversationID string) (feedback.ChatwootState, error)
-	ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservation) (feedback.ChatwootState, bool, error)
+	ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservation) (feedback.ChatwootState, error)
 	UpdateChatwoot(ctx context.Context, conversationID string, at time.Time,
 		fn func(st *feedback.ChatwootState) []feedback.ChatwootWrite) ([]feedback.ChatwootWrite, error)
 	AddEvent(ctx context.Context, e feedback.Event, idem feedback.Idempotency) (feedback.Event, bool, error)
@@ -126,8 +126,9 @@ func (s *Server) handleChatwoot(c *gin.Context) {
 		return
 	}
 	now := s.now().UTC()
+	var mac string
 	if cw.Secret != "" {
-		if err := verifyChatwoot(cw.Secret, c.GetHeader("X-Chatwoot-Timestamp"), c.GetHeader("X-Chatwoot-Signature"), body, now); err != nil {
+		if mac, err = verifyChatwoot(cw.Secret, c.GetHeader("X-Chatwoot-Timestamp"), c.GetHeader("X-Chatwoot-Signature"), body, now); err != nil {
 			s.countHook("", "refused")
 			writeError(c, s.log, err)
 			return
@@ -174,22 +175,22 @@ func (s *Server) handleChatwoot(c *gin.Context) {
 	}
 	p.accountID = cw.AccountID
 	store := s.chatwoot
-	s.purgeReceipts(ctx, now)
+	s.purgeReceipts(now)
 	// A delivery is taken once: by its id, and with a secret also by its
 	// signature, so that a captured request replayed within the timestamp
 	// window under another (or no) delivery id is not taken again.
 	var receipts []string
 	delivery := c.GetHeader("X-Chatwoot-Delivery")
 	if delivery != "" {
-		if len(delivery) > 128 || hasControl(delivery) {
+		if len(delivery) > 128 || hasControl(delivery) || !utf8.ValidString(delivery) {
 			s.countHook(event, "refused")
 			writeError(c, s.log, badRequest("X-Chatwoot-Delivery", "must be at most 128 printable characters"))
 			return
 		}
 		receipts = append(receipts, "delivery:"+delivery)
 	}
-	if cw.Secret != "" {
-		receipts = append(receipts, "signature:"+c.GetHeader("X-Chatwoot-Signature"))
+	if mac != "" {
+		receipts = append(receipts, "signature:"+mac)
 	}
 	release := func(ids []string) {
 		for _, id := range ids {
@@ -228,17 +229,25 @@ func (s *Server) handleChatwoot(c *gin.Context) {
 	c.JSON(http.StatusOK, ans)
 }
 
-// purgeReceipts forgets, about once a minute, the delivery receipts older
-// than feedback.ChatwootReceiptTTL. Best effort: a failure costs space.
-func (s *Server) purgeReceipts(ctx context.Context, now time.Time) {
+// purgeReceipts forgets, about once a minute, up to purgeBatch delivery
+// receipts older than feedback.ChatwootReceiptTTL, within a quarter of a
+// second of its own, so a webhook never spends its time budget on it.
+// Best effort: a failure costs space until the next minute.
+func (s *Server) purgeReceipts(now time.Time) {
 	last := s.receiptsPurged.Load()
 	if now.Unix()-last < 60 || !s.receiptsPurged.CompareAndSwap(last, now.Unix()) {
 		return
 	}
-	if err := s.chatwoot.PurgeChatwootReceipts(ctx, now.Add(-feedback.ChatwootReceiptTTL)); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	defer cancel()
+	if _, err := s.chatwoot.PurgeChatwootReceipts(ctx, now.Add(-feedback.ChatwootReceiptTTL), purgeBatch); err != nil {
 		s.log.Warn("purge chatwoot receipts", slog.Any("err", err))
 	}
 }
+
+// purgeBatch bounds the receipts one purge forgets: two per webhook, so
+// a minute of up to 5,000 webhooks a minute.
+const purgeBatch = 10_000
 
 func (s *Server) countHook(event, outcome string) {
 	if event == "" {
@@ -250,33 +259,36 @@ func (s *Server) countHook(event, outcome string) {
 // verifyChatwoot checks a webhook's signature: sha256= and the hex
 // HMAC-SHA256 of "<timestamp>.<body>" with the secret, over a timestamp
 // within ChatwootMaxSkew of now.
-func verifyChatwoot(secret, timestamp, signature string, body []byte, now time.Time) error {
+//
+// It returns the signature in lower-case hex, which names the request
+// however its hex was written.
+func verifyChatwoot(secret, timestamp, signature string, body []byte, now time.Time) (string, error) {
 	unauthorized := func(code, msg string) error {
 		return &APIError{Status: http.StatusUnauthorized, Code: code, Message: msg}
 	}
 	if timestamp == "" || signature == "" {
-		return unauthorized("missing_signature", "a webhook secret is configured: X-Chatwoot-Timestamp and X-Chatwoot-Signature are required")
+		return "", unauthorized("missing_signature", "a webhook secret is configured: X-Chatwoot-Timestamp and X-Chatwoot-Signature are required")
 	}
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
-		return unauthorized("bad_timestamp", "X-Chatwoot-Timestamp must be Unix seconds")
+		return "", unauthorized("bad_timestamp", "X-Chatwoot-Timestamp must be Unix seconds")
 	}
 	if skew := now.Sub(time.Unix(ts, 0)); skew > ChatwootMaxSkew || skew < -ChatwootMaxSkew {
-		return unauthorized("stale_timestamp", "X-Chatwoot-Timestamp is more than 5 minutes from the server's clock")
+		return "", unauthorized("stale_timestamp", "X-Chatwoot-Timestamp is more than 5 minutes from the server's clock")
 	}
 	got, ok := strings.CutPrefix(signature, "sha256=")
 	sig, err := hex.DecodeString(got)
 	if !ok || err != nil {
-		return unauthorized("bad_signature", "X-Chatwoot-Signature must be sha256= and a hex HMAC-SHA256")
+		return "", unauthorized("bad_signature", "X-Chatwoot-Signature must be sha256= and a hex HMAC-SHA256")
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(timestamp))
 	mac.Write([]byte("."))
 	mac.Write(body)
 	if !hmac.Equal(sig, mac.Sum(nil)) {
-		return unauthorized("bad_signature", "X-Chatwoot-Signature does not match the body and the webhook secret")
+		return "", unauthorized("bad_signature", "X-Chatwoot-Signature does not match the body and the webhook secret")
 	}
-	return nil
+	return hex.EncodeToString(sig), nil
 }
 
 // SignChatwoot returns the X-Chatwoot-Signature Chatwoot sends for body at
@@ -568,13 +580,14 @@ func (s *Server) chatwootScore(ctx context.Context, cw *ChatwootConfig, event st
 			}
 		}
 	}
-	st, fresh, err := s.chatwoot.ObserveChatwoot(ctx, obs)
+	st, err := s.chatwoot.ObserveChatwoot(ctx, obs)
 	if err != nil {
 		return chatwootAnswer{}, err
 	}
-	if event == "message_created" && !fresh {
-		// Already scored with the conversation_created that brought it,
-		// or a repeated webhook.
+	if event == "message_created" && obs.MessageID <= st.ScoredMessageID {
+		// Scored with the conversation_created that brought it, or a
+		// repeated webhook. (A webhook whose handling failed has not moved
+		// ScoredMessageID, so its retry is scored.)
 		return ignored(event, convID, "message already scored"), nil
 	}
 	if !hasText && st.LastMessage != nil {
@@ -612,6 +625,7 @@ func (s *Server) chatwootScore(ctx context.Context, cw *ChatwootConfig, event st
 	writes, err := s.chatwoot.UpdateChatwoot(ctx, convID, now, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
 		writes, next := feedback.PlanChatwootWrites(*st, view, scored, cw.WriteBack)
 		*st = next
+		st.ScoredMessageID = max(st.ScoredMessageID, obs.MessageID)
 		return writes
 	})
 	if err != nil {

@@ -215,6 +215,15 @@ func TestChatwootSignature(t *testing.T) {
 	if rec, ans := h.postChatwoot(body, headers); rec.Code != http.StatusOK || ans.Status != "ignored" {
 		t.Errorf("replay without a delivery id: %d %s, want 200 ignored", rec.Code, rec.Body.String())
 	}
+	headers["X-Chatwoot-Signature"] = "sha256=" + strings.ToUpper(strings.TrimPrefix(headers["X-Chatwoot-Signature"], "sha256="))
+	headers["X-Chatwoot-Delivery"] = "yet-another-id"
+	if rec, ans := h.postChatwoot(body, headers); rec.Code != http.StatusOK || ans.Status != "ignored" {
+		t.Errorf("replay with the signature in upper case: %d %s, want 200 ignored", rec.Code, rec.Body.String())
+	}
+	headers["X-Chatwoot-Delivery"] = "bad\xffid"
+	if rec, _ := h.postChatwoot(body, headers); rec.Code != http.StatusBadRequest {
+		t.Errorf("a delivery id that is not UTF-8: %d %s, want 400", rec.Code, rec.Body.String())
+	}
 	ds, err := h.store.ConversationDecisions(context.Background(), cwConv, 10)
 	if err != nil || len(ds) != 1 {
 		t.Errorf("%d decisions (%v), want 1: the replays must not score", len(ds), err)
@@ -275,7 +284,7 @@ type fakeChatwoot struct {
 	t     *testing.T
 	mu    sync.Mutex
 	reqs  []cwRequest
-	fail  func(n int) int
+	fail  func(n int, path string) int
 	attrs map[string]any
 	srv   *httptest.Server
 }
@@ -286,7 +295,7 @@ type cwRequest struct {
 	Status                           int
 }
 
-func newFakeChatwoot(t *testing.T, fail func(n int) int) *fakeChatwoot {
+func newFakeChatwoot(t *testing.T, fail func(n int, path string) int) *fakeChatwoot {
 	f := &fakeChatwoot{t: t, fail: fail, attrs: map[string]any{"deal_size": 50000.0, "owner": "sam@example.com", "plan": "pro"}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -300,7 +309,7 @@ func newFakeChatwoot(t *testing.T, fail func(n int) int) *fakeChatwoot {
 		defer f.mu.Unlock()
 		status := 200
 		if f.fail != nil {
-			if s := f.fail(len(f.reqs)); s != 0 {
+			if s := f.fail(len(f.reqs), r.URL.Path); s != 0 {
 				status = s
 			}
 		}
@@ -323,6 +332,23 @@ func (f *fakeChatwoot) requests() []cwRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.reqs)
+}
+
+// kindOf names the write a request makes.
+func kindOf(r cwRequest) string {
+	switch {
+	case strings.HasSuffix(r.Path, "/toggle_priority"):
+		return "priority"
+	case strings.HasSuffix(r.Path, "/assignments") && r.Body["team_id"] != nil:
+		return "team"
+	case strings.HasSuffix(r.Path, "/assignments"):
+		return "assignee"
+	case strings.HasSuffix(r.Path, "/messages"):
+		return "note"
+	case strings.HasSuffix(r.Path, "/custom_attributes"):
+		return "attributes"
+	}
+	return r.Method + " " + r.Path
 }
 
 // posts are the writes among the requests.
@@ -383,9 +409,18 @@ func TestChatwootWriteBack(t *testing.T) {
 			if _, err := api.writer(h).RunOnce(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			reqs := api.posts()
-			if len(reqs) != len(wantKinds) {
-				t.Fatalf("%d requests, want %d: %+v", len(reqs), len(wantKinds), reqs)
+			posts := api.posts()
+			reqs := map[string]cwRequest{}
+			var sent []string
+			for _, r := range posts {
+				reqs[kindOf(r)] = r
+				sent = append(sent, kindOf(r))
+			}
+			if len(reqs) != len(wantKinds) || len(posts) != len(wantKinds) {
+				t.Fatalf("requests %v, want one of each of %v", sent, wantKinds)
+			}
+			if slices.Index(sent, "team") > slices.Index(sent, "assignee") {
+				t.Errorf("the agent was assigned before the team: %v", sent)
 			}
 			prio, assign := apiSpec(t, "api_toggle_priority.json"), apiSpec(t, "api_assign_conversation.json")
 			check := func(r cwRequest, spec map[string]any, body map[string]any) {
@@ -400,25 +435,29 @@ func TestChatwootWriteBack(t *testing.T) {
 					t.Errorf("%s: body %v, want %v", r.Path, r.Body, body)
 				}
 			}
-			check(reqs[0], prio, prio["body"].(map[string]any)) // {"priority":"high"}
-			check(reqs[1], assign, map[string]any{"team_id": 2.0})
-			check(reqs[2], assign, assign["body_assign_agent"].(map[string]any)) // {"assignee_id":7}
+			check(reqs["priority"], prio, prio["body"].(map[string]any)) // {"priority":"high"}
+			check(reqs["team"], assign, map[string]any{"team_id": 2.0})
+			check(reqs["assignee"], assign, assign["body_assign_agent"].(map[string]any)) // {"assignee_id":7}
 			for _, key := range []string{"team_id"} {
 				if _, ok := assign["body_assign_team"].(map[string]any)[key]; !ok {
 					t.Errorf("the recorded team assignment has no %s", key)
 				}
 			}
-			note := reqs[3]
+			note := reqs["note"]
 			if note.Path != "/api/v1/accounts/1/conversations/123/messages" || note.Body["private"] != true || note.Body["message_type"] != "outgoing" {
 				t.Errorf("note: %s %v, want a private outgoing message", note.Path, note.Body)
 			}
 			if text, _ := note.Body["content"].(string); !strings.Contains(text, "HIGH priority (score 0.") || !strings.Contains(text, "Why: big-deal (at least high") || !strings.Contains(text, "team sales") {
 				t.Errorf("note text %q lacks the tier, score, team or reason", text)
 			}
-			attrs := reqs[4]
+			attrs := reqs["attributes"]
 			ca, _ := attrs.Body["custom_attributes"].(map[string]any)
-			if all := api.requests(); all[len(all)-2].Method != http.MethodGet || all[len(all)-2].Path != "/api/v1/accounts/1/conversations/123" {
-				t.Errorf("the attributes were not read before they were written: %+v", all[len(all)-2])
+			all := api.requests()
+			i := slices.IndexFunc(all, func(r cwRequest) bool { return kindOf(r) == "attributes" })
+			if i < 0 || !slices.ContainsFunc(all[:i], func(r cwRequest) bool {
+				return r.Method == http.MethodGet && r.Path == "/api/v1/accounts/1/conversations/123"
+			}) {
+				t.Errorf("the attributes were not read before they were written: %v", all)
 			}
 			if attrs.Path != "/api/v1/accounts/1/conversations/123/custom_attributes" || ca["hotlane_tier"] != "high" ||
 				ca["deal_size"] != 50000.0 || ca["region"] != "emea" || attrs.Body["merge"] != true {
@@ -447,7 +486,7 @@ func TestChatwootRetry(t *testing.T) {
 	h.publish(testPolicy)
 	down := true
 	var mu sync.Mutex
-	api := newFakeChatwoot(t, func(int) int {
+	api := newFakeChatwoot(t, func(int, string) int {
 		mu.Lock()
 		defer mu.Unlock()
 		if down {
@@ -466,15 +505,11 @@ func TestChatwootRetry(t *testing.T) {
 		}
 		h.clock.Add(11 * time.Second)
 	}
-	// While Chatwoot is down only the first write is tried: the others
-	// wait behind it, so they reach Chatwoot in order.
-	down1 := api.posts()
-	if len(down1) < 2 {
-		t.Fatalf("%d attempts while Chatwoot was down, want the first write retried", len(down1))
-	}
-	for _, r := range down1 {
-		if !strings.HasSuffix(r.Path, "/toggle_priority") {
-			t.Errorf("while the priority write waits, %s was sent", r.Path)
+	// While Chatwoot is down the first write of each lane is tried, and
+	// the agent waits behind its team.
+	for _, r := range api.posts() {
+		if kindOf(r) == "assignee" {
+			t.Errorf("the agent write was sent while its team's waited")
 		}
 	}
 	mu.Lock()
@@ -490,33 +525,33 @@ func TestChatwootRetry(t *testing.T) {
 	var order []string
 	for _, r := range api.posts() {
 		if r.Status == 200 {
-			ok[r.Path+" "+mustJSON(t, r.Body)]++
-			order = append(order, r.Path[strings.LastIndex(r.Path, "/")+1:])
+			ok[kindOf(r)]++
+			order = append(order, kindOf(r))
 		}
 	}
 	if len(ok) != 5 {
-		t.Errorf("%d distinct writes delivered, want 5: %v", len(ok), ok)
+		t.Errorf("%d kinds of writes delivered, want 5: %v", len(ok), ok)
 	}
 	for k, n := range ok {
 		if n != 1 {
 			t.Errorf("%s delivered %d times, want once", k, n)
 		}
 	}
-	if want := []string{"toggle_priority", "assignments", "assignments", "messages", "custom_attributes"}; !slices.Equal(order, want) {
-		t.Errorf("delivered in the order %v, want %v", order, want)
+	if slices.Index(order, "team") > slices.Index(order, "assignee") {
+		t.Errorf("delivered in the order %v: the agent before the team", order)
 	}
 	ws, err := h.store.ChatwootWrites(ctx, cwConv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, w := range ws {
-		if w.Status != feedback.DeliveryDelivered || (i == 0) != (w.Attempts > 1) {
-			t.Errorf("write %s: %s after %d attempts, want delivered, the first after a retry", w.Kind, w.Status, w.Attempts)
+	for _, w := range ws {
+		if w.Status != feedback.DeliveryDelivered || (w.Kind != "assignee") != (w.Attempts > 1) {
+			t.Errorf("write %s: %s after %d attempts, want delivered, after a retry unless it waited", w.Kind, w.Status, w.Attempts)
 		}
 	}
 
 	// A conversation Chatwoot does not know fails at once.
-	gone := newFakeChatwoot(t, func(int) int { return http.StatusNotFound })
+	gone := newFakeChatwoot(t, func(int, string) int { return http.StatusNotFound })
 	other := cwEdit(t, bigDeal(t, "webhook_conversation_created.json"), func(m map[string]any) { m["id"] = 124 })
 	if rec, _ := h.postChatwoot(other, nil); rec.Code != 200 {
 		t.Fatalf("created: %d %s", rec.Code, rec.Body.String())
@@ -829,8 +864,10 @@ func TestChatwootConversationPanel(t *testing.T) {
 	h.publish(testPolicy)
 	h.addUser("agent@example.com", feedback.RoleAgent, "")
 	cookie := h.login("agent@example.com")
-	api := newFakeChatwoot(t, func(n int) int {
-		if n == 0 {
+	failed := false
+	api := newFakeChatwoot(t, func(_ int, path string) int {
+		if strings.HasSuffix(path, "/assignments") && !failed { // the team, the first time
+			failed = true
 			return http.StatusBadGateway
 		}
 		return 0
@@ -841,7 +878,7 @@ func TestChatwootConversationPanel(t *testing.T) {
 	w := api.writer(h)
 	for i, wants := range [][]string{
 		{`href="https://chat.example.com/app/accounts/1/conversations/123"`, "priority high",
-			"retrying after 1 failed attempts (chatwoot answered 502)", "queued",
+			"retrying after 1 failed attempts (chatwoot answered 502)", "queued", "<td>delivered</td>",
 			"assign team 2", "assign agent 7", "private note: Hotlane: HIGH priority", "attributes hotlane_tier high"},
 		{"delivered after 2 attempts", "<td>delivered</td>"},
 	} {
@@ -863,5 +900,26 @@ func TestChatwootConversationPanel(t *testing.T) {
 	h.score(`{"conversation_id":"web-1","channel":"web","signals":{}}`)
 	if rec := h.page(http.MethodGet, "/conversations/web-1", nil, cookie, nil); strings.Contains(rec.Body.String(), "<h2>Chatwoot</h2>") {
 		t.Error("a conversation from elsewhere shows a Chatwoot panel")
+	}
+}
+
+// TestChatwootRetryAfterFailure: a webhook whose handling failed is
+// handled in full when Chatwoot (or an operator) sends it again.
+func TestChatwootRetryAfterFailure(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{Chatwoot: cwConfig("")})
+	msg := bigDeal(t, "webhook_message_created.json")
+	headers := map[string]string{"X-Chatwoot-Delivery": "d-1"}
+	// No ruleset yet: the message cannot be scored.
+	if rec, _ := h.postChatwoot(msg, headers); rec.Code != http.StatusConflict {
+		t.Fatalf("without a ruleset: %d %s, want 409", rec.Code, rec.Body.String())
+	}
+	h.publish(testPolicy)
+	rec, ans := h.postChatwoot(msg, headers)
+	if rec.Code != http.StatusOK || ans.Status != "scored" || len(ans.Writes) == 0 {
+		t.Errorf("the same delivery again: %d %s, want scored with its writes", rec.Code, rec.Body.String())
+	}
+	st, err := h.store.ChatwootConversation(context.Background(), cwConv)
+	if err != nil || st.Messages != 1 {
+		t.Errorf("state %+v (%v), want the message counted once", st, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,7 @@ type chatwootConversationRow struct {
 	ReturningVisitor bool
 	Messages         int
 	LastMessageID    int64
+	ScoredMessageID  int64
 	LastMessage      *string
 	Priority         string
 	TeamID           int64
@@ -37,7 +39,7 @@ func (chatwootConversationRow) TableName() string { return "chatwoot_conversatio
 func (r chatwootConversationRow) toState() feedback.ChatwootState {
 	return feedback.ChatwootState{
 		ConversationID: r.ConversationID, AccountID: r.AccountID, DisplayID: r.DisplayID, ContactID: r.ContactID,
-		Returning: r.ReturningVisitor, Messages: r.Messages, LastMessageID: r.LastMessageID, LastMessage: r.LastMessage,
+		Returning: r.ReturningVisitor, Messages: r.Messages, LastMessageID: r.LastMessageID, LastMessage: r.LastMessage, ScoredMessageID: r.ScoredMessageID,
 		Priority: r.Priority, TeamID: r.TeamID, AssigneeID: r.AssigneeID, NotedTier: parseTier(r.NotedTier),
 		AttrTier: r.AttrTier, AttrScore: r.AttrScore,
 	}
@@ -49,6 +51,8 @@ type chatwootWriteRow struct {
 	AccountID      int64
 	DisplayID      int64
 	Kind           string
+	Lane           string
+	Value          string
 	Body           string
 	Status         string
 	Attempts       int
@@ -65,7 +69,7 @@ func (chatwootWriteRow) TableName() string { return "chatwoot_writes" }
 func (r chatwootWriteRow) toWrite() feedback.ChatwootWrite {
 	return feedback.ChatwootWrite{
 		ID: r.ID, ConversationID: r.ConversationID, AccountID: r.AccountID, DisplayID: r.DisplayID, Kind: r.Kind,
-		Body: []byte(r.Body), Status: r.Status, Attempts: r.Attempts, NextAttemptAt: r.NextAttemptAt.UTC(),
+		Value: r.Value, Body: []byte(r.Body), Status: r.Status, Attempts: r.Attempts, NextAttemptAt: r.NextAttemptAt.UTC(),
 		LastStatus: r.LastStatus, LastError: r.LastError, CreatedAt: r.CreatedAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt),
 	}
 }
@@ -79,7 +83,8 @@ func (chatwootReceiptRow) TableName() string { return "chatwoot_receipts" }
 
 // ClaimChatwootReceipt records a webhook delivery id and reports whether
 // it is new; false means the delivery was taken before and must be
-// ignored. The writer forgets ids older than feedback.ChatwootReceiptTTL.
+// ignored. The receiver purges ids older than feedback.ChatwootReceiptTTL
+// (PurgeChatwootReceipts).
 func (s *Store) ClaimChatwootReceipt(ctx context.Context, deliveryID string, at time.Time) (bool, error) {
 	at = normTime(at)
 	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
@@ -90,12 +95,17 @@ func (s *Store) ClaimChatwootReceipt(ctx context.Context, deliveryID string, at 
 	return res.RowsAffected == 1, nil
 }
 
-// PurgeChatwootReceipts forgets the delivery ids received before before.
-func (s *Store) PurgeChatwootReceipts(ctx context.Context, before time.Time) error {
-	if err := s.db.WithContext(ctx).Where("received_at < ?", normTime(before)).Delete(&chatwootReceiptRow{}).Error; err != nil {
-		return fmt.Errorf("store: purge chatwoot receipts: %w", translate(err))
+// PurgeChatwootReceipts forgets up to limit of the delivery ids received
+// before before, oldest first, and returns how many it forgot.
+func (s *Store) PurgeChatwootReceipts(ctx context.Context, before time.Time, limit int) (int64, error) {
+	db := s.db.WithContext(ctx)
+	old := db.Model(&chatwootReceiptRow{}).Select("delivery_id").Where("received_at < ?", normTime(before)).
+		Order("received_at").Limit(limit)
+	res := db.Where("delivery_id IN (?)", old).Delete(&chatwootReceiptRow{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("store: purge chatwoot receipts: %w", translate(res.Error))
 	}
-	return nil
+	return res.RowsAffected, nil
 }
 
 // ReleaseChatwootReceipt forgets a delivery id whose handling failed, so
@@ -124,11 +134,10 @@ func (s *Store) ChatwootConversation(ctx context.Context, conversationID string)
 // the last one counted is counted once (so a message seen in both
 // conversation_created and message_created, or a repeated webhook, counts
 // once).
-func (s *Store) ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservation) (st feedback.ChatwootState, newMessage bool, err error) {
+func (s *Store) ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservation) (feedback.ChatwootState, error) {
 	at := normTime(o.At)
 	var out chatwootConversationRow
-	err = retry(ctx, func() error {
-		newMessage = false
+	err := retry(ctx, func() error {
 		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var row chatwootConversationRow
 			q := tx.Where("conversation_id = ?", o.ConversationID)
@@ -178,8 +187,6 @@ func (s *Store) ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservat
 					if err := tx.Where("conversation_id = ?", o.ConversationID).Take(&row).Error; err != nil {
 						return err
 					}
-				} else {
-					newMessage = true
 				}
 			}
 			out = row
@@ -187,20 +194,27 @@ func (s *Store) ObserveChatwoot(ctx context.Context, o feedback.ChatwootObservat
 		})
 	})
 	if err != nil {
-		return feedback.ChatwootState{}, false, fmt.Errorf("store: observe chatwoot conversation %q: %w", o.ConversationID, translate(err))
+		return feedback.ChatwootState{}, fmt.Errorf("store: observe chatwoot conversation %q: %w", o.ConversationID, translate(err))
 	}
-	return out.toState(), newMessage, nil
+	return out.toState(), nil
 }
 
 // UpdateChatwoot changes what Hotlane remembers of a Chatwoot
 // conversation and queues writes, in one transaction that holds the
-// conversation's row: fn gets the state as committed and returns the
-// writes to queue, changing the state as it goes (what it asked
-// Chatwoot to show). Concurrent webhooks of one conversation so plan one
-// after the other, each seeing what the last queued. A pending write of
-// the same kind that no worker holds is superseded: only the latest
-// priority, assignment or attributes go out; notes never are. The
-// conversation must have been observed (ErrNotFound otherwise).
+// conversation's row: fn gets the state as committed (with Written
+// filled) and returns the writes to queue, changing the state as it goes.
+// Concurrent webhooks of one conversation so plan one after the other,
+// each seeing what the last queued. Queued with them:
+//
+//   - a pending write of the same kind that no worker holds is
+//     superseded, so only the latest priority, assignment or attributes go
+//     out (notes never are);
+//   - a field fn left to someone else (ChatwootLeftAlone) has its pending
+//     writes superseded, so a queued write does not overwrite them;
+//   - a pending agent write behind a new team write is queued again after
+//     it, so the agent is assigned after their team.
+//
+// The conversation must have been observed (ErrNotFound otherwise).
 func (s *Store) UpdateChatwoot(ctx context.Context, conversationID string, at time.Time,
 	fn func(st *feedback.ChatwootState) []feedback.ChatwootWrite) ([]feedback.ChatwootWrite, error) {
 	at = normTime(at)
@@ -216,23 +230,60 @@ func (s *Store) UpdateChatwoot(ctx context.Context, conversationID string, at ti
 			if err := q.Take(&row).Error; err != nil {
 				return err
 			}
-			st := row.toState()
-			writes := fn(&st)
-			err := tx.Model(&chatwootConversationRow{}).Where("conversation_id = ?", conversationID).
-				Updates(map[string]any{"priority": st.Priority, "team_id": st.TeamID, "assignee_id": st.AssigneeID,
-					"noted_tier": st.NotedTier.String(), "attr_tier": st.AttrTier, "attr_score": st.AttrScore, "updated_at": at}).Error
+			var asked []struct{ Kind, Value string }
+			err := tx.Model(&chatwootWriteRow{}).Distinct("kind", "value").
+				Where("conversation_id = ? AND kind IN ? AND status IN ?", conversationID,
+					[]string{feedback.ChatwootPriority, feedback.ChatwootTeam, feedback.ChatwootAssignee},
+					[]string{feedback.DeliveryPending, feedback.DeliveryDelivered}).Find(&asked).Error
 			if err != nil {
 				return err
 			}
-			var kinds []string
-			rows := make([]chatwootWriteRow, 0, len(writes))
+			st := row.toState()
+			st.Written = map[string][]string{}
+			for _, a := range asked {
+				st.Written[a.Kind] = append(st.Written[a.Kind], a.Value)
+			}
+			writes := fn(&st)
+			err = tx.Model(&chatwootConversationRow{}).Where("conversation_id = ?", conversationID).
+				Updates(map[string]any{"priority": st.Priority, "team_id": st.TeamID, "assignee_id": st.AssigneeID,
+					"noted_tier": st.NotedTier.String(), "attr_tier": st.AttrTier, "attr_score": st.AttrScore,
+					"scored_message_id": max(st.ScoredMessageID, row.ScoredMessageID), "updated_at": at}).Error
+			if err != nil {
+				return err
+			}
+			supersede := map[string]bool{}
 			for _, w := range writes {
 				if w.Kind != feedback.ChatwootNote {
-					kinds = append(kinds, w.Kind)
+					supersede[w.Kind] = true
 				}
-				rows = append(rows, chatwootWriteRow{ID: uuid.Must(uuid.NewV7()).String(), ConversationID: conversationID,
-					AccountID: row.AccountID, DisplayID: row.DisplayID, Kind: w.Kind, Body: string(w.Body),
-					Status: feedback.DeliveryPending, NextAttemptAt: at, CreatedAt: at})
+			}
+			if st.Priority == feedback.ChatwootLeftAlone {
+				supersede[feedback.ChatwootPriority] = true
+			}
+			if st.TeamID == feedback.ChatwootLeftAloneID {
+				supersede[feedback.ChatwootTeam] = true
+			}
+			if st.AssigneeID == feedback.ChatwootLeftAloneID {
+				supersede[feedback.ChatwootAssignee] = true
+			}
+			if supersede[feedback.ChatwootTeam] && st.TeamID != feedback.ChatwootLeftAloneID && !supersede[feedback.ChatwootAssignee] {
+				// Queue the waiting agent write again, after the team.
+				var behind []chatwootWriteRow
+				err := tx.Where("conversation_id = ? AND kind = ? AND status = ? AND (claim = '' OR next_attempt_at <= ?)",
+					conversationID, feedback.ChatwootAssignee, feedback.DeliveryPending, at).Order("created_at, id").Find(&behind).Error
+				if err != nil {
+					return err
+				}
+				for _, b := range behind {
+					writes = append(writes, feedback.ChatwootWrite{Kind: b.Kind, Value: b.Value, Body: []byte(b.Body)})
+				}
+				if len(behind) > 0 {
+					supersede[feedback.ChatwootAssignee] = true
+				}
+			}
+			var kinds []string
+			for k := range supersede {
+				kinds = append(kinds, k)
 			}
 			if len(kinds) > 0 {
 				err := tx.Model(&chatwootWriteRow{}).
@@ -243,8 +294,16 @@ func (s *Store) UpdateChatwoot(ctx context.Context, conversationID string, at ti
 					return err
 				}
 			}
-			if len(rows) == 0 {
+			if len(writes) == 0 {
 				return nil
+			}
+			rows := make([]chatwootWriteRow, len(writes))
+			for i, w := range writes {
+				// A microsecond apart, so they are sent in the order planned.
+				created := at.Add(time.Duration(i) * time.Microsecond)
+				rows[i] = chatwootWriteRow{ID: uuid.Must(uuid.NewV7()).String(), ConversationID: conversationID,
+					AccountID: row.AccountID, DisplayID: row.DisplayID, Kind: w.Kind, Lane: feedback.ChatwootLane(w.Kind),
+					Value: w.Value, Body: string(w.Body), Status: feedback.DeliveryPending, NextAttemptAt: at, CreatedAt: created}
 			}
 			if err := tx.Create(&rows).Error; err != nil {
 				return err
@@ -262,11 +321,11 @@ func (s *Store) UpdateChatwoot(ctx context.Context, conversationID string, at ti
 }
 
 // ClaimChatwootWrites takes up to limit pending writes due at or before
-// at and leases them until at+lease. Of each conversation it takes only
-// the oldest pending write, and only when it is due: a write leased to a
-// worker or waiting for its retry holds the ones queued after it, so the
-// writes of one conversation reach Chatwoot in the order they were queued
-// (a team before the agent of that team). Safe to run from several
+// at and leases them until at+lease. Of each lane of a conversation
+// (feedback.ChatwootLane) it takes only the oldest pending write, and
+// only when it is due: a write leased to a worker or waiting for its
+// retry holds the ones queued after it in its lane, so they reach
+// Chatwoot in the order they were queued. Safe to run from several
 // processes at once.
 func (s *Store) ClaimChatwootWrites(ctx context.Context, at time.Time, lease time.Duration, limit int) ([]feedback.PendingChatwootWrite, error) {
 	at = normTime(at)
@@ -277,14 +336,14 @@ func (s *Store) ClaimChatwootWrites(ctx context.Context, at time.Time, lease tim
 	var out []feedback.PendingChatwootWrite
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var ids []string
-		// PostgreSQL does not lock rows of a window query, so the
-		// candidates are chosen first and locked here; the outer
-		// predicates are checked again on the locked rows, so a write
-		// another worker claimed or superseded meanwhile is skipped.
+		// The predicates are checked again on the rows PostgreSQL locks,
+		// so a write another worker claimed or superseded meanwhile is
+		// skipped.
 		q := tx.Model(&chatwootWriteRow{}).Select("id").
 			Where("status = ? AND next_attempt_at <= ?", feedback.DeliveryPending, at).
-			Where(`id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY conversation_id ORDER BY created_at, id) AS rn
-  FROM chatwoot_writes WHERE status = ?) ranked WHERE rn = 1)`, feedback.DeliveryPending).
+			Where(`NOT EXISTS (SELECT 1 FROM chatwoot_writes e WHERE e.status = ? AND e.conversation_id = chatwoot_writes.conversation_id
+  AND e.lane = chatwoot_writes.lane AND (e.created_at < chatwoot_writes.created_at
+  OR (e.created_at = chatwoot_writes.created_at AND e.id < chatwoot_writes.id)))`, feedback.DeliveryPending).
 			Order("next_attempt_at, id").Limit(limit)
 		if s.dialect == DialectPostgres {
 			q = q.Clauses(clauseSkipLock)
@@ -316,7 +375,9 @@ func (s *Store) ClaimChatwootWrites(ctx context.Context, at time.Time, lease tim
 
 // FinishChatwootWrite records the outcome of an attempt: delivered, due
 // again at RetryAt, or failed. Only the holder of the claim moves the
-// write.
+// write. A priority, team or agent write that fails for good gives its
+// request up: the conversation's asked-for value goes back to the last
+// one delivered, so a later decision may ask again.
 func (s *Store) FinishChatwootWrite(ctx context.Context, o feedback.ChatwootOutcome) error {
 	at := normTime(o.At)
 	errText := o.Error
@@ -333,13 +394,48 @@ func (s *Store) FinishChatwootWrite(ctx context.Context, o feedback.ChatwootOutc
 		upd["status"] = feedback.DeliveryFailed
 	}
 	err := retry(ctx, func() error {
-		return s.db.WithContext(ctx).Model(&chatwootWriteRow{}).
-			Where("id = ? AND claim = ? AND status = ?", o.ID, o.Claim, feedback.DeliveryPending).Updates(upd).Error
+		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			res := tx.Model(&chatwootWriteRow{}).Where("id = ? AND claim = ? AND status = ?", o.ID, o.Claim, feedback.DeliveryPending).Updates(upd)
+			if res.Error != nil || res.RowsAffected == 0 || o.Delivered || o.RetryAt != nil {
+				return res.Error
+			}
+			var w chatwootWriteRow
+			if err := tx.Where("id = ?", o.ID).Take(&w).Error; err != nil {
+				return err
+			}
+			column := map[string]string{feedback.ChatwootPriority: "priority", feedback.ChatwootTeam: "team_id",
+				feedback.ChatwootAssignee: "assignee_id"}[w.Kind]
+			if column == "" {
+				return nil
+			}
+			var last []chatwootWriteRow
+			err := tx.Where("conversation_id = ? AND kind = ? AND status = ?", w.ConversationID, w.Kind, feedback.DeliveryDelivered).
+				Order("delivered_at DESC, id DESC").Limit(1).Find(&last).Error
+			if err != nil {
+				return err
+			}
+			var delivered string
+			if len(last) == 1 {
+				delivered = last[0].Value
+			}
+			var back, failed any = delivered, w.Value
+			if column != "priority" {
+				back, failed = idOf(delivered), idOf(w.Value)
+			}
+			return tx.Model(&chatwootConversationRow{}).Where("conversation_id = ? AND "+column+" = ?", w.ConversationID, failed).
+				Update(column, back).Error
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("store: finish chatwoot write %q: %w", o.ID, translate(err))
 	}
 	return nil
+}
+
+// idOf reads a write's team or agent id; 0 for none.
+func idOf(v string) int64 {
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return n
 }
 
 // ChatwootWrites returns the writes queued for a conversation, oldest

@@ -20,7 +20,7 @@ func TestObserveChatwoot(t *testing.T) {
 		obs := func(display, contact, msg int64) feedback.ChatwootState {
 			t.Helper()
 			text := "hi"
-			st, _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: feedback.ChatwootConversationID(1, display),
+			st, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: feedback.ChatwootConversationID(1, display),
 				AccountID: 1, DisplayID: display, ContactID: contact, MessageID: msg, Message: &text, At: at})
 			if err != nil {
 				t.Fatal(err)
@@ -30,13 +30,8 @@ func TestObserveChatwoot(t *testing.T) {
 		if st := obs(10, 42, 0); st.Messages != 0 || st.Returning {
 			t.Errorf("first sight: %+v", st)
 		}
-		hi := "hi"
-		for i, msg := range []int64{100, 100, 99, 101, 101} {
-			_, fresh, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: "chatwoot-1-10",
-				AccountID: 1, DisplayID: 10, ContactID: 42, MessageID: msg, Message: &hi, At: at})
-			if err != nil || fresh != (i == 0 || i == 3) {
-				t.Errorf("message %d (#%d): new %v, %v", msg, i, fresh, err)
-			}
+		for _, msg := range []int64{100, 100, 99, 101, 101} {
+			obs(10, 42, msg)
 		}
 		st := obs(10, 42, 0)
 		if st.Messages != 2 || st.LastMessageID != 101 || st.LastMessage == nil || *st.LastMessage != "hi" {
@@ -54,8 +49,8 @@ func TestObserveChatwoot(t *testing.T) {
 	})
 }
 
-// TestChatwootWriteQueue: writes of one conversation go out one at a
-// time in order, a newer write of a kind supersedes a pending one, and
+// TestChatwootWriteQueue: writes of one lane of a conversation go out
+// one at a time in order, a newer write of a kind supersedes a pending one, and
 // only the claim holder finishes a write.
 func TestChatwootWriteQueue(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
@@ -64,7 +59,7 @@ func TestChatwootWriteQueue(t *testing.T) {
 		queue := func(display int64, kinds ...string) {
 			t.Helper()
 			id := feedback.ChatwootConversationID(1, display)
-			if _, _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: display, At: at}); err != nil {
+			if _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: display, At: at}); err != nil {
 				t.Fatal(err)
 			}
 			queued, err := s.UpdateChatwoot(ctx, id, at, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
@@ -93,12 +88,13 @@ func TestChatwootWriteQueue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			convs := map[string]bool{}
+			lanes := map[string]bool{}
 			for _, w := range got {
-				if convs[w.ConversationID] {
-					t.Errorf("round %d: two writes of %s claimed at once", round, w.ConversationID)
+				lane := w.ConversationID + " " + feedback.ChatwootLane(w.Kind)
+				if lanes[lane] {
+					t.Errorf("round %d: two writes of %s claimed at once", round, lane)
 				}
-				convs[w.ConversationID] = true
+				lanes[lane] = true
 				if w.ConversationID == "chatwoot-1-1" {
 					order = append(order, w.Kind)
 				}
@@ -147,8 +143,8 @@ func TestChatwootWriteQueue(t *testing.T) {
 		if fresh, _ := s.ClaimChatwootReceipt(ctx, "d-1", at); !fresh {
 			t.Error("a released delivery id is not taken again")
 		}
-		if err := s.PurgeChatwootReceipts(ctx, at.Add(time.Second)); err != nil {
-			t.Fatal(err)
+		if n, err := s.PurgeChatwootReceipts(ctx, at.Add(time.Second), 10); err != nil || n != 1 {
+			t.Fatalf("purged %d, %v; want 1", n, err)
 		}
 		if fresh, _ := s.ClaimChatwootReceipt(ctx, "d-1", at); !fresh {
 			t.Error("a purged delivery id is not taken again")
@@ -164,7 +160,7 @@ func TestChatwootWriteOrderAcrossRetries(t *testing.T) {
 		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 		for _, display := range []int64{1, 2} {
 			id := feedback.ChatwootConversationID(1, display)
-			if _, _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: display, At: at}); err != nil {
+			if _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: display, At: at}); err != nil {
 				t.Fatal(err)
 			}
 			_, err := s.UpdateChatwoot(ctx, id, at, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
@@ -220,7 +216,7 @@ func TestChatwootClaimsDoNotOverlap(t *testing.T) {
 		const convs = 60
 		for d := int64(1); d <= convs; d++ {
 			id := feedback.ChatwootConversationID(1, d)
-			if _, _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: d, At: at}); err != nil {
+			if _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: d, At: at}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.UpdateChatwoot(ctx, id, at, func(*feedback.ChatwootState) []feedback.ChatwootWrite {
@@ -261,4 +257,117 @@ func TestChatwootClaimsDoNotOverlap(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestChatwootAskedState: what Hotlane asked for is known while queued or
+// delivered; a write that fails for good gives its request up; a field
+// left to someone else cancels its queued write; a new team goes out
+// before the agent write that waited.
+func TestChatwootAskedState(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		id := "chatwoot-1-5"
+		if _, err := s.ObserveChatwoot(ctx, feedback.ChatwootObservation{ConversationID: id, AccountID: 1, DisplayID: 5, At: at}); err != nil {
+			t.Fatal(err)
+		}
+		var written map[string][]string
+		update := func(fn func(st *feedback.ChatwootState) []feedback.ChatwootWrite) {
+			t.Helper()
+			if _, err := s.UpdateChatwoot(ctx, id, at, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
+				written = st.Written
+				return fn(st)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			at = at.Add(time.Second)
+		}
+		sendAll := func(fail map[string]bool) []string {
+			t.Helper()
+			var sent []string
+			for range 10 {
+				got, err := s.ClaimChatwootWrites(ctx, at, time.Minute, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) == 0 {
+					break
+				}
+				for _, w := range got {
+					sent = append(sent, w.Kind+"="+w.Value)
+					o := feedback.ChatwootOutcome{ID: w.ID, Claim: w.Claim, At: at, Delivered: !fail[w.Kind], StatusCode: 200}
+					if fail[w.Kind] {
+						o.StatusCode, o.Error = 403, "chatwoot answered 403"
+					}
+					if err := s.FinishChatwootWrite(ctx, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			return sent
+		}
+		ask := func(kind, value string) func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
+			return func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
+				switch kind {
+				case feedback.ChatwootPriority:
+					st.Priority = value
+				case feedback.ChatwootTeam:
+					st.TeamID = idOf(value)
+				case feedback.ChatwootAssignee:
+					st.AssigneeID = idOf(value)
+				}
+				return []feedback.ChatwootWrite{{Kind: kind, Value: value, Body: []byte(`{}`)}}
+			}
+		}
+		update(ask(feedback.ChatwootPriority, "low"))
+		sendAll(nil)
+		update(ask(feedback.ChatwootPriority, "high"))
+		update(func(*feedback.ChatwootState) []feedback.ChatwootWrite { return nil })
+		if got := written[feedback.ChatwootPriority]; !slices.Equal(sortedCopy(got), []string{"high", "low"}) {
+			t.Errorf("written priorities %v, want low (delivered) and high (queued)", got)
+		}
+		sendAll(map[string]bool{feedback.ChatwootPriority: true}) // high fails for good
+		st, _ := s.ChatwootConversation(ctx, id)
+		if st.Priority != "low" {
+			t.Errorf("after high failed for good the asked priority is %q, want low (the last delivered)", st.Priority)
+		}
+		update(func(*feedback.ChatwootState) []feedback.ChatwootWrite { return nil })
+		if got := written[feedback.ChatwootPriority]; !slices.Equal(got, []string{"low"}) {
+			t.Errorf("written priorities %v, want low alone", got)
+		}
+
+		// Someone else takes the priority while Hotlane's urgent is queued.
+		update(ask(feedback.ChatwootPriority, "urgent"))
+		update(func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
+			st.Priority = feedback.ChatwootLeftAlone
+			return nil
+		})
+		if sent := sendAll(nil); len(sent) != 0 {
+			t.Errorf("sent %v after the priority was left to someone else", sent)
+		}
+
+		// An agent write waits behind a failing team; a new team is sent
+		// before it.
+		update(ask(feedback.ChatwootTeam, "2"))
+		update(ask(feedback.ChatwootAssignee, "7"))
+		got, err := s.ClaimChatwootWrites(ctx, at, time.Minute, 10)
+		if err != nil || len(got) != 1 || got[0].Kind != feedback.ChatwootTeam {
+			t.Fatalf("claimed %+v, %v; want the team alone", got, err)
+		}
+		retry := at.Add(time.Minute)
+		if err := s.FinishChatwootWrite(ctx, feedback.ChatwootOutcome{ID: got[0].ID, Claim: got[0].Claim, At: at, StatusCode: 503, RetryAt: &retry}); err != nil {
+			t.Fatal(err)
+		}
+		update(ask(feedback.ChatwootTeam, "3"))
+		at = at.Add(2 * time.Minute)
+		if sent, want := sendAll(nil), []string{"team=3", "assignee=7"}; !slices.Equal(sent, want) {
+			t.Errorf("sent %v, want %v", sent, want)
+		}
+	})
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
 }

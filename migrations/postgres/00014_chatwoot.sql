@@ -12,10 +12,11 @@ CREATE TABLE chatwoot_conversations (
     returning_visitor boolean NOT NULL DEFAULT false,   -- the contact was here before
     messages        integer NOT NULL DEFAULT 0,       -- incoming messages seen
     last_message_id bigint NOT NULL DEFAULT 0,
+    scored_message_id bigint NOT NULL DEFAULT 0,     -- newest visitor message a decision has scored
     last_message    text,                             -- latest incoming text, only with --store-messages
-    priority        text NOT NULL DEFAULT '',         -- last priority Hotlane wrote
-    team_id         bigint NOT NULL DEFAULT 0,        -- last team Hotlane assigned
-    assignee_id     bigint NOT NULL DEFAULT 0,        -- last agent Hotlane assigned
+    priority        text NOT NULL DEFAULT '',         -- last priority Hotlane asked for ('-': someone else's since)
+    team_id         bigint NOT NULL DEFAULT 0,        -- last team Hotlane asked for (-1: someone else's since)
+    assignee_id     bigint NOT NULL DEFAULT 0,        -- last agent Hotlane asked for (-1: someone else's since)
     noted_tier      text NOT NULL DEFAULT '',         -- highest tier a private note was written for
     attr_tier       text NOT NULL DEFAULT '',         -- hotlane_tier as last written
     attr_score      text NOT NULL DEFAULT '',         -- hotlane_score as last written
@@ -34,6 +35,8 @@ CREATE TABLE chatwoot_writes (
     account_id      bigint NOT NULL,
     display_id      bigint NOT NULL,
     kind            text NOT NULL CHECK (kind IN ('priority', 'team', 'assignee', 'note', 'attributes')),
+    lane            text NOT NULL,                   -- writes of one lane go out one at a time, in order
+    value           text NOT NULL DEFAULT '',        -- the priority, team id or agent id asked for
     body            text NOT NULL,
     status          text NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'superseded')),
     attempts        integer NOT NULL DEFAULT 0,
@@ -44,8 +47,9 @@ CREATE TABLE chatwoot_writes (
     created_at      timestamptz NOT NULL,
     delivered_at    timestamptz
 );
-CREATE INDEX chatwoot_writes_due ON chatwoot_writes (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX chatwoot_writes_due ON chatwoot_writes (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX chatwoot_writes_conversation ON chatwoot_writes (conversation_id, created_at);
+CREATE INDEX chatwoot_writes_lane ON chatwoot_writes (conversation_id, lane, created_at, id) WHERE status = 'pending';
 
 -- Webhook deliveries already taken (X-Chatwoot-Delivery), kept a day so
 -- a repeated delivery is ignored.

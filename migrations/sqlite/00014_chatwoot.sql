@@ -12,10 +12,11 @@ CREATE TABLE chatwoot_conversations (
     returning_visitor BOOLEAN NOT NULL DEFAULT 0,   -- the contact was here before
     messages        INTEGER NOT NULL DEFAULT 0,       -- incoming messages seen
     last_message_id INTEGER NOT NULL DEFAULT 0,
+    scored_message_id INTEGER NOT NULL DEFAULT 0,     -- newest visitor message a decision has scored
     last_message    TEXT,                             -- latest incoming text, only with --store-messages
-    priority        TEXT NOT NULL DEFAULT '',         -- last priority Hotlane wrote
-    team_id         INTEGER NOT NULL DEFAULT 0,        -- last team Hotlane assigned
-    assignee_id     INTEGER NOT NULL DEFAULT 0,        -- last agent Hotlane assigned
+    priority        TEXT NOT NULL DEFAULT '',         -- last priority Hotlane asked for ('-': someone else's since)
+    team_id         INTEGER NOT NULL DEFAULT 0,        -- last team Hotlane asked for (-1: someone else's since)
+    assignee_id     INTEGER NOT NULL DEFAULT 0,        -- last agent Hotlane asked for (-1: someone else's since)
     noted_tier      TEXT NOT NULL DEFAULT '',         -- highest tier a private note was written for
     attr_tier       TEXT NOT NULL DEFAULT '',         -- hotlane_tier as last written
     attr_score      TEXT NOT NULL DEFAULT '',         -- hotlane_score as last written
@@ -34,6 +35,8 @@ CREATE TABLE chatwoot_writes (
     account_id      INTEGER NOT NULL,
     display_id      INTEGER NOT NULL,
     kind            TEXT NOT NULL CHECK (kind IN ('priority', 'team', 'assignee', 'note', 'attributes')),
+    lane            TEXT NOT NULL,                   -- writes of one lane go out one at a time, in order
+    value           TEXT NOT NULL DEFAULT '',        -- the priority, team id or agent id asked for
     body            TEXT NOT NULL,
     status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'superseded')),
     attempts        INTEGER NOT NULL DEFAULT 0,
@@ -44,8 +47,9 @@ CREATE TABLE chatwoot_writes (
     created_at      DATETIME NOT NULL,
     delivered_at    DATETIME
 );
-CREATE INDEX chatwoot_writes_due ON chatwoot_writes (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX chatwoot_writes_due ON chatwoot_writes (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX chatwoot_writes_conversation ON chatwoot_writes (conversation_id, created_at);
+CREATE INDEX chatwoot_writes_lane ON chatwoot_writes (conversation_id, lane, created_at, id) WHERE status = 'pending';
 
 -- Webhook deliveries already taken (X-Chatwoot-Delivery), kept a day so
 -- a repeated delivery is ignored.
