@@ -347,7 +347,8 @@ func (s *Server) chatwootEvent(ctx context.Context, cw *ChatwootConfig, event st
 			return chatwootAnswer{}, err
 		}
 		if prio, team, assignee := overrideChanges(conv.Changes); prio != nil || team != nil || assignee != nil {
-			// Someone changed a value Hotlane set: leave it to them.
+			// Someone may have taken over a value Hotlane set: from then on
+			// it is theirs (MarkChatwootOverrides).
 			_, err := s.chatwoot.UpdateChatwoot(ctx, convID, now, func(st *feedback.ChatwootState) []feedback.ChatwootWrite {
 				feedback.MarkChatwootOverrides(st, prio, team, assignee)
 				return nil
