@@ -14,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/hotlane/hotlane/feedback"
 )
@@ -147,47 +149,109 @@ type keyAuthenticator interface {
 	AuthenticateAPIKey(ctx context.Context, secret string) (feedback.APIKey, error)
 }
 
-// keyCache keeps recently seen keys for a short time so that the score path
-// does not pay a database round trip per request. A revoked key stops
-// working within the TTL, on every process.
+// keyCache keeps recently seen keys so that the score path does not ask
+// the database for its key on every request. A key is trusted for ttl
+// after it was last read: past half of that, the first request to use it
+// starts one refresh in the background and goes on with the key it has,
+// so under steady traffic no request waits on a key lookup, and a burst of
+// requests with a key that is not cached asks the database once (single
+// flight). A refresh that finds the key revoked drops it, so a revocation
+// applies within ttl.
 type keyCache struct {
 	store keyAuthenticator
 	ttl   time.Duration
 	now   func() time.Time
 
 	mu      sync.RWMutex
-	entries map[[32]byte]cachedKey
+	entries map[[32]byte]*cachedKey
+	lookups singleflight.Group
 }
 
 type cachedKey struct {
-	key     feedback.APIKey
-	expires time.Time
+	key        feedback.APIKey
+	refreshAt  time.Time // past it, the next use refreshes in the background
+	expires    time.Time // past it, the key is read again before use
+	refreshing atomic.Bool
 }
 
+// maxCachedKeys bounds the cache; past it the oldest entries go.
+const maxCachedKeys = 10_000
+
 func newKeyCache(store keyAuthenticator, ttl time.Duration, now func() time.Time) *keyCache {
-	return &keyCache{store: store, ttl: ttl, now: now, entries: make(map[[32]byte]cachedKey)}
+	return &keyCache{store: store, ttl: ttl, now: now, entries: make(map[[32]byte]*cachedKey)}
 }
 
 func (k *keyCache) authenticate(ctx context.Context, secret string) (feedback.APIKey, error) {
 	sum := sha256.Sum256([]byte(secret))
 	now := k.now()
 	k.mu.RLock()
-	e, ok := k.entries[sum]
+	e := k.entries[sum]
 	k.mu.RUnlock()
-	if ok && now.Before(e.expires) {
+	if e != nil && now.Before(e.expires) {
+		if !now.Before(e.refreshAt) && e.refreshing.CompareAndSwap(false, true) {
+			go k.refresh(sum, secret, e)
+		}
 		return e.key, nil
 	}
-	key, err := k.store.AuthenticateAPIKey(ctx, secret)
+	// Not cached, or not used for a whole ttl: read it, once for all the
+	// requests that ask at the same time.
+	v, err, _ := k.lookups.Do(string(sum[:]), func() (any, error) {
+		key, err := k.store.AuthenticateAPIKey(context.WithoutCancel(ctx), secret)
+		if err != nil {
+			return nil, err
+		}
+		k.put(sum, key)
+		return key, nil
+	})
 	if err != nil {
 		return feedback.APIKey{}, err
 	}
-	k.mu.Lock()
-	if len(k.entries) > 10000 {
-		clear(k.entries)
+	return v.(feedback.APIKey), nil
+}
+
+// refresh reads a cached key again, in the background: a revoked key is
+// dropped; a failure keeps the cached key until it expires.
+func (k *keyCache) refresh(sum [32]byte, secret string, e *cachedKey) {
+	defer e.refreshing.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	key, err := k.store.AuthenticateAPIKey(ctx, secret)
+	switch {
+	case errors.Is(err, feedback.ErrNotFound):
+		k.mu.Lock()
+		if k.entries[sum] == e {
+			delete(k.entries, sum)
+		}
+		k.mu.Unlock()
+	case err == nil:
+		k.put(sum, key)
 	}
-	k.entries[sum] = cachedKey{key: key, expires: now.Add(k.ttl)}
-	k.mu.Unlock()
-	return key, nil
+}
+
+func (k *keyCache) put(sum [32]byte, key feedback.APIKey) {
+	now := k.now()
+	e := &cachedKey{key: key, refreshAt: now.Add(k.ttl / 2), expires: now.Add(k.ttl)}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.entries) >= maxCachedKeys {
+		// Drop the entries closest to expiry rather than all of them, so
+		// the keys in use stay cached.
+		for s, old := range k.entries {
+			if len(k.entries) < maxCachedKeys*9/10 {
+				break
+			}
+			if old.expires.Before(now.Add(k.ttl / 2)) {
+				delete(k.entries, s)
+			}
+		}
+		for s := range k.entries { // all fresh: drop any
+			if len(k.entries) < maxCachedKeys*9/10 {
+				break
+			}
+			delete(k.entries, s)
+		}
+	}
+	k.entries[sum] = e
 }
 
 // forget drops a key from the cache, so that a revocation made through

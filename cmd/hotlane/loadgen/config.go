@@ -56,7 +56,17 @@ type Config struct {
 	// Warmup is the unmeasured load sent before the first round of each
 	// target (default 2s; a negative value disables it).
 	Warmup time.Duration
+	// Rate, when positive, sends requests at this constant rate per second
+	// (open loop) over at most Concurrency connections, and measures each
+	// latency from the request's scheduled time: a stall then shows in full
+	// in the latencies instead of slowing the client down (coordinated
+	// omission), as wrk2 and vegeta measure. Zero keeps Concurrency requests
+	// in flight (closed loop).
+	Rate float64
 }
+
+// maxRate bounds Rate.
+const maxRate = 1_000_000
 
 // Validate reports every problem with c in one error, or nil when Run can
 // use it. Zero values that select a default are valid.
@@ -96,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.Rounds < 0 || c.Rounds > maxRounds {
 		add("rounds must be between 1 and %d (0 for the default), got %d", maxRounds, c.Rounds)
+	}
+	if c.Rate < 0 || c.Rate > maxRate || c.Rate != c.Rate {
+		add("rate must be between 0 (closed loop) and %d requests per second, got %v", maxRate, c.Rate)
 	}
 	if c.Conversations < 0 || c.Conversations > maxConversations {
 		add("conversations must be between 1 and %d (0 for the default %d), got %d", maxConversations, DefaultConversations, c.Conversations)

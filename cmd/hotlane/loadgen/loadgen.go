@@ -120,6 +120,7 @@ func (b *bench) run(ctx context.Context, targets []*target, progress io.Writer) 
 	rep := Report{
 		URL:         scoreURL(b.cfg.URL),
 		Concurrency: b.cfg.Concurrency,
+		Rate:        b.cfg.Rate,
 		DurationS:   b.cfg.Duration.Seconds(),
 		Seed:        b.cfg.Seed,
 		Rounds:      []Round{},
@@ -148,10 +149,13 @@ func (b *bench) run(ctx context.Context, targets []*target, progress io.Writer) 
 	return rep.finish(targets), nil
 }
 
-// measure keeps cfg.Concurrency requests in flight against url for d and
-// returns the merged stats and the time until the last worker finished its
-// final request.
+// measure loads url for d, closed or open loop (cfg.Rate), and returns the
+// merged stats and the time until the last worker finished its final
+// request.
 func (b *bench) measure(ctx context.Context, url string, d time.Duration) (*stats, time.Duration) {
+	if b.cfg.Rate > 0 {
+		return b.measureOpen(ctx, url, d)
+	}
 	workers := make([]stats, b.cfg.Concurrency)
 	start := time.Now()
 	deadline := start.Add(d)
@@ -168,37 +172,97 @@ func (b *bench) measure(ctx context.Context, url string, d time.Duration) (*stat
 	return &st, elapsed
 }
 
+// measureOpen sends requests at cfg.Rate per second for d: request i is
+// scheduled at start + i/Rate, taken by the first of cfg.Concurrency
+// connections that is free, and its latency runs from its scheduled time,
+// so time spent waiting for a connection while the server stalls counts.
+// Requests scheduled before the end are all sent.
+func (b *bench) measureOpen(ctx context.Context, url string, d time.Duration) (*stats, time.Duration) {
+	n := int(b.cfg.Rate * d.Seconds())
+	if n < 1 {
+		n = 1
+	}
+	tickets := make(chan time.Time, n)
+	workers := make([]stats, b.cfg.Concurrency)
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / b.cfg.Rate)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			for at := range tickets {
+				if ctx.Err() != nil {
+					continue
+				}
+				if wait := time.Until(at); wait > 0 {
+					time.Sleep(wait)
+				}
+				b.send(ctx, url, at, &workers[i])
+			}
+		})
+	}
+	for i := range n {
+		at := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(at); wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		tickets <- at
+	}
+	close(tickets)
+	wg.Wait()
+	elapsed := time.Since(start)
+	var st stats
+	for i := range workers {
+		st.merge(&workers[i])
+	}
+	return &st, elapsed
+}
+
 // worker sends requests one after another until deadline or until ctx ends.
 // A request still in flight at the deadline is finished and counted, so
 // every latency a round records is a whole request.
 func (b *bench) worker(ctx context.Context, url string, deadline time.Time, st *stats) {
-	n := uint64(len(b.bodies))
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		body := b.bodies[(b.next.Add(1)-1)%n]
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			st.transportError(err)
+		if !b.send(ctx, url, time.Now(), st) {
 			return
 		}
-		req.Header = b.header.Clone()
-		start := time.Now()
-		resp, err := b.client.Do(req)
-		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
-			if cerr := resp.Body.Close(); err == nil {
-				err = cerr
-			}
-		}
-		latency := time.Since(start)
-		if err != nil {
-			if ctx.Err() != nil {
-				return // cancelled, not a server failure
-			}
-			st.transportError(err)
-			continue
-		}
-		st.response(resp.StatusCode, latency)
 	}
+}
+
+// send makes one request with the next body and records its latency from
+// from (when it was sent, or scheduled); it reports false when the worker
+// should stop.
+func (b *bench) send(ctx context.Context, url string, from time.Time, st *stats) bool {
+	n := uint64(len(b.bodies))
+	body := b.bodies[(b.next.Add(1)-1)%n]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		st.transportError(err)
+		return false
+	}
+	req.Header = b.header.Clone()
+	resp, err := b.client.Do(req)
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		if cerr := resp.Body.Close(); err == nil {
+			err = cerr
+		}
+	}
+	latency := time.Since(from)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false // cancelled, not a server failure
+		}
+		st.transportError(err)
+		return true
+	}
+	st.response(resp.StatusCode, latency)
+	return true
 }
 
 // newTransport returns a keep-alive transport with one connection per worker

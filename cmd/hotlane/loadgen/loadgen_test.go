@@ -338,3 +338,63 @@ func TestBaselineServer(t *testing.T) {
 		t.Error("baseline still answers after stop")
 	}
 }
+
+// stallingServer answers at once except while stalled, when every
+// request waits until the stall ends.
+func stallingServer(t *testing.T) (*httptest.Server, func(d time.Duration)) {
+	t.Helper()
+	var mu sync.Mutex
+	var until time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		wait := time.Until(until)
+		mu.Unlock()
+		if wait > 0 {
+			time.Sleep(wait)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"decision_id":"d1","tier":"low","score":0.12}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func(d time.Duration) {
+		mu.Lock()
+		until = time.Now().Add(d)
+		mu.Unlock()
+	}
+}
+
+// TestOpenLoopCountsStalls: a 300 ms stall in the middle of a round is
+// seen by every request scheduled during it when the load is open loop,
+// and by only the few in flight when it is closed loop (coordinated
+// omission). The two runs are compared with each other, not with a
+// fixed time.
+func TestOpenLoopCountsStalls(t *testing.T) {
+	srv, stall := stallingServer(t)
+	run := func(rate float64) Report {
+		t.Helper()
+		time.AfterFunc(300*time.Millisecond, func() { stall(300 * time.Millisecond) })
+		rep, err := Run(context.Background(), Config{URL: srv.URL, Key: testKey, Duration: time.Second,
+			Concurrency: 4, Warmup: -1, Rate: rate}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	open := run(200)
+	closed := run(0)
+	t.Logf("open loop: p95 %.1f ms, max %.1f ms; closed loop: p95 %.1f ms, max %.1f ms", open.P95Ms, open.MaxMs, closed.P95Ms, closed.MaxMs)
+	if open.Rate != 200 || open.Requests < 150 || open.Requests > 250 {
+		t.Errorf("open loop: %d requests at rate %v, want about 200 in 1 s", open.Requests, open.Rate)
+	}
+	if open.P95Ms < 4*closed.P95Ms || open.P95Ms < 50 {
+		t.Errorf("open-loop p95 %.1f ms, closed-loop p95 %.1f ms: the open loop should see the stall in its tail", open.P95Ms, closed.P95Ms)
+	}
+	if open.MaxMs < 250 || open.P999Ms < open.P99Ms {
+		t.Errorf("open-loop max %.1f ms, p99.9 %.1f, p99 %.1f: want the stall's 300 ms in the max", open.MaxMs, open.P999Ms, open.P99Ms)
+	}
+	var text bytes.Buffer
+	if err := open.WriteText(&text); err != nil || !strings.Contains(text.String(), "open loop: 200 req/s") || !strings.Contains(text.String(), "p99.9 ms") {
+		t.Errorf("report text:\n%s", text.String())
+	}
+}

@@ -25,11 +25,13 @@ type Report struct {
 	Requests int64 `json:"requests"`
 	// Errors counts non-2xx answers and transport failures.
 	Errors int64 `json:"errors"`
-	// P50Ms, P95Ms, P99Ms and MaxMs are latency percentiles in milliseconds.
-	P50Ms float64 `json:"p50_ms"`
-	P95Ms float64 `json:"p95_ms"`
-	P99Ms float64 `json:"p99_ms"`
-	MaxMs float64 `json:"max_ms"`
+	// P50Ms, P95Ms, P99Ms, P999Ms and MaxMs are latency percentiles in
+	// milliseconds.
+	P50Ms  float64 `json:"p50_ms"`
+	P95Ms  float64 `json:"p95_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	P999Ms float64 `json:"p999_ms"`
+	MaxMs  float64 `json:"max_ms"`
 	// Statuses counts answers by HTTP status, plus "transport" for failures
 	// without an answer.
 	Statuses map[string]int64 `json:"statuses,omitempty"`
@@ -44,12 +46,16 @@ type Report struct {
 	BaselineP50Ms    float64 `json:"baseline_p50_ms"`
 	BaselineP95Ms    float64 `json:"baseline_p95_ms"`
 	BaselineP99Ms    float64 `json:"baseline_p99_ms"`
+	BaselineP999Ms   float64 `json:"baseline_p999_ms"`
 	BaselineMaxMs    float64 `json:"baseline_max_ms"`
 	// Ratio is RPS / BaselineRPS, 0 without a baseline.
 	Ratio float64 `json:"ratio"`
 
 	// Concurrency is the number of workers.
 	Concurrency int `json:"concurrency"`
+	// Rate is the open loop's requests per second, 0 for a closed loop;
+	// with it, latencies run from each request's scheduled time.
+	Rate float64 `json:"rate,omitempty"`
 	// DurationS is the configured length of one measured round in seconds.
 	DurationS float64 `json:"duration_s"`
 	// Seed is the seed the request bodies were generated from.
@@ -68,11 +74,13 @@ type Round struct {
 	Requests int64 `json:"requests"`
 	// Errors counts non-2xx answers and transport failures.
 	Errors int64 `json:"errors"`
-	// P50Ms, P95Ms, P99Ms and MaxMs are latency percentiles in milliseconds.
-	P50Ms float64 `json:"p50_ms"`
-	P95Ms float64 `json:"p95_ms"`
-	P99Ms float64 `json:"p99_ms"`
-	MaxMs float64 `json:"max_ms"`
+	// P50Ms, P95Ms, P99Ms, P999Ms and MaxMs are latency percentiles in
+	// milliseconds.
+	P50Ms  float64 `json:"p50_ms"`
+	P95Ms  float64 `json:"p95_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	P999Ms float64 `json:"p999_ms"`
+	MaxMs  float64 `json:"max_ms"`
 	// ElapsedS is the measured time: the configured duration plus the
 	// finishing of requests in flight at its end.
 	ElapsedS float64 `json:"elapsed_s"`
@@ -163,6 +171,7 @@ func (s *stats) round(name string, elapsed time.Duration) Round {
 		P50Ms:    ms(s.hist.quantile(0.50)),
 		P95Ms:    ms(s.hist.quantile(0.95)),
 		P99Ms:    ms(s.hist.quantile(0.99)),
+		P999Ms:   ms(s.hist.quantile(0.999)),
 		MaxMs:    ms(s.hist.max),
 		ElapsedS: round3(elapsed.Seconds()),
 		Statuses: s.statusMap(),
@@ -171,8 +180,8 @@ func (s *stats) round(name string, elapsed time.Duration) Round {
 
 // summary is the round's progress line.
 func (r Round) summary() string {
-	return fmt.Sprintf("%8d req in %6.2fs  %9.1f req/s  p50 %7.3f ms  p95 %7.3f ms  p99 %7.3f ms  errors %d",
-		r.Requests, r.ElapsedS, r.RPS, r.P50Ms, r.P95Ms, r.P99Ms, r.Errors)
+	return fmt.Sprintf("%8d req in %6.2fs  %9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  p99.9 %8.3f ms  max %8.3f ms  errors %d",
+		r.Requests, r.ElapsedS, r.RPS, r.P50Ms, r.P99Ms, r.P999Ms, r.MaxMs, r.Errors)
 }
 
 // finish fills the aggregate fields from the targets' totals.
@@ -187,11 +196,11 @@ func (r Report) finish(targets []*target) Report {
 		switch t.name {
 		case TargetHotlane:
 			r.RPS, r.Requests, r.Errors = agg.RPS, agg.Requests, agg.Errors
-			r.P50Ms, r.P95Ms, r.P99Ms, r.MaxMs = agg.P50Ms, agg.P95Ms, agg.P99Ms, agg.MaxMs
+			r.P50Ms, r.P95Ms, r.P99Ms, r.P999Ms, r.MaxMs = agg.P50Ms, agg.P95Ms, agg.P99Ms, agg.P999Ms, agg.MaxMs
 			r.Statuses, r.FirstError = agg.Statuses, t.total.firstErr
 		case TargetBaseline:
 			r.BaselineRPS, r.BaselineRequests, r.BaselineErrors = agg.RPS, agg.Requests, agg.Errors
-			r.BaselineP50Ms, r.BaselineP95Ms, r.BaselineP99Ms, r.BaselineMaxMs = agg.P50Ms, agg.P95Ms, agg.P99Ms, agg.MaxMs
+			r.BaselineP50Ms, r.BaselineP95Ms, r.BaselineP99Ms, r.BaselineP999Ms, r.BaselineMaxMs = agg.P50Ms, agg.P95Ms, agg.P99Ms, agg.P999Ms, agg.MaxMs
 		}
 	}
 	if exact[TargetBaseline] > 0 {
@@ -205,25 +214,30 @@ func (r Report) finish(targets []*target) Report {
 // errors.
 func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "POST %s  concurrency %d  %s per round  seed %d\n\n",
-		r.URL, r.Concurrency, time.Duration(r.DurationS*float64(time.Second)), r.Seed)
+	if r.Rate > 0 {
+		fmt.Fprintf(&b, "POST %s  open loop: %.0f req/s over up to %d connections, latency from each request's scheduled time  %s per round  seed %d\n\n",
+			r.URL, r.Rate, r.Concurrency, time.Duration(r.DurationS*float64(time.Second)), r.Seed)
+	} else {
+		fmt.Fprintf(&b, "POST %s  concurrency %d  %s per round  seed %d\n\n",
+			r.URL, r.Concurrency, time.Duration(r.DurationS*float64(time.Second)), r.Seed)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tround\trequests\terrors\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t")
-	row := func(target, round string, req, errs int64, rps, p50, p95, p99, mx float64) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", target, round, req, errs, rps, p50, p95, p99, mx)
+	fmt.Fprintln(tw, "target\tround\trequests\terrors\treq/s\tp50 ms\tp95 ms\tp99 ms\tp99.9 ms\tmax ms\t")
+	row := func(target, round string, req, errs int64, rps, p50, p95, p99, p999, mx float64) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", target, round, req, errs, rps, p50, p95, p99, p999, mx)
 	}
 	perTarget := map[string]int{}
 	for _, rd := range r.Rounds {
 		perTarget[rd.Target]++
-		row(rd.Target, strconv.Itoa(perTarget[rd.Target]), rd.Requests, rd.Errors, rd.RPS, rd.P50Ms, rd.P95Ms, rd.P99Ms, rd.MaxMs)
+		row(rd.Target, strconv.Itoa(perTarget[rd.Target]), rd.Requests, rd.Errors, rd.RPS, rd.P50Ms, rd.P95Ms, rd.P99Ms, rd.P999Ms, rd.MaxMs)
 	}
 	// A target's "all" row only adds something when it ran several rounds.
 	if perTarget[TargetBaseline] > 1 {
 		row(TargetBaseline, "all", r.BaselineRequests, r.BaselineErrors, r.BaselineRPS,
-			r.BaselineP50Ms, r.BaselineP95Ms, r.BaselineP99Ms, r.BaselineMaxMs)
+			r.BaselineP50Ms, r.BaselineP95Ms, r.BaselineP99Ms, r.BaselineP999Ms, r.BaselineMaxMs)
 	}
 	if perTarget[TargetHotlane] > 1 {
-		row(TargetHotlane, "all", r.Requests, r.Errors, r.RPS, r.P50Ms, r.P95Ms, r.P99Ms, r.MaxMs)
+		row(TargetHotlane, "all", r.Requests, r.Errors, r.RPS, r.P50Ms, r.P95Ms, r.P99Ms, r.P999Ms, r.MaxMs)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
