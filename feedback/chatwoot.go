@@ -364,15 +364,7 @@ func ChatwootNoteText(d ChatwootScored) string {
 	}
 	rs := slices.Clone(d.Reasons)
 	rs = slices.DeleteFunc(rs, func(r model.Reason) bool { return r.Contribution <= 0 && r.TierFloor == "" })
-	slices.SortStableFunc(rs, func(a, b model.Reason) int {
-		switch {
-		case a.Contribution > b.Contribution:
-			return -1
-		case a.Contribution < b.Contribution:
-			return 1
-		}
-		return 0
-	})
+	ByContribution(rs)
 	if len(rs) > chatwootNoteReasons {
 		rs = rs[:chatwootNoteReasons]
 	}
@@ -421,18 +413,12 @@ func describeReason(r model.Reason) string {
 // 10 min, 1 h, then every 4 h until a day has passed. It returns false
 // when the write has run out of time.
 func ChatwootRetry(attempt int, created, now time.Time) (time.Time, bool) {
-	delays := []time.Duration{10 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour}
-	deadline := created.Add(24 * time.Hour)
-	if !now.Before(deadline) {
-		return time.Time{}, false
-	}
-	delay := 4 * time.Hour
-	if attempt >= 1 && attempt <= len(delays) {
-		delay = delays[attempt-1]
-	}
-	next := now.Add(delay)
-	if next.After(deadline) {
-		next = deadline
-	}
-	return next, true
+	return chatwootRetries.Next(attempt, created, now)
+}
+
+// chatwootRetries is sooner than alert deliveries': a priority is worth
+// most in the first minutes of a chat.
+var chatwootRetries = RetrySchedule{
+	Delays: []time.Duration{10 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour},
+	Every:  4 * time.Hour, For: 24 * time.Hour,
 }

@@ -1,6 +1,46 @@
 package feedback
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/hotlane/hotlane/model"
+)
+
+// RetrySchedule is how an outbox retries a failed send: after its n-th
+// failed attempt it waits Delays[n-1], then Every once the delays are used
+// up, until For has passed since the send was queued, when it gives up
+// after one last attempt at that deadline.
+type RetrySchedule struct {
+	Delays     []time.Duration
+	Every, For time.Duration
+}
+
+// Next returns when to try a send queued at created again after its
+// attempt-th attempt (1 for the first) failed at now, or false when it has
+// run out of time.
+func (r RetrySchedule) Next(attempt int, created, now time.Time) (time.Time, bool) {
+	deadline := created.Add(r.For)
+	if !now.Before(deadline) {
+		return time.Time{}, false
+	}
+	delay := r.Every
+	if attempt >= 1 && attempt <= len(r.Delays) {
+		delay = r.Delays[attempt-1]
+	}
+	next := now.Add(delay)
+	if next.After(deadline) {
+		next = deadline
+	}
+	return next, true
+}
+
+// ByContribution sorts reasons by contribution, largest first, keeping
+// the order of equal ones: the order alerts and notes name them in.
+func ByContribution(rs []model.Reason) {
+	slices.SortStableFunc(rs, func(a, b model.Reason) int { return cmp.Compare(b.Contribution, a.Contribution) })
+}
 
 // Delivery statuses.
 const (

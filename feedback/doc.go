@@ -2,8 +2,10 @@
 // scoring decisions, alerts and how they are planned, agents' labels,
 // platforms' events, deliveries, KPIs (with a baseline period), training
 // labels, tuning reports, rule backtests (backtest.go: a draft ruleset and
-// the live one replayed over stored history), and the live pairing of
-// ruleset and model that every part scores with.
+// the live one replayed over stored history), the Chatwoot integration's
+// domain (chatwoot.go: channels, what Hotlane remembers of a Chatwoot
+// conversation, and the planning of its write-back without loops), and
+// the live pairing of ruleset and model that every part scores with.
 //
 // It holds types, error kinds and pure rules (alert planning over a batch of
 // decisions, training labels, KPI computation, validation), each tested

@@ -26,34 +26,18 @@ type DeliveryStore interface {
 	FinishDelivery(ctx context.Context, o feedback.DeliveryOutcome) error
 }
 
-// retryDelays is the wait after the first, second, ... failed attempt;
-// after the last one the wait stays retryEvery until retryFor has passed
-// since the delivery was queued.
-var retryDelays = []time.Duration{30 * time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour, 4 * time.Hour}
-
-const (
-	retryEvery = 12 * time.Hour
-	retryFor   = 24 * time.Hour
-)
+// deliveryRetries is how alert deliveries are retried.
+var deliveryRetries = feedback.RetrySchedule{
+	Delays: []time.Duration{30 * time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour, 4 * time.Hour},
+	Every:  12 * time.Hour, For: 24 * time.Hour,
+}
 
 // NextAttempt returns when to try a delivery queued at created again after
 // its attempt-th attempt (1 for the first) failed at now: 30 s, 2 min,
 // 10 min, 1 h, 4 h, then every 12 h, with one last attempt 24 h after
 // created. It returns false when the delivery has run out of time.
 func NextAttempt(attempt int, created, now time.Time) (time.Time, bool) {
-	deadline := created.Add(retryFor)
-	if !now.Before(deadline) {
-		return time.Time{}, false
-	}
-	delay := retryEvery
-	if attempt >= 1 && attempt <= len(retryDelays) {
-		delay = retryDelays[attempt-1]
-	}
-	next := now.Add(delay)
-	if next.After(deadline) {
-		next = deadline
-	}
-	return next, true
+	return deliveryRetries.Next(attempt, created, now)
 }
 
 // Deliverer sends alerts from the outbox: it queues fired alerts as one

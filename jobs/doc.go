@@ -1,6 +1,8 @@
 // Package jobs runs Hotlane's background work: delivering alerts from the
-// outbox to Slack and signed webhooks (Deliverer), raising SLA escalations
-// (SLAChecker), and the weekly tuning job (Tuner) with ApplyReport.
+// outbox to Slack and signed webhooks (Deliverer), writing priorities,
+// assignments, notes and attributes back to Chatwoot from its own outbox
+// (ChatwootWriter), raising SLA escalations (SLAChecker), and the weekly
+// tuning job (Tuner) with ApplyReport.
 //
 // Each job is a type whose Run runs until its context ends (Deliverer,
 // SLAChecker: a pass every interval) or once (Tuner: started by the cron
@@ -17,6 +19,6 @@
 //
 // jobs imports feedback and model, and nothing else of Hotlane's: it
 // reaches the store through the small interfaces declared beside each job
-// (DeliveryStore, SLAStore, TuneStore, ApplyStore), which cmd satisfies
+// (DeliveryStore, ChatwootStore, SLAStore, TuneStore, ApplyStore), which cmd satisfies
 // with feedback/store.
 package jobs

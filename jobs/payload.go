@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/model"
 )
 
 // topReasons is how many reasons a message shows.
@@ -72,29 +73,15 @@ func conversationURL(publicURL, conversationID string) string {
 	return strings.TrimRight(publicURL, "/") + "/conversations/" + url.PathEscape(conversationID)
 }
 
-type reason struct {
-	Kind         string  `json:"kind"`
-	Name         string  `json:"name"`
-	Contribution float64 `json:"contribution"`
-}
-
 // strongest returns the names of the n reasons that pushed the score up the
 // most, strongest first.
-func strongest(raw []byte, n int) []reason {
-	var rs []reason
+func strongest(raw []byte, n int) []model.Reason {
+	var rs []model.Reason
 	if json.Unmarshal(raw, &rs) != nil {
 		return nil
 	}
-	rs = slices.DeleteFunc(rs, func(r reason) bool { return r.Contribution <= 0 })
-	slices.SortStableFunc(rs, func(a, b reason) int {
-		switch {
-		case a.Contribution > b.Contribution:
-			return -1
-		case a.Contribution < b.Contribution:
-			return 1
-		}
-		return 0
-	})
+	rs = slices.DeleteFunc(rs, func(r model.Reason) bool { return r.Contribution <= 0 })
+	feedback.ByContribution(rs)
 	return rs[:min(n, len(rs))]
 }
 

@@ -9,7 +9,9 @@
 // for leads, web_settings.go for admins, charts.go for the SVG charts):
 // server-rendered pages from templates on a session cookie, and the live
 // events the queue and /v1/stream carry (live_events.go, shared between
-// processes by live_relay.go).
+// processes by live_relay.go). chatwoot.go receives Chatwoot's webhooks:
+// signatures, payload shapes and their signals; it queues the write-back
+// that jobs.ChatwootWriter sends.
 //
 // server imports feedback, model and templates, and nothing else of
 // Hotlane's: cmd

@@ -164,12 +164,16 @@ func (b *bench) measure(ctx context.Context, url string, d time.Duration) (*stat
 		wg.Go(func() { b.worker(ctx, url, deadline, &workers[i]) })
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	return mergeAll(workers), time.Since(start)
+}
+
+// mergeAll merges the workers' stats of a round.
+func mergeAll(workers []stats) *stats {
 	var st stats
 	for i := range workers {
 		st.merge(&workers[i])
 	}
-	return &st, elapsed
+	return &st
 }
 
 // measureOpen sends requests at cfg.Rate per second for d: request i is
@@ -215,12 +219,7 @@ func (b *bench) measureOpen(ctx context.Context, url string, d time.Duration) (*
 	}
 	close(tickets)
 	wg.Wait()
-	elapsed := time.Since(start)
-	var st stats
-	for i := range workers {
-		st.merge(&workers[i])
-	}
-	return &st, elapsed
+	return mergeAll(workers), time.Since(start)
 }
 
 // worker sends requests one after another until deadline or until ctx ends.
