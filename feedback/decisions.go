@@ -23,6 +23,10 @@ type Decision struct {
 	LatencyMicros  int64
 	OccurredAt     time.Time
 	CreatedAt      time.Time
+	// Checked says Signals, Reasons and Route are already known to be
+	// valid JSON (the score path validated or encoded them), so the store
+	// does not parse them again. It is not stored.
+	Checked bool
 	// Alert is how the policy alerts on this decision; it is not stored
 	// with the decision but decides the alert written beside it
 	// (PlanAlerts).

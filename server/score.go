@@ -257,6 +257,9 @@ func (s *Server) decide(ctx context.Context, in scoreInput, start time.Time) (de
 		LatencyMicros:  time.Since(start).Microseconds(),
 		OccurredAt:     in.occurredAt,
 		CreatedAt:      s.now().UTC(),
+		// The signals were checked by the request scanner (or encoded by
+		// the Chatwoot handler); reasons and route were encoded above.
+		Checked: true,
 	}
 	if in.hasMessage && s.cfg.StoreMessages {
 		msg := in.message

@@ -7,8 +7,12 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/feedback"
+	"github.com/hotlane/hotlane/feedback/store"
 )
 
 func TestScoreBadInput(t *testing.T) {
@@ -364,5 +368,59 @@ func TestParamsMustBeCleanText(t *testing.T) {
 			continue
 		}
 		decodeError(t, rec)
+	}
+}
+
+// capturingStore records every decision the server hands to the store.
+type capturingStore struct {
+	*store.Store
+	mu   sync.Mutex
+	seen []feedback.Decision
+}
+
+func (c *capturingStore) Record(ctx context.Context, d feedback.Decision) (feedback.Recorded, error) {
+	c.mu.Lock()
+	c.seen = append(c.seen, d)
+	c.mu.Unlock()
+	return c.Store.Record(ctx, d)
+}
+
+// The score path validates the signals once, in the request scanner, and
+// tells the store so; what it hands over must then really be valid JSON.
+func TestScoreHandsCheckedJSONToStore(t *testing.T) {
+	for _, engine := range engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			st := &capturingStore{Store: openStore(t, engine)}
+			h := newHarnessOn(t, st.Store, Config{})
+			h.srv = New(h.srv.cfg, st, quietLog())
+			h.publish(testPolicy)
+			for _, body := range []string{
+				`{"conversation_id":"c1","channel":"web","signals":{"deal_size":25000,"page":"pricing","vip":true,"x":null}}`,
+				`{"conversation_id":"c2","channel":"web"}`,
+				`{"conversation_id":"c3","channel":"web","signals":{"note":"quote \" and \\u00e9 and \u00e9"}}`,
+			} {
+				if _, rec := h.score(body); rec.Code != http.StatusOK {
+					t.Fatalf("score %s: %d %s", body, rec.Code, rec.Body.String())
+				}
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if len(st.seen) != 3 {
+				t.Fatalf("store saw %d decisions, want 3", len(st.seen))
+			}
+			for _, d := range st.seen {
+				if !d.Checked {
+					t.Errorf("%s: Checked = false: the store would parse the signals again", d.ConversationID)
+				}
+				for name, b := range map[string][]byte{"signals": d.Signals, "reasons": d.Reasons, "route": d.Route} {
+					if !json.Valid(b) {
+						t.Errorf("%s: %s %q is not valid JSON", d.ConversationID, name, b)
+					}
+				}
+			}
+			if got := string(st.seen[1].Signals); got != "{}" {
+				t.Errorf("signals of a request without them = %q, want {}", got)
+			}
+		})
 	}
 }

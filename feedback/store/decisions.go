@@ -124,13 +124,13 @@ func prepareDecision(d *feedback.Decision) error {
 	case d.ConversationID == "":
 		return fmt.Errorf("%w: conversation id is required", feedback.ErrInvalid)
 	}
-	if err := defaultJSON(&d.Signals, "{}", "signals"); err != nil {
+	if err := defaultJSON(&d.Signals, "{}", "signals", d.Checked); err != nil {
 		return err
 	}
-	if err := defaultJSON(&d.Reasons, "[]", "reasons"); err != nil {
+	if err := defaultJSON(&d.Reasons, "[]", "reasons", d.Checked); err != nil {
 		return err
 	}
-	if err := defaultJSON(&d.Route, "{}", "route"); err != nil {
+	if err := defaultJSON(&d.Route, "{}", "route", d.Checked); err != nil {
 		return err
 	}
 	if d.CreatedAt.IsZero() {
@@ -146,12 +146,14 @@ func prepareDecision(d *feedback.Decision) error {
 	return nil
 }
 
-func defaultJSON(b *[]byte, empty, field string) error {
+// defaultJSON fills an empty field with its empty JSON value and checks a
+// field not checked already.
+func defaultJSON(b *[]byte, empty, field string, checked bool) error {
 	if len(*b) == 0 {
 		*b = []byte(empty)
 		return nil
 	}
-	if !json.Valid(*b) {
+	if !checked && !json.Valid(*b) {
 		return fmt.Errorf("%w: %s is not valid JSON", feedback.ErrInvalid, field)
 	}
 	return nil
