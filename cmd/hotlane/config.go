@@ -36,6 +36,7 @@ type Config struct {
 	Writers         int
 	StateCache      int
 	SQLiteSync      string
+	DebugAddr       string
 
 	// Alert delivery and SLA checks.
 	Deliver          bool
@@ -203,6 +204,7 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")
 	fs.StringVar(&cfg.AllowRanges, "allow-destination-ranges", "", "comma-separated address ranges destinations may reach besides public addresses: loopback, private, link-local or CIDRs (for receivers inside your network)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL of the web UI, for links in alerts (for example https://hotlane.example.com)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "address of a second listener serving Go's profiler at /debug/pprof/ (for example 127.0.0.1:6060); off when empty. It has no authentication: keep it on loopback or a private network")
 	cfg.Chatwoot.register(fs)
 	cfg.Tune.register(fs)
 	fs.StringVar(&cfg.TuneSchedule, "tune-schedule", "0 6 * * 1", "cron schedule of the tuning job (minute hour day month weekday), or off")
@@ -247,6 +249,13 @@ func (c Config) validate() error {
 	if c.SQLiteSync != "full" && c.SQLiteSync != "normal" {
 		errs = append(errs, fmt.Sprintf("--sqlite-synchronous: %q is not full or normal", c.SQLiteSync))
 	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			errs = append(errs, fmt.Sprintf("--debug-addr: %q is not host:port", c.DebugAddr))
+		} else if c.DebugAddr == c.Addr {
+			errs = append(errs, "--debug-addr: must differ from --addr")
+		}
+	}
 	if c.DeliveryInterval < 100*time.Millisecond {
 		errs = append(errs, "--delivery-interval: must be at least 100ms")
 	}
@@ -283,6 +292,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("writers", c.Writers),
 		slog.Int("state_cache", c.StateCache),
 		slog.String("sqlite_synchronous", c.SQLiteSync),
+		slog.String("debug_addr", c.DebugAddr),
 		slog.Bool("deliver", c.Deliver),
 		slog.String("delivery_interval", c.DeliveryInterval.String()),
 		slog.String("sla_interval", c.SLAInterval.String()),

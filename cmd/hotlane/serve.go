@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -154,6 +155,20 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	}
 
 	serveErr := make(chan error, 1)
+	if cfg.DebugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			_ = ln.Close()
+			stopBG()
+			wg.Wait()
+			return fmt.Errorf("listen on --debug-addr: %w", err)
+		}
+		debugSrv := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { _ = debugSrv.Serve(dln) }()
+		defer debugSrv.Close()
+		log.Warn("profiler listening: it has no authentication, keep it private", slog.String("debug_addr", dln.Addr().String()))
+	}
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	log.Info("listening", slog.String("addr", ln.Addr().String()))
 	if ready != nil {
@@ -203,4 +218,17 @@ func runJob(ctx context.Context, log *slog.Logger, name string, run func(context
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// debugHandler serves Go's profiler for --debug-addr: CPU, heap,
+// allocation, goroutine and block profiles and execution traces, under
+// /debug/pprof/.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
