@@ -55,6 +55,16 @@ type ReportData struct {
 	HoldoutPositives  int            `json:"holdout_positives"`
 	LabelsBySource    map[string]int `json:"labels_by_source"`
 	ReviewSampleCount int            `json:"review_sample"`
+	// Sampled is set when the window held more labelled conversations
+	// than the job keeps (--tune-max-rows): SampledFrom were seen and
+	// SampledKept kept (every agent-labelled and positive one, and a
+	// uniform sample of the others), the sampled ones weighing
+	// SampleWeight times their own weight (0 when none was kept). The
+	// counts above are of the kept ones.
+	Sampled      bool    `json:"sampled,omitempty"`
+	SampledFrom  int     `json:"sampled_from,omitempty"`
+	SampledKept  int     `json:"sampled_kept,omitempty"`
+	SampleWeight float64 `json:"sample_weight,omitempty"`
 }
 
 // Count fills the counts of labelled rows split into train and holdout.

@@ -32,6 +32,16 @@ const (
 	DefaultTuneWindow  = 12 * 7 * 24 * time.Hour
 	DefaultHoldout     = 7 * 24 * time.Hour
 	DefaultMinLabelled = 50
+	// DefaultTuneMaxRows is how many labelled conversations a run holds
+	// by default (see Tuner.MaxRows). A kept row costs about 250 bytes in
+	// gather with four signals (BenchmarkGatherKeptRow: the TuningRow's
+	// 144, its signals' JSON, hits and slice slack), and a whole run about
+	// 800 bytes per labelled row at its peak, most of it the data set laid
+	// out for the trainer, which grows with the encoder's features
+	// (BENCHMARKS.md: 773 to 820 MB of Go heap over 1M decisions). So a
+	// million rows peak near 0.8 GB whatever the window holds, where 10
+	// million unsampled would need about 8.
+	DefaultTuneMaxRows = 1_000_000
 )
 
 // ErrTuneRunning is returned when another run of the tuning job, in this
@@ -78,6 +88,11 @@ type Tuner struct {
 	// MinLabelled is the fewest labelled conversations a candidate is
 	// trained on; 0 means DefaultMinLabelled.
 	MinLabelled int
+	// MaxRows bounds the labelled conversations a run holds in memory; 0
+	// means DefaultTuneMaxRows. Past it, every agent-labelled and every
+	// positive conversation is kept, and a uniform sample of the rest
+	// (outcome negatives) weighted up to stand for all of them.
+	MaxRows int
 	// Promotion is PromoteAuto or PromoteManual; "" means PromoteAuto.
 	Promotion string
 	// Guard is what automatic promotion asks beyond beating the live model
@@ -175,6 +190,7 @@ func (t *Tuner) holder() *feedback.Live {
 type tuneSettings struct {
 	window, holdout time.Duration
 	minLabelled     int
+	maxRows         int
 	trainer         model.Trainer
 	l2              float64
 	promotion       string
@@ -183,7 +199,7 @@ type tuneSettings struct {
 }
 
 func (t *Tuner) settings() (tuneSettings, error) {
-	s := tuneSettings{window: t.Window, holdout: t.Holdout, minLabelled: t.MinLabelled, trainer: t.Trainer,
+	s := tuneSettings{window: t.Window, holdout: t.Holdout, minLabelled: t.MinLabelled, maxRows: t.MaxRows, trainer: t.Trainer,
 		l2: t.L2, promotion: t.Promotion, guard: t.Guard, targets: t.Targets}
 	if s.window <= 0 {
 		s.window = DefaultTuneWindow
@@ -193,6 +209,9 @@ func (t *Tuner) settings() (tuneSettings, error) {
 	}
 	if s.minLabelled <= 0 {
 		s.minLabelled = DefaultMinLabelled
+	}
+	if s.maxRows <= 0 {
+		s.maxRows = DefaultTuneMaxRows
 	}
 	if s.trainer == nil {
 		var err error
@@ -232,7 +251,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req feedback.TuneRequest
 		return nil, fmt.Errorf("live ruleset: %w", feedback.ErrNotFound)
 	}
 	from := asOf.Add(-set.window)
-	g, err := t.gather(ctx, from, asOf, asOf.Add(-set.holdout))
+	g, err := t.gather(ctx, from, asOf, asOf.Add(-set.holdout), set.maxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +282,15 @@ func (t *Tuner) tune(ctx context.Context, runID string, req feedback.TuneRequest
 type gathered struct {
 	conversations int
 	ruleHits      map[string]int
-	labelled      []model.TuningRow
+	// labelled holds the labelled conversations kept: all of them, or
+	// past maxRows every mandatory one (see mandatory) and a uniform
+	// sample of the others. The sampled rows' weights are not yet scaled:
+	// weighSample does that, after model.ReweightReviewSample.
+	labelled []model.TuningRow
+	// maxRows is the cap labelled was gathered under; labelledSeen counts
+	// every labelled conversation of the window, mandatory those kept as
+	// mandatory, and otherSeen and otherKept the others seen and kept.
+	maxRows, labelledSeen, mandatory, otherSeen, otherKept int
 	// unsampled and unsampledLabelled count the conversations that
 	// neither alerted nor were sampled for review, and those of them with
 	// a label (from an outcome or tier feedback).
@@ -289,10 +316,15 @@ type volumeRow struct {
 // volume: a sample this size counts a week's alerts per hour closely.
 const maxVolumeRows = 100_000
 
-// gather reads the window [from, to) from the store.
-func (t *Tuner) gather(ctx context.Context, from, to, holdoutFrom time.Time) (*gathered, error) {
-	g := &gathered{ruleHits: map[string]int{}, volumeFrom: holdoutFrom}
+// gather reads the window [from, to) from the store, keeping at most
+// maxRows labelled conversations unless the mandatory ones alone are more
+// (see labelSample).
+func (t *Tuner) gather(ctx context.Context, from, to, holdoutFrom time.Time, maxRows int) (*gathered, error) {
+	g := &gathered{ruleHits: map[string]int{}, volumeFrom: holdoutFrom, maxRows: maxRows}
 	rng := rand.New(rand.NewPCG(uint64(to.Unix()), 7))
+	// The labelled sample draws from a stream of its own, so the volume
+	// sample is the same whether or not the labels are sampled.
+	labels := labelSample{max: maxRows, rng: rand.New(rand.NewPCG(uint64(to.Unix()), 8))}
 	err := t.Store.TrainingRows(ctx, from, to, func(r feedback.TrainingRow) error {
 		g.conversations++
 		for _, h := range r.Hits {
@@ -321,7 +353,7 @@ func (t *Tuner) gather(ctx context.Context, from, to, holdoutFrom time.Time) (*g
 		if r.Label.Label == "" {
 			return nil
 		}
-		g.labelled = append(g.labelled, model.TuningRow{
+		labels.add(model.TuningRow{
 			Example: model.Example{Channel: r.Channel, Hits: r.Hits,
 				Label: r.Label.Label == feedback.TrainingPositive, Weight: r.Label.Weight},
 			Raw: r.Signals, At: r.At, Alerted: alerted, SampleRate: r.SampleRate, Source: r.Label.Source,
@@ -331,8 +363,116 @@ func (t *Tuner) gather(ctx context.Context, from, to, holdoutFrom time.Time) (*g
 	if err != nil {
 		return nil, fmt.Errorf("gather: %w", err)
 	}
+	g.labelled, g.mandatory, g.otherSeen, g.otherKept = labels.rows, labels.mandatory, labels.seen, len(labels.others)
+	g.labelledSeen = g.mandatory + g.otherSeen
 	slices.SortStableFunc(g.labelled, func(a, b model.TuningRow) int { return a.At.Compare(b.At) })
 	return g, nil
+}
+
+// mandatory reports whether a labelled conversation is kept however many
+// the window holds: agents' labels are few and costly, positives are the
+// rare class. The others are the negatives outcomes (lost) gave.
+func mandatory(r *model.TuningRow) bool {
+	return r.Source == feedback.SourceAgent || r.Label
+}
+
+// labelSample keeps a window's labelled conversations in one pass within
+// max rows: every mandatory one, and a uniform sample of the others
+// (reservoir sampling, Algorithm R) in the room the mandatory ones leave.
+// When a mandatory row arrives with the sample full, a uniformly chosen
+// sampled row makes room for it; a uniform sample less one uniform element
+// is a uniform sample, so at the end each of the others seen was kept with
+// the same probability len(others)/seen. Mandatory rows past max are kept
+// all the same.
+type labelSample struct {
+	max int
+	rng *rand.Rand
+	// rows holds the kept rows of both kinds, in one array that the
+	// evictions reuse; others indexes the sampled ones in it.
+	rows      []model.TuningRow
+	others    []int
+	mandatory int // mandatory rows kept
+	seen      int // others seen
+}
+
+func (s *labelSample) add(r model.TuningRow) {
+	if mandatory(&r) {
+		s.mandatory++
+		n := len(s.others)
+		if n == 0 || s.mandatory+n <= s.max {
+			s.rows = append(s.rows, r)
+			return
+		}
+		// The row takes the place of a uniformly chosen sampled one.
+		j := s.rng.IntN(n)
+		s.rows[s.others[j]] = r
+		s.others[j] = s.others[n-1]
+		s.others = s.others[:n-1]
+		return
+	}
+	s.seen++
+	room := s.max - s.mandatory
+	switch {
+	case room <= 0:
+	case len(s.others) < room:
+		// Not full yet, so every other seen so far is kept.
+		s.others = append(s.others, len(s.rows))
+		s.rows = append(s.rows, r)
+	default:
+		if j := s.rng.IntN(s.seen); j < len(s.others) {
+			s.rows[s.others[j]] = r
+		}
+	}
+}
+
+// weighSample makes the sampled rows of g stand for all the others seen:
+// each was kept with probability otherKept/otherSeen, so its weight is
+// multiplied by the inverse, and the weighted examples of training and of
+// the holdout metrics add up as the whole window's would. It must run
+// after model.ReweightReviewSample, which sets review-sampled rows'
+// weights to 1 and would undo the factor of a sampled one. It returns the
+// factor, 1 when nothing was sampled.
+func (g *gathered) weighSample() float64 {
+	if g.otherKept == 0 || g.otherKept == g.otherSeen {
+		return 1
+	}
+	f := float64(g.otherSeen) / float64(g.otherKept)
+	for i := range g.labelled {
+		if r := &g.labelled[i]; !mandatory(r) {
+			w := r.Weight
+			if w <= 0 {
+				w = 1 // as model weighs a row
+			}
+			r.Weight = w * f
+		}
+	}
+	return f
+}
+
+// sampleNote records in d whether the window's labelled conversations
+// were sampled (weight is the sampled rows' factor) and returns a note
+// saying how, or "" when every one was kept within the cap.
+func sampleNote(g *gathered, weight float64, d *feedback.ReportData) string {
+	if g.otherKept == g.otherSeen && g.mandatory <= g.maxRows {
+		return ""
+	}
+	if g.otherKept < g.otherSeen {
+		d.Sampled, d.SampledFrom, d.SampledKept = true, g.labelledSeen, g.mandatory+g.otherKept
+		if g.otherKept > 0 {
+			d.SampleWeight = weight
+		}
+	}
+	switch {
+	case g.otherKept > 0:
+		return fmt.Sprintf("the window held %d labelled conversations, more than --tune-max-rows %d: every agent-labelled and positive conversation (%d) was kept, and a uniform sample of %d of the other %d, each weighing %.4g times as much, so that training and the holdout metrics stand for all of them (the counts of labelled conversations in this report are of those kept)",
+			g.labelledSeen, g.maxRows, g.mandatory, g.otherKept, g.otherSeen, weight)
+	case g.otherSeen > 0:
+		return fmt.Sprintf("the window's %d agent-labelled and positive conversations alone exceed --tune-max-rows %d: all were kept and none of the other %d (negatives from outcomes), so the candidate learns negatives from agents' labels only; raise --tune-max-rows",
+			g.mandatory, g.maxRows, g.otherSeen)
+	default:
+		return fmt.Sprintf("the window's %d agent-labelled and positive conversations exceed --tune-max-rows %d: all were kept, as they always are",
+			g.mandatory, g.maxRows)
+	}
 }
 
 // candidate is what compute made to be stored: the model refitted on the
@@ -348,6 +488,9 @@ type candidate struct {
 func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gathered, rep *feedback.Report) (*candidate, error) {
 	rep.Data.Conversations = g.conversations
 	if note := model.ReweightReviewSample(g.labelled, g.unsampled, g.unsampledLabelled); note != "" {
+		rep.Notes = append(rep.Notes, note)
+	}
+	if note := sampleNote(g, g.weighSample(), &rep.Data); note != "" {
 		rep.Notes = append(rep.Notes, note)
 	}
 

@@ -583,3 +583,59 @@ func TestTuneProposalsHonourTeamBudgets(t *testing.T) {
 		}
 	}
 }
+
+// TestTuneMaxRowsSamplesTheWindow runs the job over a stored window with
+// more labelled conversations than MaxRows: agents' labels and conversions
+// are all kept, the losses sampled, and the report says so.
+func TestTuneMaxRowsSamplesTheWindow(t *testing.T) {
+	ctx := context.Background()
+	s := openTuneStoreWith(t, func() string { return filepath.Join(t.TempDir(), "h.db") })
+	seedHistory(t, s, 600, 5)
+	for i := 0; i < 600; i += 60 {
+		id := fmt.Sprintf("a-%d", i)
+		if err := s.InsertAlertRow(ctx, feedback.Alert{ID: id, Kind: feedback.AlertKindTier, ConversationID: fmt.Sprintf("c-%d", i),
+			DecisionID: fmt.Sprintf("d-%d", i), Channel: "web", Tier: model.TierHigh, Status: feedback.AlertStatusFired}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.LabelAlert(ctx, id, "ana", feedback.LabelNoise, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(maxRows int) *feedback.Report {
+		t.Helper()
+		res, err := (&jobs.Tuner{Store: s, MaxRows: maxRows, Promotion: jobs.PromoteManual}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Report
+	}
+	all := run(0)
+	if all.Data.Sampled || all.Data.Labelled != 600 {
+		t.Fatalf("uncapped run: data %+v", all.Data)
+	}
+	agents, converted := all.Data.LabelsBySource[feedback.SourceAgent], all.Data.LabelsBySource[feedback.SourceConverted]
+	lost := 600 - agents - converted
+	if agents != 10 || converted+agents >= 300 || lost <= 300-agents-converted {
+		t.Fatalf("seeded %d agents' labels, %d conversions and %d losses; the test needs 10, and fewer than 300 with the losses more than the room left", agents, converted, lost)
+	}
+
+	rep := run(300)
+	d := rep.Data
+	if !d.Sampled || d.SampledFrom != 600 || d.SampledKept != 300 || d.Labelled != 300 {
+		t.Errorf("report data %+v, want 300 of 600 kept", d)
+	}
+	if d.LabelsBySource[feedback.SourceAgent] != agents || d.LabelsBySource[feedback.SourceConverted] != converted {
+		t.Errorf("kept %v, want every agent's label (%d) and conversion (%d)", d.LabelsBySource, agents, converted)
+	}
+	kept := 300 - agents - converted
+	if want := float64(lost) / float64(kept); math.Abs(d.SampleWeight-want) > 1e-12 {
+		t.Errorf("sample weight %v, want %d/%d", d.SampleWeight, lost, kept)
+	}
+	if notes := strings.Join(rep.Notes, "\n"); !strings.Contains(notes, fmt.Sprintf("a uniform sample of %d of the other %d", kept, lost)) {
+		t.Errorf("notes %q do not say the window was sampled", notes)
+	}
+	body, _ := json.Marshal(rep)
+	if !strings.Contains(string(body), `"sampled":true`) {
+		t.Errorf("report JSON lacks sampled: %s", body)
+	}
+}

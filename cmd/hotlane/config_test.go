@@ -162,3 +162,38 @@ func TestChatwootConfig(t *testing.T) {
 		t.Errorf("write-back without an API: %+v", wb)
 	}
 }
+
+// TestTuneMaxRowsConfig: --tune-max-rows (or HOTLANE_TUNE_MAX_ROWS) reaches
+// the tuning job, and a cap too small to judge a model on is refused.
+func TestTuneMaxRowsConfig(t *testing.T) {
+	def, err := parseServeConfig(nil, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Tune.MaxRows < minTuneMaxRows || def.Tune.tuner(nil, nil, nil).MaxRows != def.Tune.MaxRows {
+		t.Errorf("default --tune-max-rows %d does not reach the tuner", def.Tune.MaxRows)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{[]string{"--tune-max-rows", "5000"}, nil, 5000},
+		{nil, map[string]string{"HOTLANE_TUNE_MAX_ROWS": "20000"}, 20000},
+	} {
+		c, err := parseServeConfig(tc.args, envOf(tc.env), io.Discard)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
+		}
+		if got := c.Tune.tuner(nil, nil, nil).MaxRows; got != tc.want {
+			t.Errorf("%v %v: tuner MaxRows %d, want %d", tc.args, tc.env, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"999", "0", "-1"} {
+		_, err := parseServeConfig([]string{"--tune-max-rows", bad}, envOf(nil), io.Discard)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--tune-max-rows: must be at least 1000") {
+			t.Errorf("--tune-max-rows %s: %v, want a usage error", bad, err)
+		}
+	}
+}

@@ -27,6 +27,7 @@ type tuneFlags struct {
 	Window      time.Duration
 	Holdout     time.Duration
 	MinLabelled int
+	MaxRows     int
 	Promotion   string
 	Guard       model.PromotionGuard
 }
@@ -37,6 +38,7 @@ func (t *tuneFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&t.Window, "tune-window", jobs.DefaultTuneWindow, "how far back the tuning job gathers labelled conversations")
 	fs.DurationVar(&t.Holdout, "holdout", jobs.DefaultHoldout, "the most recent part of the window the models are measured on")
 	fs.IntVar(&t.MinLabelled, "min-labelled", jobs.DefaultMinLabelled, "fewest labelled conversations a candidate model is trained on")
+	fs.IntVar(&t.MaxRows, "tune-max-rows", jobs.DefaultTuneMaxRows, "most labelled conversations the tuning job holds in memory; past it, every agent-labelled and positive conversation is kept and a weighted sample of the rest")
 	fs.StringVar(&t.Promotion, "promotion", jobs.PromoteAuto, "promotion policy: auto (promote a candidate that beats the live model on the holdout) or manual (a lead promotes)")
 	fs.Float64Var(&t.Guard.Margin, "promote-margin", model.DefaultPromotionGuard.Margin, "PR-AUC a candidate must gain over the live model to be promoted automatically")
 	fs.IntVar(&t.Guard.MinRows, "min-holdout", model.DefaultPromotionGuard.MinRows, "fewest holdout conversations automatic promotion judges on")
@@ -57,6 +59,9 @@ func (t *tuneFlags) validate() []string {
 	if t.MinLabelled < 2 {
 		errs = append(errs, "--min-labelled: must be at least 2")
 	}
+	if t.MaxRows < minTuneMaxRows {
+		errs = append(errs, fmt.Sprintf("--tune-max-rows: must be at least %d", minTuneMaxRows))
+	}
 	if t.Guard.Margin < 0 || t.Guard.Margin > 1 || t.Guard.MinRows < 0 || t.Guard.MinPositives < 0 {
 		errs = append(errs, "--promote-margin, --min-holdout and --min-holdout-positives: must not be negative (and the margin at most 1)")
 	}
@@ -70,8 +75,12 @@ func (t *tuneFlags) validate() []string {
 func (t *tuneFlags) tuner(store jobs.TuneStore, live *feedback.Live, log *slog.Logger) *jobs.Tuner {
 	trainer, _ := model.TrainerByName(t.Trainer)
 	return &jobs.Tuner{Store: store, Live: live, Trainer: trainer, L2: t.L2, Window: t.Window, Holdout: t.Holdout,
-		MinLabelled: t.MinLabelled, Promotion: t.Promotion, Guard: t.Guard, Log: log}
+		MinLabelled: t.MinLabelled, MaxRows: t.MaxRows, Promotion: t.Promotion, Guard: t.Guard, Log: log}
 }
+
+// minTuneMaxRows is the least --tune-max-rows: a sample smaller than this
+// leaves a week's holdout too few conversations to judge a model on.
+const minTuneMaxRows = 1000
 
 // cronParser reads the standard five-field schedule.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
