@@ -6,6 +6,21 @@ import (
 	"github.com/hotlane/hotlane/model"
 )
 
+// MaxAhead is how far a decision's OccurredAt (or any reported time) may
+// be after the time it is recorded: clocks drift, but an event a day ahead
+// is a bug in the sender. Readers of a window of occurrence rely on it to
+// read only the decisions recorded since the window began, less this.
+const MaxAhead = 24 * time.Hour
+
+// DecisionMaintenance is what one pass of the decisions' retention did:
+// the monthly partitions created ahead and dropped as expired
+// (PostgreSQL), those left for the next pass because their lock was busy,
+// and the decisions deleted (SQLite, which has no partitions).
+type DecisionMaintenance struct {
+	Created, Dropped, Skipped []string
+	Deleted                   int64
+}
+
 // Decision is one scoring decision as stored. The store fills CreatedAt
 // (and OccurredAt from it) when they are zero.
 type Decision struct {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"slices"
 	"testing"
+	"time"
 
 	_ "github.com/glebarez/sqlite" // registers the "sqlite" database/sql driver
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -40,7 +41,9 @@ func listTables(t *testing.T, db *sql.DB, dialect string) []string {
 	t.Helper()
 	query := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'goose_db_version'`
 	if dialect == DialectPostgres {
-		query = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'goose_db_version'`
+		// Tables, not their partitions (decisions has one a month).
+		query = `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'goose_db_version'`
 	}
 	rows, err := db.Query(query)
 	if err != nil {
@@ -216,5 +219,62 @@ VALUES ('` + id + `', '` + kind + `', '` + conv + `', 'd', 'web', '` + tier + `'
 				t.Errorf("the first fired alert of another conversation: %v", err)
 			}
 		})
+	}
+}
+
+// TestDecisionPartitions checks 00015: stored decisions move into monthly
+// partitions of created_at, from the oldest stored month (or 13 back) to 2
+// ahead, and a decision outside them lands in the default partition.
+func TestDecisionPartitions(t *testing.T) {
+	ctx := context.Background()
+	db := openPostgres(t)
+	if err := Up(ctx, db, DialectPostgres); err != nil {
+		t.Fatal(err)
+	}
+	if err := DownTo(ctx, db, DialectPostgres, 14); err != nil {
+		t.Fatal(err)
+	}
+	ins := func(id, created string) {
+		t.Helper()
+		if _, err := db.Exec(`INSERT INTO decisions (id, conversation_id, channel, signals, score, tier, reasons, route,
+  policy_version, latency_us, occurred_at, created_at)
+VALUES ($1, 'c', 'web', '{"a":1}', 0.5, 'low', '[]', '{}', 1, 10, $2, $2)`, id, created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins("old", "2023-03-10T12:00:00Z")
+	ins("new", time.Now().UTC().Format(time.RFC3339))
+	if err := Up(ctx, db, DialectPostgres); err != nil {
+		t.Fatal(err)
+	}
+	where := func(id string) string {
+		t.Helper()
+		var part string
+		if err := db.QueryRow(`SELECT tableoid::regclass::text FROM decisions WHERE id = $1`, id).Scan(&part); err != nil {
+			t.Fatalf("decision %s: %v", id, err)
+		}
+		return part
+	}
+	if got := where("old"); got != "decisions_p202303" {
+		t.Errorf("decision of March 2023 is in %s, want decisions_p202303", got)
+	}
+	if got, want := where("new"), "decisions_p"+time.Now().UTC().Format("200601"); got != want {
+		t.Errorf("decision of now is in %s, want %s", got, want)
+	}
+	var months int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'decisions'::regclass`).Scan(&months); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	want := (now.Year()-2023)*12 + int(now.Month()) - 3 + 1 + 2 + 1 // March 2023 to now, 2 ahead, the default
+	if months != want {
+		t.Errorf("decisions has %d partitions, want %d", months, want)
+	}
+	ins("far", "2040-01-01T00:00:00Z")
+	if got := where("far"); got != "decisions_default" {
+		t.Errorf("decision of 2040 is in %s, want decisions_default", got)
+	}
+	if _, err := db.Exec(`INSERT INTO decisions SELECT * FROM decisions WHERE id = 'new'`); err == nil {
+		t.Error("recording the same decision twice succeeded, want a unique violation")
 	}
 }

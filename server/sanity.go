@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/model"
 )
 
@@ -50,7 +51,7 @@ func abortInvalid(c *gin.Context, field string) {
 
 // maxFuture is how far ahead of the server's clock a reported time may be:
 // clocks drift, but an event a day ahead is a bug in the sender.
-const maxFuture = 24 * time.Hour
+const maxFuture = feedback.MaxAhead
 
 // earliest is the earliest time accepted for an event or a decision.
 var earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -238,7 +238,8 @@ func (s *scanner) signals(req *scoreWire) error {
 		s.ws()
 		s.i++ // colon
 		v := s.peek()
-		field := "signals." + key
+		// field names the signal in an error; it is built only then.
+		field := func() string { return "signals." + key }
 		switch v {
 		case 'n':
 			s.skip()
@@ -256,22 +257,22 @@ func (s *scanner) signals(req *scoreWire) error {
 				return err
 			}
 			if !pairedSurrogates(s.b[at:s.i]) {
-				return invalidField(field, "contains a \\u escape of an unpaired UTF-16 surrogate")
+				return invalidField(field(), "contains a \\u escape of an unpaired UTF-16 surrogate")
 			}
 			if len(str) > maxSignalStringLen {
-				return invalidField(field, fmt.Sprintf("string longer than %d bytes", maxSignalStringLen))
+				return invalidField(field(), fmt.Sprintf("string longer than %d bytes", maxSignalStringLen))
 			}
 			if hasNUL(str) {
-				return invalidField(field, "contains a NUL character")
+				return invalidField(field(), "contains a NUL character")
 			}
 			req.signals[key] = str
 		case '{', '[':
-			return invalidField(field, "must be a number, boolean, string or null, not an object or array")
+			return invalidField(field(), "must be a number, boolean, string or null, not an object or array")
 		default:
 			raw := s.skip()
 			f, err := strconv.ParseFloat(string(raw), 64)
 			if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-				return invalidField(field, "number out of range")
+				return invalidField(field(), "number out of range")
 			}
 			req.signals[key] = f
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/feedback/store"
+	"github.com/hotlane/hotlane/jobs"
 )
 
 // Config is every setting of the server, read once from flags and
@@ -37,6 +38,7 @@ type Config struct {
 	StateCache      int
 	SQLiteSync      string
 	DebugAddr       string
+	RetainDecisions time.Duration
 
 	// Alert delivery and SLA checks.
 	Deliver          bool
@@ -204,6 +206,7 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.DurationVar(&cfg.SLAInterval, "sla-interval", 5*time.Second, "how often to look for conversations past their SLA")
 	fs.StringVar(&cfg.AllowRanges, "allow-destination-ranges", "", "comma-separated address ranges destinations may reach besides public addresses: loopback, private, link-local or CIDRs (for receivers inside your network)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL of the web UI, for links in alerts (for example https://hotlane.example.com)")
+	fs.DurationVar(&cfg.RetainDecisions, "retain-decisions", jobs.DefaultRetainDecisions, "how long decisions are kept: on PostgreSQL whole monthly partitions older than this are dropped, on SQLite the decisions are deleted; 0 keeps them all")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "address of a second listener serving Go's profiler at /debug/pprof/ (for example 127.0.0.1:6060); off when empty. It has no authentication: keep it on loopback or a private network")
 	cfg.Chatwoot.register(fs)
 	cfg.Tune.register(fs)
@@ -249,6 +252,9 @@ func (c Config) validate() error {
 	if c.SQLiteSync != "full" && c.SQLiteSync != "normal" {
 		errs = append(errs, fmt.Sprintf("--sqlite-synchronous: %q is not full or normal", c.SQLiteSync))
 	}
+	if c.RetainDecisions < 0 || (c.RetainDecisions > 0 && c.RetainDecisions < c.Tune.Window) {
+		errs = append(errs, fmt.Sprintf("--retain-decisions: must be 0 (keep all) or at least --tune-window (%s), or the tuning job loses its window", c.Tune.Window))
+	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
 			errs = append(errs, fmt.Sprintf("--debug-addr: %q is not host:port", c.DebugAddr))
@@ -293,6 +299,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("state_cache", c.StateCache),
 		slog.String("sqlite_synchronous", c.SQLiteSync),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.String("retain_decisions", c.RetainDecisions.String()),
 		slog.Bool("deliver", c.Deliver),
 		slog.String("delivery_interval", c.DeliveryInterval.String()),
 		slog.String("sla_interval", c.SLAInterval.String()),
@@ -306,6 +313,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tune_window", c.Tune.Window.String()),
 		slog.String("holdout", c.Tune.Holdout.String()),
 		slog.Int("min_labelled", c.Tune.MinLabelled),
+		slog.Int("tune_max_rows", c.Tune.MaxRows),
 		slog.String("promotion", c.Tune.Promotion),
 	)
 }

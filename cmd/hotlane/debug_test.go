@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // --debug-addr serves the profiler on a listener of its own; the API's
@@ -56,5 +57,21 @@ func TestServeConfigDebugAddr(t *testing.T) {
 	cfg, err := parseServeConfig([]string{"--debug-addr", "127.0.0.1:6060"}, envOf(nil), io.Discard)
 	if err != nil || cfg.DebugAddr != "127.0.0.1:6060" {
 		t.Errorf("cfg.DebugAddr = %q, err = %v", cfg.DebugAddr, err)
+	}
+}
+
+func TestServeConfigRetainDecisions(t *testing.T) {
+	cfg, err := parseServeConfig(nil, envOf(nil), io.Discard)
+	if err != nil || cfg.RetainDecisions != 400*24*time.Hour {
+		t.Errorf("default --retain-decisions = %v, %v; want 400 days", cfg.RetainDecisions, err)
+	}
+	for _, bad := range []string{"-1h", "24h"} {
+		_, err := parseServeConfig([]string{"--retain-decisions", bad}, envOf(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--retain-decisions") {
+			t.Errorf("--retain-decisions %s: err = %v, want a usage error naming it", bad, err)
+		}
+	}
+	if cfg, err := parseServeConfig([]string{"--retain-decisions", "0"}, envOf(nil), io.Discard); err != nil || cfg.RetainDecisions != 0 {
+		t.Errorf("--retain-decisions 0 = %v, %v; want 0 (keep all)", cfg.RetainDecisions, err)
 	}
 }

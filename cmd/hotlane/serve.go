@@ -139,6 +139,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		wg.Go(func() { runJob(bg, log, "chatwoot", chatwootWriter.Run) })
 	}
 	wg.Go(func() { runJob(bg, log, "sla", slaChecker.Run) })
+	retention := &jobs.Retention{Store: st, Retain: cfg.RetainDecisions, Log: log}
+	wg.Go(func() { runJob(bg, log, jobs.RetentionJob, retention.Run) })
 	if next, loc, _ := parseSchedule(cfg.TuneSchedule, cfg.TZ, time.Now()); !next.IsZero() {
 		sched, err := startTuneSchedule(bg, cfg.TuneSchedule, loc, tuner, log)
 		if err != nil {

@@ -143,6 +143,9 @@ func prepareDecision(d *feedback.Decision) error {
 	} else {
 		d.OccurredAt = normTime(d.OccurredAt)
 	}
+	if d.OccurredAt.After(d.CreatedAt.Add(feedback.MaxAhead)) {
+		return fmt.Errorf("%w: the decision occurred more than %s after it was recorded", feedback.ErrInvalid, feedback.MaxAhead)
+	}
 	return nil
 }
 

@@ -94,6 +94,13 @@ func TestRecordDecisionRoundTrip(t *testing.T) {
 		if _, err := s.Conversation(ctx, "nope"); !errors.Is(err, feedback.ErrNotFound) {
 			t.Errorf("Conversation(nope) error = %v, want ErrNotFound", err)
 		}
+		// The same decision again (its id and the time it was recorded):
+		// PostgreSQL's key is both, as the table is partitioned by time.
+		first, err := s.Decision(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.CreatedAt = first.CreatedAt
 		if _, err := s.RecordDecision(ctx, d); !errors.Is(err, feedback.ErrConflict) {
 			t.Errorf("RecordDecision with a used id error = %v, want ErrConflict", err)
 		}
@@ -320,6 +327,7 @@ func TestBatchBadDecisionFailsAlone(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		good1, good2 := newDecision("x", "low"), newDecision("y", "high")
+		good1.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 		dup := good1
 		dup.Tier = model.TierUrgent
 		batch := []*writeReq{newReq(good1), newReq(dup), newReq(good2)}

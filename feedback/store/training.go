@@ -35,8 +35,14 @@ func (s *Store) walkWindow(ctx context.Context, from, to time.Time, every bool, 
 	// both as the same semi-join, but SQLite runs IN by scanning every
 	// decision, on each of the three queries, and EXISTS as a lookup in the
 	// decisions' conversation index for each row of the smaller table.
+	//
+	// A decision occurs at most feedback.MaxAhead after it is recorded, so
+	// every decision of the window was recorded after from-MaxAhead: the
+	// bound on created_at lets PostgreSQL read only the monthly partitions
+	// from there on, never the older months.
+	recordedFrom := from.Add(-feedback.MaxAhead)
 	inWindow := func(table string) string {
-		return `EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = ` + table + `.conversation_id AND d.occurred_at >= ? AND d.occurred_at < ?)`
+		return `EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = ` + table + `.conversation_id AND d.occurred_at >= ? AND d.occurred_at < ? AND d.created_at >= ?)`
 	}
 
 	// Decisions and outcome events are both read in conversation order and
@@ -49,12 +55,10 @@ func (s *Store) walkWindow(ctx context.Context, from, to time.Time, every bool, 
 	if s.dialect == DialectPostgres {
 		collate = ` COLLATE "C"`
 	}
-	decisionRows := startRows(db.Raw(`SELECT conversation_id, channel, signals, message, score, tier, reasons, model_version, policy_version, occurred_at
-FROM decisions WHERE occurred_at >= ? AND occurred_at < ?
-ORDER BY conversation_id`+collate+`, occurred_at, created_at, id`, from, to))
+	decisionRows := startRows(db.Raw(windowDecisionsSQL(collate), from, to, recordedFrom))
 	eventRows := startRows(db.Raw(`SELECT conversation_id, type, at, tier, agent FROM conversation_events
 WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id`+collate+`, at, id`,
-		[]string{feedback.EventConverted, feedback.EventLost, feedback.EventTierFeedback}, from, to))
+		[]string{feedback.EventConverted, feedback.EventLost, feedback.EventTierFeedback}, from, to, recordedFrom))
 	defer func() {
 		cancel() // a query still running (after an error) stops
 		decisionRows.close()
@@ -63,7 +67,7 @@ WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id
 
 	labels := map[string][]feedback.AlertLabel{}
 	var labelRows []alertLabelRow
-	if err := db.Where(inWindow("alert_labels"), from, to).Find(&labelRows).Error; err != nil {
+	if err := db.Where(inWindow("alert_labels"), from, to, recordedFrom).Find(&labelRows).Error; err != nil {
 		return fmt.Errorf("store: training labels: %w", translate(err))
 	}
 	for _, r := range labelRows {
@@ -81,7 +85,7 @@ WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id
 		Tier           string
 		SampleRate     *float64
 	}
-	if err := db.Raw(`SELECT conversation_id, kind, tier, sample_rate FROM alerts WHERE status = 'fired' AND kind IN ('tier', 'review') AND `+inWindow("alerts"), from, to).
+	if err := db.Raw(`SELECT conversation_id, kind, tier, sample_rate FROM alerts WHERE status = 'fired' AND kind IN ('tier', 'review') AND `+inWindow("alerts"), from, to, recordedFrom).
 		Scan(&alertRows).Error; err != nil {
 		return fmt.Errorf("store: training alerts: %w", translate(err))
 	}
@@ -173,6 +177,14 @@ WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id
 		return fmt.Errorf("store: training decisions: %w", translate(err))
 	}
 	return emit()
+}
+
+// windowDecisionsSQL reads the decisions occurring in [$1, $2), recorded
+// since $3, in conversation order.
+func windowDecisionsSQL(collate string) string {
+	return `SELECT conversation_id, channel, signals, message, score, tier, reasons, model_version, policy_version, occurred_at
+FROM decisions WHERE occurred_at >= ? AND occurred_at < ? AND created_at >= ?
+ORDER BY conversation_id` + collate + `, occurred_at, created_at, id`
 }
 
 // pendingRows is a query started in the background: its rows, once it
