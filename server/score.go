@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -231,18 +232,11 @@ func (s *Server) decide(ctx context.Context, in scoreInput, start time.Time) (de
 	if err != nil {
 		return decided{}, fmt.Errorf("decision id: %w", err)
 	}
-	reasons := d.Reasons
-	if reasons == nil {
-		reasons = []model.Reason{}
-	}
-	reasonsJSON, err := json.Marshal(reasons)
+	reasonsJSON, err := appendReasons(make([]byte, 0, 64+96*len(d.Reasons)), d.Reasons)
 	if err != nil {
 		return decided{}, fmt.Errorf("encode reasons: %w", err)
 	}
-	routeJSON, err := json.Marshal(d.Route)
-	if err != nil {
-		return decided{}, fmt.Errorf("encode route: %w", err)
-	}
+	routeJSON := appendRoute(make([]byte, 0, 64), d.Route)
 	rec := feedback.Decision{
 		ID:             id.String(),
 		ConversationID: in.conversationID,
@@ -335,6 +329,72 @@ func appendScoreResponse(b []byte, rec *feedback.Decision, out feedback.Recorded
 	}
 	b = append(b, `,"ruleset_version":`...)
 	b = strconv.AppendInt(b, int64(rec.PolicyVersion), 10)
+	return append(b, '}')
+}
+
+// appendReasons writes reasons as encoding/json would (an empty list as
+// []), by hand: it runs on every decision. A test checks it against
+// encoding/json.
+func appendReasons(b []byte, reasons []model.Reason) ([]byte, error) {
+	b = append(b, '[')
+	for i := range reasons {
+		r := &reasons[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"kind":`...)
+		b = appendJSONString(b, r.Kind)
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, r.Name)
+		b = append(b, `,"contribution":`...)
+		if math.IsNaN(r.Contribution) || math.IsInf(r.Contribution, 0) {
+			return nil, fmt.Errorf("reason %q: contribution %v is not a JSON number", r.Name, r.Contribution)
+		}
+		b = strconv.AppendFloat(b, r.Contribution, 'g', -1, 64)
+		if r.TierFloor != "" {
+			b = append(b, `,"tier_floor":`...)
+			b = appendJSONString(b, r.TierFloor)
+		}
+		if r.Value != nil {
+			b = append(b, `,"value":`...)
+			switch v := r.Value.(type) {
+			case string:
+				b = appendJSONString(b, v)
+			case bool:
+				b = strconv.AppendBool(b, v)
+			case float64:
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return nil, fmt.Errorf("reason %q: value %v is not a JSON number", r.Name, v)
+				}
+				b = strconv.AppendFloat(b, v, 'g', -1, 64)
+			default:
+				q, err := json.Marshal(v)
+				if err != nil {
+					return nil, fmt.Errorf("reason %q: %w", r.Name, err)
+				}
+				b = append(b, q...)
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']'), nil
+}
+
+// appendRoute writes a route as encoding/json would.
+func appendRoute(b []byte, r model.Route) []byte {
+	b = append(b, '{')
+	if r.Team != "" {
+		b = append(b, `"team":`...)
+		b = appendJSONString(b, r.Team)
+		b = append(b, ',')
+	}
+	if r.Owner != "" {
+		b = append(b, `"owner":`...)
+		b = appendJSONString(b, r.Owner)
+		b = append(b, ',')
+	}
+	b = append(b, `"via":`...)
+	b = appendJSONString(b, r.Via)
 	return append(b, '}')
 }
 

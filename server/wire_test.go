@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"testing"
 
@@ -105,4 +106,48 @@ func FuzzScanScoreRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The reasons and route stored with every decision are written by hand;
+// they must decode as encoding/json's encoding of the same values does.
+func TestAppendReasonsAndRouteMatchEncodingJSON(t *testing.T) {
+	reasonSets := [][]model.Reason{
+		nil,
+		{},
+		{{Kind: "rule", Name: "big-deal", Contribution: 2.5, TierFloor: "high"}},
+		{{Kind: "feature", Name: "deal_size", Contribution: -1e-9, Value: 25000.0},
+			{Kind: "feature", Name: "plan=\"pro\" <&>", Contribution: 0, Value: "pro\u00e9\n"},
+			{Kind: "feature", Name: "vip", Contribution: 1e22, Value: true},
+			{Kind: "feature", Name: "zero", Contribution: 0.1, Value: 0.0},
+			{Kind: "feature", Name: "int", Contribution: 0.1, Value: 3}},
+	}
+	for i, rs := range reasonSets {
+		got, err := appendReasons(nil, rs)
+		if err != nil {
+			t.Fatalf("set %d: %v", i, err)
+		}
+		want := rs
+		if want == nil {
+			want = []model.Reason{}
+		}
+		wantJSON, _ := json.Marshal(want)
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("set %d: hand-written JSON %s is invalid: %v", i, got, err)
+		}
+		_ = json.Unmarshal(wantJSON, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("set %d:\ngot  %s\nwant %s", i, got, wantJSON)
+		}
+	}
+	if _, err := appendReasons(nil, []model.Reason{{Kind: "rule", Name: "x", Contribution: math.NaN()}}); err == nil {
+		t.Error("a NaN contribution encoded, want an error")
+	}
+	for _, r := range []model.Route{{Via: "none"}, {Team: "sales", Via: "route"}, {Team: "s\"x", Owner: "ana@example.com", Via: "owner"}, {Owner: "o", Via: "owner"}} {
+		got := appendRoute(nil, r)
+		want, _ := json.Marshal(r)
+		if string(got) != string(want) {
+			t.Errorf("route %+v: got %s, want %s", r, got, want)
+		}
+	}
 }
