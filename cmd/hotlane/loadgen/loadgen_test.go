@@ -341,13 +341,24 @@ func TestBaselineServer(t *testing.T) {
 
 // stallingServer answers at once except while stalled, when every
 // request waits until the stall ends.
-func stallingServer(t *testing.T) (*httptest.Server, func(d time.Duration)) {
+// stallingServer answers at once, except that after stallAfter(n, d) its
+// n-th request starts a stall of d that every request waits out. Counting
+// requests, not time, puts the stall inside the measured round however
+// slowly a loaded machine starts it.
+func stallingServer(t *testing.T) (*httptest.Server, func(n int, d time.Duration)) {
 	t.Helper()
 	var mu sync.Mutex
 	var until time.Time
+	var left int
+	var stallFor time.Duration
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
+		if left > 0 {
+			if left--; left == 0 {
+				until = time.Now().Add(stallFor)
+			}
+		}
 		wait := time.Until(until)
 		mu.Unlock()
 		if wait > 0 {
@@ -357,9 +368,9 @@ func stallingServer(t *testing.T) (*httptest.Server, func(d time.Duration)) {
 		io.WriteString(w, `{"decision_id":"d1","tier":"low","score":0.12}`)
 	}))
 	t.Cleanup(srv.Close)
-	return srv, func(d time.Duration) {
+	return srv, func(n int, d time.Duration) {
 		mu.Lock()
-		until = time.Now().Add(d)
+		left, stallFor = n, d
 		mu.Unlock()
 	}
 }
@@ -373,7 +384,7 @@ func TestOpenLoopCountsStalls(t *testing.T) {
 	srv, stall := stallingServer(t)
 	run := func(rate float64) Report {
 		t.Helper()
-		time.AfterFunc(300*time.Millisecond, func() { stall(300 * time.Millisecond) })
+		stall(60, 300*time.Millisecond) // about 300 ms into the open loop's second
 		rep, err := Run(context.Background(), Config{URL: srv.URL, Key: testKey, Duration: time.Second,
 			Concurrency: 4, Warmup: -1, Rate: rate}, nil)
 		if err != nil {
