@@ -50,6 +50,10 @@ func (s *Store) FirstPromotion(ctx context.Context) (*time.Time, error) {
 	return &t, nil
 }
 
+// kpiLead is how far before a KPI window a review's decision is looked
+// for.
+const kpiLead = 30 * 24 * time.Hour
+
 // kpiFacts reads the facts the KPIs of [start, end) are computed from.
 func (s *Store) kpiFacts(ctx context.Context, start, end time.Time, channel string) (feedback.KPIFacts, error) {
 	var f feedback.KPIFacts
@@ -57,12 +61,16 @@ func (s *Store) kpiFacts(ctx context.Context, start, end time.Time, channel stri
 
 	// Reviews: tier feedback, with the tier of the conversation's latest
 	// decision at the time of the review.
+	// The decision is looked for among those recorded since kpiLead
+	// before the window (older ones would be read from every month's
+	// partition for each review); a conversation with none that recent
+	// counts with its tier now.
 	reviewSQL := `SELECT e.conversation_id, c.channel, e.tier AS agent_tier, e.at,
-  COALESCE((SELECT d.tier FROM decisions d WHERE d.conversation_id = e.conversation_id AND d.created_at <= e.at
+  COALESCE((SELECT d.tier FROM decisions d WHERE d.conversation_id = e.conversation_id AND d.created_at <= e.at AND d.created_at >= ?
             ORDER BY d.created_at DESC, d.id DESC LIMIT 1), c.tier) AS model_tier
 FROM conversation_events e JOIN conversations c ON c.id = e.conversation_id
 WHERE e.type = 'tier_feedback' AND e.at >= ? AND e.at < ?`
-	args := []any{start, end}
+	args := []any{start.Add(-kpiLead), start, end}
 	if channel != "" {
 		reviewSQL += " AND c.channel = ?"
 		args = append(args, channel)
@@ -87,13 +95,19 @@ WHERE e.type = 'tier_feedback' AND e.at >= ? AND e.at < ?`
 	// The events are looked up by conversation only (the type is tested
 	// in the select list): with "AND e.type = 'converted'" SQLite walks the
 	// index of every conversion of all time for each conversation instead.
+	//
+	// Their decisions that matter (the urgent ones, the latest) come at or
+	// after the first urgent or high one, so were recorded after
+	// start-MaxAhead: the bound spares PostgreSQL a lookup in every older
+	// month's partition for each conversation.
+	recordedFrom := start.Add(-feedback.MaxAhead)
 	topSQL := `SELECT c.id AS conversation_id, c.channel, c.first_top_at, c.first_response_at,
-  EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = c.id AND d.tier = 'urgent') AS reached_urgent,
+  EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = c.id AND d.tier = 'urgent' AND d.created_at >= ?) AS reached_urgent,
   COALESCE((SELECT MAX(CASE WHEN e.type = 'converted' THEN 1 ELSE 0 END) FROM conversation_events e WHERE e.conversation_id = c.id), 0) = 1 AS converted,
   (SELECT MAX(CASE WHEN e.type = 'converted' THEN e.value END) FROM conversation_events e WHERE e.conversation_id = c.id) AS converted_value,
-  (SELECT d.signals FROM decisions d WHERE d.conversation_id = c.id ORDER BY d.created_at DESC, d.id DESC LIMIT 1) AS signals
+  (SELECT d.signals FROM decisions d WHERE d.conversation_id = c.id AND d.created_at >= ? ORDER BY d.created_at DESC, d.id DESC LIMIT 1) AS signals
 FROM conversations c WHERE c.first_top_at >= ? AND c.first_top_at < ?`
-	args = []any{start, end}
+	args = []any{recordedFrom, recordedFrom, start, end}
 	if channel != "" {
 		topSQL += " AND c.channel = ?"
 		args = append(args, channel)
@@ -124,9 +138,11 @@ FROM conversations c WHERE c.first_top_at >= ? AND c.first_top_at < ?`
 	// Labels of the tier alerts fired in the window, with the reasons of
 	// the decisions that fired them.
 	alertSQL := `SELECT a.id AS alert_id, a.channel, a.tier, a.created_at, l.label, COALESCE(d.reasons, '[]') AS reasons
-FROM alert_labels l JOIN alerts a ON a.id = l.alert_id LEFT JOIN decisions d ON d.id = a.decision_id
+FROM alert_labels l JOIN alerts a ON a.id = l.alert_id LEFT JOIN decisions d ON d.id = a.decision_id AND d.created_at >= ?
 WHERE a.kind = 'tier' AND a.status = 'fired' AND a.created_at >= ? AND a.created_at < ?`
-	args = []any{start, end}
+	// The decision that fired an alert occurred before it, so was recorded
+	// after start-MaxAhead.
+	args = []any{recordedFrom, start, end}
 	if channel != "" {
 		alertSQL += " AND a.channel = ?"
 		args = append(args, channel)

@@ -30,20 +30,21 @@ func (s *Store) walkWindow(ctx context.Context, from, to time.Time, every bool, 
 	from, to = normTime(from), normTime(to)
 	ctx, cancel := context.WithCancel(ctx)
 	db := s.db.WithContext(ctx)
-	// inWindow keeps the rows of table whose conversation has a decision in
-	// the window. A correlated EXISTS, not IN (SELECT ...): PostgreSQL plans
-	// both as the same semi-join, but SQLite runs IN by scanning every
-	// decision, on each of the three queries, and EXISTS as a lookup in the
-	// decisions' conversation index for each row of the smaller table.
-	//
 	// A decision occurs at most feedback.MaxAhead after it is recorded, so
 	// every decision of the window was recorded after from-MaxAhead: the
 	// bound on created_at lets PostgreSQL read only the monthly partitions
 	// from there on, never the older months.
 	recordedFrom := from.Add(-feedback.MaxAhead)
-	inWindow := func(table string) string {
-		return `EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = ` + table + `.conversation_id AND d.occurred_at >= ? AND d.occurred_at < ? AND d.created_at >= ?)`
-	}
+	// The labels, alerts and outcome events of the window's conversations
+	// are read by their own time, from windowLead before the window: a
+	// conversation's alerts, labels and outcomes come with or after its
+	// decisions, so this holds every one of a conversation with a decision
+	// in the window unless it began more than windowLead before it. Those
+	// of conversations outside the window are read too and never matched.
+	// (Asking each row whether its conversation has a decision in the
+	// window costs a lookup in decisions per row: minutes over a window of
+	// millions.)
+	since := from.Add(-windowLead)
 
 	// Decisions and outcome events are both read in conversation order and
 	// walked together, so neither is held whole. Byte order (COLLATE "C"
@@ -57,8 +58,8 @@ func (s *Store) walkWindow(ctx context.Context, from, to time.Time, every bool, 
 	}
 	decisionRows := startRows(db.Raw(windowDecisionsSQL(collate), from, to, recordedFrom))
 	eventRows := startRows(db.Raw(`SELECT conversation_id, type, at, tier, agent FROM conversation_events
-WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id`+collate+`, at, id`,
-		[]string{feedback.EventConverted, feedback.EventLost, feedback.EventTierFeedback}, from, to, recordedFrom))
+WHERE type IN ? AND at >= ? ORDER BY conversation_id`+collate+`, at, id`,
+		[]string{feedback.EventConverted, feedback.EventLost, feedback.EventTierFeedback}, since))
 	defer func() {
 		cancel() // a query still running (after an error) stops
 		decisionRows.close()
@@ -67,7 +68,7 @@ WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id
 
 	labels := map[string][]feedback.AlertLabel{}
 	var labelRows []alertLabelRow
-	if err := db.Where(inWindow("alert_labels"), from, to, recordedFrom).Find(&labelRows).Error; err != nil {
+	if err := db.Where("created_at >= ?", since).Find(&labelRows).Error; err != nil {
 		return fmt.Errorf("store: training labels: %w", translate(err))
 	}
 	for _, r := range labelRows {
@@ -85,7 +86,7 @@ WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id
 		Tier           string
 		SampleRate     *float64
 	}
-	if err := db.Raw(`SELECT conversation_id, kind, tier, sample_rate FROM alerts WHERE status = 'fired' AND kind IN ('tier', 'review') AND `+inWindow("alerts"), from, to, recordedFrom).
+	if err := db.Raw(`SELECT conversation_id, kind, tier, sample_rate FROM alerts WHERE status = 'fired' AND kind IN ('tier', 'review') AND created_at >= ?`, since).
 		Scan(&alertRows).Error; err != nil {
 		return fmt.Errorf("store: training alerts: %w", translate(err))
 	}
@@ -178,6 +179,10 @@ WHERE type IN ? AND `+inWindow("conversation_events")+` ORDER BY conversation_id
 	}
 	return emit()
 }
+
+// windowLead is how long before a window the labels, alerts and outcome
+// events of its conversations are looked for.
+const windowLead = 30 * 24 * time.Hour
 
 // windowDecisionsSQL reads the decisions occurring in [$1, $2), recorded
 // since $3, in conversation order.
