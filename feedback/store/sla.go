@@ -77,7 +77,15 @@ func (s *Store) EscalateSLA(ctx context.Context, conversationID string, at time.
 			return translate(err)
 		}
 		var route struct{ Route string }
-		if err := tx.Table("decisions").Select("route").Where("id = ?", conv.LastDecisionID).Take(&route).Error; err != nil {
+		// The latest decision was recorded after the first urgent or high
+		// one occurred (less feedback.MaxAhead): the bound keeps the lookup,
+		// made while the conversation's row is locked against the decision
+		// writer, out of older months' partitions.
+		recordedFrom := conv.UpdatedAt.Add(-feedback.MaxAhead)
+		if conv.FirstTopAt != nil {
+			recordedFrom = conv.FirstTopAt.Add(-feedback.MaxAhead)
+		}
+		if err := tx.Table("decisions").Select("route").Where("id = ? AND created_at >= ?", conv.LastDecisionID, recordedFrom).Take(&route).Error; err != nil {
 			return translate(err)
 		}
 		var r struct {
