@@ -1,11 +1,12 @@
 // Package jobs runs Hotlane's background work: delivering alerts from the
 // outbox to Slack and signed webhooks (Deliverer), writing priorities,
 // assignments, notes and attributes back to Chatwoot from its own outbox
-// (ChatwootWriter), raising SLA escalations (SLAChecker), and the weekly
+// (ChatwootWriter), raising SLA escalations (SLAChecker), keeping the
+// decisions table's months and retention (Retention), and the weekly
 // tuning job (Tuner) with ApplyReport.
 //
 // Each job is a type whose Run runs until its context ends (Deliverer,
-// SLAChecker: a pass every interval) or once (Tuner: started by the cron
+// SLAChecker, Retention: a pass every interval) or once (Tuner: started by the cron
 // schedule in cmd/hotlane; RunNow does the same for `hotlane tune` and the
 // API). A database lock keeps the Tuner to one run at a time across
 // processes. All state lives in the database, so a job stopped at any
@@ -19,6 +20,7 @@
 //
 // jobs imports feedback and model, and nothing else of Hotlane's: it
 // reaches the store through the small interfaces declared beside each job
-// (DeliveryStore, ChatwootStore, SLAStore, TuneStore, ApplyStore), which cmd satisfies
+// (DeliveryStore, ChatwootStore, SLAStore, RetentionStore, TuneStore,
+// ApplyStore), which cmd satisfies
 // with feedback/store.
 package jobs

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -85,7 +86,11 @@ func (s *Store) EscalateSLA(ctx context.Context, conversationID string, at time.
 		if conv.FirstTopAt != nil {
 			recordedFrom = conv.FirstTopAt.Add(-feedback.MaxAhead)
 		}
-		if err := tx.Table("decisions").Select("route").Where("id = ? AND created_at >= ?", conv.LastDecisionID, recordedFrom).Take(&route).Error; err != nil {
+		// A decision retention has dropped (--retain-decisions) leaves no
+		// route: the escalation still goes out, to the unnamed team, rather
+		// than fail on every pass.
+		err := tx.Table("decisions").Select("route").Where("id = ? AND created_at >= ?", conv.LastDecisionID, recordedFrom).Take(&route).Error
+		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 			return translate(err)
 		}
 		var r struct {

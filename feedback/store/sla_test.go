@@ -61,3 +61,29 @@ func TestEscalateSLA(t *testing.T) {
 		}
 	})
 }
+
+// A conversation whose latest decision retention has dropped is still
+// escalated, to the unnamed team, instead of failing on every pass.
+func TestEscalateSLAWithoutItsDecision(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		top := time.Now().UTC().Add(-time.Hour)
+		d := newDecision("gone-1", "urgent")
+		if _, err := s.RecordDecision(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Exec("UPDATE conversations SET first_top_at = ? WHERE id = ?", top, d.ConversationID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Exec("DELETE FROM decisions WHERE id = ?", d.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		a, ok, err := s.EscalateSLA(ctx, d.ConversationID, top.Add(time.Minute))
+		if err != nil || !ok {
+			t.Fatalf("EscalateSLA = %v, %v; want an escalation", ok, err)
+		}
+		if a.Team != "" || a.Owner != "" || a.DecisionID != d.ID {
+			t.Errorf("escalation = %+v, want no team or owner, decision %s", a, d.ID)
+		}
+	})
+}

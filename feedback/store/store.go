@@ -13,6 +13,13 @@
 // committed by the engine's flush (writer_postgres.go, writer_sqlite.go,
 // with the PostgreSQL SQL in sql_postgres.go).
 //
+// On PostgreSQL decisions are partitioned by month of recording
+// (migration 00015); partitions.go creates the coming months and drops
+// expired ones whole (MaintainDecisions). Reads of a time window bound
+// created_at (a decision occurs at most feedback.MaxAhead after it is
+// recorded) so that only the window's months are read (training.go,
+// kpi.go, sla.go).
+//
 // store imports feedback, model and migrations, and nothing else of
 // Hotlane's.
 package store

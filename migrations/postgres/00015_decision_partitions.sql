@@ -16,21 +16,10 @@ ALTER TABLE decisions RENAME TO decisions_unpartitioned;
 ALTER TABLE decisions_unpartitioned RENAME CONSTRAINT decisions_pkey TO decisions_unpartitioned_pkey;
 ALTER INDEX decisions_conversation_created RENAME TO decisions_unpartitioned_conversation_created;
 
+-- The same columns (LIKE copies them with their NOT NULLs), keyed by id
+-- and time.
 CREATE TABLE decisions (
-    id              text NOT NULL,
-    conversation_id text NOT NULL,
-    channel         text NOT NULL,
-    signals         jsonb NOT NULL,
-    message         text,
-    score           double precision NOT NULL,
-    tier            text NOT NULL,
-    reasons         jsonb NOT NULL,
-    route           jsonb NOT NULL,
-    model_version   integer,
-    policy_version  integer NOT NULL,
-    latency_us      bigint NOT NULL,
-    occurred_at     timestamptz NOT NULL,
-    created_at      timestamptz NOT NULL,
+    LIKE decisions_unpartitioned INCLUDING DEFAULTS,
     PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
 CREATE INDEX decisions_conversation_created ON decisions (conversation_id, created_at);
@@ -63,22 +52,7 @@ DROP TABLE decisions_unpartitioned;
 ALTER TABLE decisions RENAME TO decisions_partitioned;
 ALTER TABLE decisions_partitioned RENAME CONSTRAINT decisions_pkey TO decisions_partitioned_pkey;
 ALTER INDEX decisions_conversation_created RENAME TO decisions_partitioned_conversation_created;
-CREATE TABLE decisions (
-    id              text PRIMARY KEY,
-    conversation_id text NOT NULL,
-    channel         text NOT NULL,
-    signals         jsonb NOT NULL,
-    message         text,
-    score           double precision NOT NULL,
-    tier            text NOT NULL,
-    reasons         jsonb NOT NULL,
-    route           jsonb NOT NULL,
-    model_version   integer,
-    policy_version  integer NOT NULL,
-    latency_us      bigint NOT NULL,
-    occurred_at     timestamptz NOT NULL,
-    created_at      timestamptz NOT NULL
-);
+CREATE TABLE decisions (LIKE decisions_partitioned INCLUDING DEFAULTS, PRIMARY KEY (id));
 CREATE INDEX decisions_conversation_created ON decisions (conversation_id, created_at);
 INSERT INTO decisions SELECT * FROM decisions_partitioned;
 DROP TABLE decisions_partitioned;
