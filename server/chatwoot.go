@@ -130,6 +130,9 @@ func (s *Server) handleChatwoot(c *gin.Context) {
 	if cw.Secret != "" {
 		if mac, err = verifyChatwoot(cw.Secret, c.GetHeader("X-Chatwoot-Timestamp"), c.GetHeader("X-Chatwoot-Signature"), body, now); err != nil {
 			s.countHook("", "refused")
+			if s.anonFailed(c) {
+				return
+			}
 			writeError(c, s.log, err)
 			return
 		}

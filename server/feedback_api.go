@@ -36,7 +36,7 @@ type feedbackAPI struct {
 // feedbackRoutes registers the feedback endpoints on v1; all need the
 // feedback scope.
 func (s *Server) feedbackRoutes(v1 *gin.RouterGroup) {
-	fb := requireScope(s.keys, s.log, feedback.ScopeFeedback)
+	fb := s.requireScope(feedback.ScopeFeedback)
 	v1.GET("/alerts", fb, s.handleListAlerts)
 	v1.GET("/alerts/:id", fb, s.handleGetAlert)
 	v1.POST("/alerts/:id/label", fb, s.handleLabelAlert)

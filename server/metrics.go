@@ -29,6 +29,7 @@ type Metrics struct {
 	served    *prometheus.GaugeVec
 	cwHooks   *prometheus.CounterVec
 	cwWrites  *prometheus.CounterVec
+	limited   *prometheus.CounterVec
 }
 
 // NewMetrics makes a server's metrics on a registry of their own.
@@ -87,13 +88,17 @@ func NewMetrics() *Metrics {
 			Name: "hotlane_chatwoot_webhooks_total",
 			Help: "Chatwoot webhooks received, by event (events Hotlane does not use count as other) and outcome.",
 		}, []string{"event", "outcome"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hotlane_rate_limited_total",
+			Help: "Requests answered 429 by an abuse limit: key (an API key over --key-rate) or address (an address over --anon-rate with requests that do not authenticate).",
+		}, []string{"limit"}),
 		cwWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hotlane_chatwoot_writes_total",
 			Help: "Attempts to write back to Chatwoot's API, by kind and outcome (delivered, retry, failed).",
 		}, []string{"kind", "outcome"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.decisions, m.ruleHits, m.ruleErrs, m.scoreTime, m.reloads,
-		m.batchSize, m.flushTime, m.flushPath, m.served, m.cwHooks, m.cwWrites,
+		m.batchSize, m.flushTime, m.flushPath, m.served, m.cwHooks, m.cwWrites, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -209,6 +209,16 @@ func (k *keyCache) authenticate(ctx context.Context, secret string) (feedback.AP
 	return v.(feedback.APIKey), nil
 }
 
+// trusted reports whether secret is a key the cache holds and has not
+// expired: one that authenticate answers without asking the database.
+func (k *keyCache) trusted(secret string) bool {
+	sum := sha256.Sum256([]byte(secret))
+	k.mu.RLock()
+	e := k.entries[sum]
+	k.mu.RUnlock()
+	return e != nil && k.now().Before(e.expires)
+}
+
 // refresh reads a cached key again, in the background: a revoked key is
 // dropped; a failure keeps the cached key until it expires.
 func (k *keyCache) refresh(sum [32]byte, secret string, e *cachedKey) {
@@ -268,19 +278,29 @@ func (k *keyCache) forget(id int64) {
 
 // requireScope authenticates the bearer key and checks it holds scope:
 // 401 without a valid key, 403 with a valid key lacking the scope.
-func requireScope(keys *keyCache, log *slog.Logger, scope string) gin.HandlerFunc {
+func (s *Server) requireScope(scope string) gin.HandlerFunc {
+	keys, log := s.keys, s.log
 	return func(c *gin.Context) {
 		h := c.GetHeader("Authorization")
 		secret, ok := strings.CutPrefix(h, "Bearer ")
 		secret = strings.TrimSpace(secret)
 		if !ok || secret == "" {
+			if s.anonFailed(c) {
+				return
+			}
 			c.Header("WWW-Authenticate", `Bearer realm="hotlane"`)
 			writeError(c, log, &APIError{Status: http.StatusUnauthorized, Code: "unauthorized",
 				Message: "missing API key: send Authorization: Bearer <key>"})
 			return
 		}
+		if s.anon != nil && !keys.trusted(secret) && s.anonSpent(c) {
+			return
+		}
 		key, err := keys.authenticate(c.Request.Context(), secret)
 		if errors.Is(err, feedback.ErrNotFound) {
+			if s.anonFailed(c) {
+				return
+			}
 			c.Header("WWW-Authenticate", `Bearer realm="hotlane", error="invalid_token"`)
 			writeError(c, log, &APIError{Status: http.StatusUnauthorized, Code: "unauthorized",
 				Message: "invalid or revoked API key"})
@@ -294,6 +314,12 @@ func requireScope(keys *keyCache, log *slog.Logger, scope string) gin.HandlerFun
 			writeError(c, log, &APIError{Status: http.StatusForbidden, Code: "forbidden",
 				Message: fmt.Sprintf("this API key lacks the %q scope", scope)})
 			return
+		}
+		if s.keyLimit != nil {
+			if ok, wait := s.keyLimit.take(strconv.FormatInt(key.ID, 10)); !ok {
+				s.tooMany(c, limitKey, wait)
+				return
+			}
 		}
 		c.Set(ctxAPIKey, key)
 		c.Next()

@@ -72,6 +72,14 @@ type Config struct {
 	// zero value allows public addresses only. The sender checks resolved
 	// addresses again on every delivery.
 	Addresses feedback.AddressPolicy
+	// Limits are the abuse limits: per API key and per client address for
+	// requests that do not authenticate. The zero value limits nothing.
+	Limits Limits
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For names the client; with none, the client is the
+	// connection's peer, so that no one can choose the address the limits
+	// count.
+	TrustedProxies []string
 }
 
 // Tuning is what the tuning endpoints need of the tuning job. Its errors
@@ -138,6 +146,8 @@ type Server struct {
 	receiptsPurged atomic.Int64
 	pages          *templates.Engine
 	logins         *loginLimiter
+	keyLimit       *limiter // nil: no limit
+	anon           *limiter // nil: no limit
 
 	backtests    chan struct{} // one backtest at a time
 	events       *broker
@@ -194,6 +204,8 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 		s.pages = pages
 	}
 	s.logins = &loginLimiter{fails: map[string][]time.Time{}}
+	s.keyLimit = newLimiter(cfg.Limits.KeyRate, cfg.Limits.KeyBurst, now)
+	s.anon = newLimiter(cfg.Limits.AnonRate, cfg.Limits.AnonBurst, now)
 	s.backtests = make(chan struct{}, 1)
 	s.events, s.stopStreams = newBroker(), make(chan struct{})
 	s.relay = newRelay(store)
@@ -213,6 +225,10 @@ func (s *Server) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		// Gin then trusts no proxy: the limits count connections' peers.
+		s.log.Error("trusted proxies ignored", slog.Any("error", err))
+	}
 	r.Use(withRequestID(), withRecovery(s.log), withAccessLog(s.log), withMetrics(s.metrics), withSaneParams())
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, s.log, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"})
@@ -228,8 +244,8 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/openapi.yaml", s.handleOpenAPI)
 
 	v1 := r.Group("/v1")
-	score := requireScope(s.keys, s.log, feedback.ScopeScore)
-	admin := requireScope(s.keys, s.log, feedback.ScopeAdmin)
+	score := s.requireScope(feedback.ScopeScore)
+	admin := s.requireScope(feedback.ScopeAdmin)
 
 	v1.POST("/score", score, s.handleScore)
 	v1.GET("/decisions/:id", score, s.handleGetDecision)

@@ -172,6 +172,9 @@ func (s *Server) withSession() gin.HandlerFunc {
 		token, err := c.Cookie(sessionCookie)
 		var sess feedback.Session
 		if err == nil && token != "" {
+			if s.anonSpent(c) {
+				return
+			}
 			sess, err = s.web.Session(c.Request.Context(), feedback.HashSessionToken(token), s.now())
 		} else {
 			err = feedback.ErrNotFound
@@ -181,6 +184,9 @@ func (s *Server) withSession() gin.HandlerFunc {
 			c.Set(ctxSession, sess)
 			c.Next()
 		case errors.Is(err, feedback.ErrNotFound):
+			if s.anonFailed(c) {
+				return
+			}
 			s.clearSessionCookie(c)
 			if wantsJSON(c) || c.Request.Method != http.MethodGet {
 				c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": &APIError{Code: "unauthorized", Message: "sign in again"}})

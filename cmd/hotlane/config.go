@@ -16,6 +16,7 @@ import (
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/feedback/store"
 	"github.com/hotlane/hotlane/jobs"
+	"github.com/hotlane/hotlane/server"
 )
 
 // Config is every setting of the server, read once from flags and
@@ -39,6 +40,13 @@ type Config struct {
 	SQLiteSync      string
 	DebugAddr       string
 	RetainDecisions time.Duration
+
+	// Abuse limits and the proxies trusted to name the client.
+	KeyRate        float64
+	KeyBurst       int
+	AnonRate       float64
+	AnonBurst      int
+	TrustedProxies string
 
 	// Alert delivery and SLA checks.
 	Deliver          bool
@@ -207,6 +215,11 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.StringVar(&cfg.AllowRanges, "allow-destination-ranges", "", "comma-separated address ranges destinations may reach besides public addresses: loopback, private, link-local or CIDRs (for receivers inside your network)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL of the web UI, for links in alerts (for example https://hotlane.example.com)")
 	fs.DurationVar(&cfg.RetainDecisions, "retain-decisions", jobs.DefaultRetainDecisions, "how long decisions are kept: on PostgreSQL whole monthly partitions older than this are dropped, on SQLite the decisions are deleted; 0 keeps them all")
+	fs.Float64Var(&cfg.KeyRate, "key-rate", 0, "requests per second one API key may make on average (a token bucket per key; over it: 429 with Retry-After); 0 means no limit")
+	fs.IntVar(&cfg.KeyBurst, "key-burst", 0, "requests one API key may make at once above --key-rate; 0 means twice --key-rate")
+	fs.Float64Var(&cfg.AnonRate, "anon-rate", 10, "requests per second one client address may make without valid credentials (no or a wrong API key or session, a bad Chatwoot signature; over it: 429 with Retry-After); 0 means no limit")
+	fs.IntVar(&cfg.AnonBurst, "anon-burst", 100, "requests without valid credentials one address may make at once above --anon-rate")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the per-address limits and the login throttle); empty trusts none")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "address of a second listener serving Go's profiler at /debug/pprof/ (for example 127.0.0.1:6060); off when empty. It has no authentication: keep it on loopback or a private network")
 	cfg.Chatwoot.register(fs)
 	cfg.Tune.register(fs)
@@ -255,6 +268,15 @@ func (c Config) validate() error {
 	if c.RetainDecisions < 0 || (c.RetainDecisions > 0 && c.RetainDecisions < c.Tune.Window) {
 		errs = append(errs, fmt.Sprintf("--retain-decisions: must be 0 (keep all) or at least --tune-window (%s), or the tuning job loses its window", c.Tune.Window))
 	}
+	if c.KeyRate < 0 || c.KeyBurst < 0 || c.KeyRate > 1e9 {
+		errs = append(errs, "--key-rate and --key-burst: must be 0 (no limit) or positive")
+	}
+	if c.AnonRate < 0 || c.AnonBurst < 0 || c.AnonRate > 1e9 {
+		errs = append(errs, "--anon-rate and --anon-burst: must be 0 (no limit) or positive")
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		errs = append(errs, "--trusted-proxies: "+err.Error())
+	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
 			errs = append(errs, fmt.Sprintf("--debug-addr: %q is not host:port", c.DebugAddr))
@@ -299,6 +321,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("state_cache", c.StateCache),
 		slog.String("sqlite_synchronous", c.SQLiteSync),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.Float64("key_rate", c.KeyRate),
+		slog.Int("key_burst", c.KeyBurst),
+		slog.Float64("anon_rate", c.AnonRate),
+		slog.Int("anon_burst", c.AnonBurst),
+		slog.String("trusted_proxies", c.TrustedProxies),
 		slog.String("retain_decisions", c.RetainDecisions.String()),
 		slog.Bool("deliver", c.Deliver),
 		slog.String("delivery_interval", c.DeliveryInterval.String()),
@@ -345,4 +372,29 @@ func (c Config) addressPolicy() (feedback.AddressPolicy, error) {
 		return feedback.AddressPolicy{}, nil
 	}
 	return feedback.ParseAddressPolicy(strings.Split(c.AllowRanges, ","))
+}
+
+// trustedProxies parses --trusted-proxies: addresses or CIDRs.
+func (c Config) trustedProxies() ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("%q is not an address or a CIDR (for example 10.0.0.1 or 10.0.0.0/8)", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// limits are the server's abuse limits from the flags.
+func (c Config) limits() server.Limits {
+	keyBurst := c.KeyBurst
+	if keyBurst == 0 {
+		keyBurst = max(1, int(2*c.KeyRate))
+	}
+	return server.Limits{KeyRate: c.KeyRate, KeyBurst: keyBurst, AnonRate: c.AnonRate, AnonBurst: c.AnonBurst}
 }

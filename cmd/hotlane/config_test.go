@@ -197,3 +197,37 @@ func TestTuneMaxRowsConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestServeConfigLimits(t *testing.T) {
+	cfg, err := parseServeConfig(nil, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.limits(); l.KeyRate != 0 || l.AnonRate != 10 || l.AnonBurst != 100 {
+		t.Errorf("default limits %+v, want no key limit and 10/s, burst 100 per address", l)
+	}
+	if p, _ := cfg.trustedProxies(); len(p) != 0 {
+		t.Errorf("default trusted proxies %v, want none", p)
+	}
+	cfg, err = parseServeConfig([]string{"--key-rate", "50", "--trusted-proxies", "10.0.0.0/8, 192.0.2.1"},
+		envOf(map[string]string{"HOTLANE_ANON_RATE": "0"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.limits(); l.KeyRate != 50 || l.KeyBurst != 100 || l.AnonRate != 0 {
+		t.Errorf("limits %+v, want 50/s per key with a burst of 100, no address limit", l)
+	}
+	if p, _ := cfg.trustedProxies(); len(p) != 2 || p[1] != "192.0.2.1" {
+		t.Errorf("trusted proxies %q", p)
+	}
+	for _, bad := range [][]string{
+		{"--key-rate", "-1"},
+		{"--anon-burst", "-5"},
+		{"--trusted-proxies", "10.0.0.0/8,proxy.local"},
+	} {
+		_, err := parseServeConfig(bad, envOf(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%v: err = %v, want a usage error naming the flag", bad, err)
+		}
+	}
+}

@@ -97,17 +97,20 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 			log.Warn("chatwoot: webhooks are accepted unsigned; set --chatwoot-webhook-secret to the webhook's secret")
 		}
 	}
+	proxies, _ := cfg.trustedProxies() // validated with the rest of cfg
 	srv := server.New(server.Config{
-		Chatwoot:      chatwoot,
-		StoreMessages: cfg.StoreMessages,
-		KeyCacheTTL:   cfg.KeyCacheTTL,
-		Version:       version,
-		Live:          live,
-		Metrics:       metrics,
-		Tuning:        tuner,
-		Addresses:     addresses,
-		Pages:         pages,
-		SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
+		Chatwoot:       chatwoot,
+		StoreMessages:  cfg.StoreMessages,
+		KeyCacheTTL:    cfg.KeyCacheTTL,
+		Version:        version,
+		Live:           live,
+		Metrics:        metrics,
+		Tuning:         tuner,
+		Addresses:      addresses,
+		Pages:          pages,
+		SecureCookies:  strings.HasPrefix(cfg.PublicURL, "https://"),
+		Limits:         cfg.limits(),
+		TrustedProxies: proxies,
 	}, st, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

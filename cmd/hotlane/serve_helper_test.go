@@ -27,6 +27,12 @@ const startWait = 2 * time.Minute
 // the given flags and waits until it accepts requests.
 func startServe(t *testing.T, flags ...string) *running {
 	t.Helper()
+	return startServeLogging(t, io.Discard, flags...)
+}
+
+// startServeLogging is startServe writing the server's log to logs.
+func startServeLogging(t *testing.T, logs io.Writer, flags ...string) *running {
+	t.Helper()
 	cfg, err := parseServeConfig(append([]string{"--addr", "127.0.0.1:0"}, flags...), envOf(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +41,7 @@ func startServe(t *testing.T, flags ...string) *running {
 	var stdout bytes.Buffer
 	ready := make(chan string, 1)
 	r := &running{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- serve(ctx, cfg, &stdout, io.Discard, ready) }()
+	go func() { r.done <- serve(ctx, cfg, &stdout, logs, ready) }()
 	select {
 	case r.addr = <-ready:
 	case err := <-r.done:
