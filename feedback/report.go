@@ -1,6 +1,7 @@
 package feedback
 
 import (
+	"errors"
 	"time"
 
 	"github.com/hotlane/hotlane/model"
@@ -155,7 +156,16 @@ type TuneRequest struct {
 	// Trigger records what started the run: TriggerSchedule, TriggerAPI or
 	// TriggerCLI.
 	Trigger string
+	// Tick is the scheduled time a TriggerSchedule run is for; when set,
+	// the run goes ahead only in the process that claims the tick first
+	// (several processes share one schedule), and the others return
+	// ErrTickTaken.
+	Tick time.Time
 }
+
+// ErrTickTaken is returned for a scheduled run whose tick another process
+// has claimed.
+var ErrTickTaken = errors.New("this tick of the schedule was run by another process")
 
 // TuneResult is a finished run of the tuning job: the run as recorded and,
 // unless it failed before writing one, its report.

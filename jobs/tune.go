@@ -59,6 +59,7 @@ type TuneStore interface {
 	feedback.LiveSource
 	ApplyStore
 	TryJobLock(ctx context.Context, job string) (release func(), ok bool, err error)
+	ClaimJobTick(ctx context.Context, job string, tick time.Time) (bool, error)
 	StartJobRun(ctx context.Context, job, trigger string) (feedback.JobRun, error)
 	FinishJobRun(ctx context.Context, id, status, errMsg string, detail []byte) (feedback.JobRun, error)
 	TrainingRows(ctx context.Context, from, to time.Time, fn func(feedback.TrainingRow) error) error
@@ -116,10 +117,18 @@ type Tuner struct {
 
 // Run runs the job once, for the cron schedule: a run already in progress
 // elsewhere is not an error.
-func (t *Tuner) Run(ctx context.Context) error {
-	_, err := t.RunNow(ctx, feedback.TuneRequest{Trigger: feedback.TriggerSchedule})
-	if errors.Is(err, ErrTuneRunning) {
+//
+// tick is the scheduled time the run is for: of several processes whose
+// schedules fire at it, only the first to claim it runs the job. A zero
+// tick claims nothing.
+func (t *Tuner) Run(ctx context.Context, tick time.Time) error {
+	_, err := t.RunNow(ctx, feedback.TuneRequest{Trigger: feedback.TriggerSchedule, Tick: tick})
+	switch {
+	case errors.Is(err, ErrTuneRunning):
 		t.log().Info("tuning skipped: another run holds the lock")
+		return nil
+	case errors.Is(err, feedback.ErrTickTaken):
+		t.log().Info("tuning skipped: another process ran this tick", slog.Time("tick", tick))
 		return nil
 	}
 	return err
@@ -129,6 +138,15 @@ func (t *Tuner) Run(ctx context.Context) error {
 // (ErrTuneRunning). The run is recorded as succeeded or failed with its
 // error; the returned error is the run's.
 func (t *Tuner) RunNow(ctx context.Context, req feedback.TuneRequest) (feedback.TuneResult, error) {
+	if !req.Tick.IsZero() {
+		claimed, err := t.Store.ClaimJobTick(ctx, TuneJob, req.Tick)
+		if err != nil {
+			return feedback.TuneResult{}, fmt.Errorf("tune: %w", err)
+		}
+		if !claimed {
+			return feedback.TuneResult{}, feedback.ErrTickTaken
+		}
+	}
 	release, ok, err := t.Store.TryJobLock(ctx, TuneJob)
 	if err != nil {
 		return feedback.TuneResult{}, fmt.Errorf("tune: %w", err)

@@ -292,12 +292,60 @@ func TestTuneRunsOnceAtATime(t *testing.T) {
 				t.Fatalf("second run: %v", err)
 			}
 			// The scheduled entry point treats a held lock as nothing to do.
-			if err := (&jobs.Tuner{Store: s}).Run(ctx); err != nil {
+			if err := (&jobs.Tuner{Store: s}).Run(ctx, time.Time{}); err != nil {
 				t.Fatalf("scheduled run: %v", err)
 			}
 			release()
 			if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf}); err != nil {
 				t.Fatalf("after release: %v", err)
+			}
+		})
+	}
+}
+
+// Of several processes whose schedules fire at the same tick, the first
+// to claim it runs the job and the others skip it, whenever they come;
+// the next tick runs again, and a run on demand claims no tick.
+func TestTuneRunsOncePerTick(t *testing.T) {
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTuneStore(t, engine)
+			tick := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+			runs := func() int {
+				t.Helper()
+				list, err := s.JobRuns(ctx, jobs.TuneJob, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(list)
+			}
+			for i := range 3 { // three replicas, one after the other
+				tuner := &jobs.Tuner{Store: s, Now: func() time.Time { return asOf }}
+				if err := tuner.Run(ctx, tick); err != nil {
+					t.Fatalf("replica %d: %v", i, err)
+				}
+			}
+			if n := runs(); n != 1 {
+				t.Fatalf("%d runs for one tick, want 1", n)
+			}
+			_, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf, Trigger: feedback.TriggerSchedule, Tick: tick})
+			if !errors.Is(err, feedback.ErrTickTaken) {
+				t.Fatalf("a claimed tick again: %v, want ErrTickTaken", err)
+			}
+			if err := (&jobs.Tuner{Store: s, Now: func() time.Time { return asOf }}).Run(ctx, tick.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf}); err != nil {
+				t.Fatal(err)
+			}
+			if n := runs(); n != 3 {
+				t.Fatalf("%d runs after the next tick and a run on demand, want 3", n)
+			}
+			// The same tick written with another zone's clock is the same tick.
+			claimed, err := s.ClaimJobTick(ctx, jobs.TuneJob, tick.In(time.FixedZone("CET", 3600)))
+			if err != nil || claimed {
+				t.Fatalf("the tick in another zone: claimed %v, %v", claimed, err)
 			}
 		})
 	}

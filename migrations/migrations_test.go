@@ -13,7 +13,7 @@ import (
 	"github.com/hotlane/hotlane/feedback/store/storetest"
 )
 
-var tables = []string{"alert_labels", "alerts", "api_keys", "audit_log", "chatwoot_conversations", "chatwoot_receipts", "chatwoot_writes", "conversation_events", "conversations", "decisions", "deliveries", "delivery_attempts", "destinations", "idempotency_keys", "job_locks", "job_runs", "models", "policies", "reports", "sessions", "users"}
+var tables = []string{"alert_labels", "alerts", "api_keys", "audit_log", "chatwoot_conversations", "chatwoot_receipts", "chatwoot_writes", "conversation_events", "conversations", "decisions", "deliveries", "delivery_attempts", "destinations", "idempotency_keys", "job_locks", "job_runs", "job_ticks", "models", "policies", "reports", "sessions", "users"}
 
 func openSQLite(t *testing.T) *sql.DB {
 	t.Helper()

@@ -223,7 +223,7 @@ func parseServeConfig(args []string, env func(string) (string, bool), stderr io.
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "address of a second listener serving Go's profiler at /debug/pprof/ (for example 127.0.0.1:6060); off when empty. It has no authentication: keep it on loopback or a private network")
 	cfg.Chatwoot.register(fs)
 	cfg.Tune.register(fs)
-	fs.StringVar(&cfg.TuneSchedule, "tune-schedule", "0 6 * * 1", "cron schedule of the tuning job (minute hour day month weekday), or off")
+	fs.StringVar(&cfg.TuneSchedule, "tune-schedule", "0 6 * * 1", "cron schedule of the tuning job (minute hour day month weekday, or six fields with seconds first), or off; processes sharing a database run each tick once")
 	fs.StringVar(&cfg.TZ, "tz", "UTC", "time zone of --tune-schedule, for example Europe/Berlin")
 	rest, err := parseFlags(fs, args, env)
 	if err != nil {

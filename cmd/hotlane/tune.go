@@ -82,8 +82,9 @@ func (t *tuneFlags) tuner(store jobs.TuneStore, live *feedback.Live, log *slog.L
 // leaves a week's holdout too few conversations to judge a model on.
 const minTuneMaxRows = 1000
 
-// cronParser reads the standard five-field schedule.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// cronParser reads the standard five-field schedule, or six fields with
+// seconds first.
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // parseSchedule checks a tuning schedule in a time zone and returns when
 // it next runs after from; "off" disables it (zero time, nil error).
@@ -104,13 +105,18 @@ func parseSchedule(spec, tz string, from time.Time) (time.Time, *time.Location, 
 
 // startTuneSchedule runs the tuning job on its schedule until ctx ends. A
 // run that panics is recovered and logged; a run still going when the
-// next is due makes that one skip.
+// next is due makes that one skip. Each run is for its scheduled tick,
+// which processes sharing the database claim, so that of several replicas
+// on one schedule one runs each tick.
 func startTuneSchedule(ctx context.Context, spec string, loc *time.Location, tuner *jobs.Tuner, log *slog.Logger) (*cron.Cron, error) {
 	logger := cron.PrintfLogger(slog.NewLogLogger(log.Handler(), slog.LevelInfo))
 	c := cron.New(cron.WithLocation(loc), cron.WithParser(cronParser),
 		cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)))
-	_, err := c.AddFunc(spec, func() {
-		if err := tuner.Run(ctx); err != nil {
+	var id cron.EntryID // set before Start, so before the first run
+	id, err := c.AddFunc(spec, func() {
+		// The cron sets an entry's Prev to the tick it starts the job for.
+		tick := c.Entry(id).Prev
+		if err := tuner.Run(ctx, tick); err != nil {
 			log.Error("scheduled tuning failed", slog.Any("err", err))
 		}
 	})

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hotlane/hotlane/feedback/store"
 	"github.com/hotlane/hotlane/feedback/store/storetest"
+	"github.com/hotlane/hotlane/jobs"
 )
 
 func TestTuneSchedule(t *testing.T) {
@@ -24,6 +29,8 @@ func TestTuneSchedule(t *testing.T) {
 		{"0 6 * * 1", "Europe/Berlin", time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC)},
 		{"30 2 * * *", "UTC", time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)},
 		{"@daily", "UTC", time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)},
+		// Six fields: seconds first.
+		{"*/10 * * * * *", "UTC", time.Date(2026, 11, 25, 12, 0, 10, 0, time.UTC)},
 	}
 	for _, tt := range tests {
 		next, _, err := parseSchedule(tt.spec, tt.tz, from)
@@ -50,6 +57,46 @@ func TestTuneSchedule(t *testing.T) {
 	for _, want := range []string{"--tune-schedule", "--promotion"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+// The schedule hands each run the tick it is for, which the run claims:
+// after a few ticks of a schedule every second, each is claimed, so
+// another process firing at them would skip them.
+func TestTuneScheduleClaimsItsTicks(t *testing.T) {
+	ctx0 := context.Background()
+	st, err := store.Open(ctx0, filepath.Join(t.TempDir(), "h.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx0); err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tuner := &jobs.Tuner{Store: st, Log: quiet}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := startTuneSchedule(ctx, "* * * * * *", time.UTC, tuner, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	time.Sleep(2500 * time.Millisecond)
+	<-c.Stop().Done()
+	runs, err := st.JobRuns(ctx, jobs.TuneJob, 10)
+	if err != nil || len(runs) == 0 {
+		t.Fatalf("runs %v, %v", runs, err)
+	}
+	for _, r := range runs {
+		tick := r.StartedAt.Truncate(time.Second)
+		if tick.Before(start.Truncate(time.Second)) {
+			continue
+		}
+		claimed, err := st.ClaimJobTick(ctx, jobs.TuneJob, tick)
+		if err != nil || claimed {
+			t.Errorf("the tick %s of a run was not claimed by it (claimed now %v, %v)", tick.Format(time.TimeOnly), claimed, err)
 		}
 	}
 }

@@ -123,6 +123,32 @@ func advisoryKey(job string) int64 {
 	return int64(h.Sum64())
 }
 
+// jobTickMemory is how long claimed ticks are kept: a tick older than this
+// can no longer fire anywhere.
+const jobTickMemory = 7 * 24 * time.Hour
+
+// ClaimJobTick claims the scheduled tick of job for this process: it
+// returns true for the first process to ask about that tick and false for
+// every other, so that a schedule shared by several processes runs once per
+// tick. Ticks older than a week are forgotten on the way.
+func (s *Store) ClaimJobTick(ctx context.Context, job string, tick time.Time) (bool, error) {
+	tick = tick.UTC()
+	var claimed bool
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`INSERT INTO job_ticks (job, tick, claimed_at) VALUES (?, ?, ?) ON CONFLICT (job, tick) DO NOTHING`,
+			job, tick, now())
+		if res.Error != nil {
+			return res.Error
+		}
+		claimed = res.RowsAffected == 1
+		return tx.Exec(`DELETE FROM job_ticks WHERE job = ? AND tick < ?`, job, tick.Add(-jobTickMemory)).Error
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: claim job tick %s %s: %w", job, tick.Format(time.RFC3339), translate(err))
+	}
+	return claimed, nil
+}
+
 // StartJobRun records that a run of job starts now. Runs of the job still
 // marked running are closed as failed first: the caller holds the job's
 // lock, so they belong to processes that died mid-run.
