@@ -35,6 +35,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&streams, "streams", 0, "keep this many Server-Sent Events streams open and read for the whole run, as that many agents' open queue pages would")
 	fs.StringVar(&streamPath, "stream-path", "/v1/stream", "the streams' path: /v1/stream (with --key) or /events (with --stream-cookie)")
 	fs.StringVar(&streamCookie, "stream-cookie", "", "Cookie header of a signed-in session, for --stream-path /events")
+	var sinkAddr string
+	var rssPID int
+	fs.StringVar(&sinkAddr, "sink", "", "also receive alert deliveries on this address (host:port) for the run, answering 204 and counting them; point destinations at http://ADDR/ (a soak test)")
+	fs.IntVar(&rssPID, "rss-pid", 0, "sample this process's resident memory every 10 s (Linux /proc) and report how it grew after the first minute (a soak test)")
 	rest, err := parseFlags(fs, args, osEnv)
 	if err != nil {
 		return err
@@ -56,7 +60,30 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer stop()
 		fmt.Fprintf(progress, "streams: %d open on %s\n", streams, streamPath)
 	}
+	var sink *deliverySink
+	if sinkAddr != "" {
+		if sink, err = startSink(sinkAddr); err != nil {
+			return fmt.Errorf("bench: --sink: %w", err)
+		}
+		defer sink.close()
+		fmt.Fprintf(progress, "sink: receiving deliveries on http://%s/\n", sinkAddr)
+	}
+	var rss *rssSampler
+	if rssPID > 0 {
+		if rss, err = startRSS(rssPID, 10*time.Second); err != nil {
+			return fmt.Errorf("bench: --rss-pid: %w", err)
+		}
+	}
 	rep, err := loadgen.Run(ctx, cfg, progress)
+	if rss != nil {
+		fmt.Fprintln(progress, rss.stop().String())
+	}
+	if sink != nil {
+		// Deliveries trail the scores that fired them by the delivery
+		// interval; count them after a moment.
+		time.Sleep(3 * time.Second)
+		fmt.Fprintln(progress, sink.String())
+	}
 	if err != nil {
 		return err
 	}
