@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/hotlane/hotlane/model"
 )
 
 // Role orders what a person signed in to the web UI may do: an agent works
@@ -101,8 +103,11 @@ func ValidateUser(u NewUser) error {
 	if u.Role.rank() == 0 {
 		return fmt.Errorf("%w: role: must be agent, lead or admin", ErrInvalid)
 	}
-	if strings.TrimSpace(u.Team) != u.Team || utf8.RuneCountInString(u.Team) > MaxTeamLen || !utf8.ValidString(u.Team) {
-		return fmt.Errorf("%w: team: at most %d characters without surrounding spaces", ErrInvalid, MaxTeamLen)
+	// A team is shown and stored as it is: control characters (NUL, which
+	// PostgreSQL refuses, among them) are refused here, as for a
+	// destination's team.
+	if strings.TrimSpace(u.Team) != u.Team || utf8.RuneCountInString(u.Team) > MaxTeamLen || !model.PlainText(u.Team) {
+		return fmt.Errorf("%w: team: at most %d characters without surrounding spaces or control characters", ErrInvalid, MaxTeamLen)
 	}
 	if u.PasswordHash == "" {
 		return fmt.Errorf("%w: password: required", ErrInvalid)

@@ -53,8 +53,10 @@ type AlertsSpec struct {
 	// 0 turns sampling off.
 	ExplorationRate *float64 `json:"exploration_rate,omitempty" yaml:"exploration_rate,omitempty"`
 	// SLA maps a tier to its time to first human response, as a Go
-	// duration. Tiers not listed have no SLA, unless the map is absent,
-	// in which case urgent and high get the defaults.
+	// duration. Tiers not listed have no SLA, unless none is listed (the
+	// map is absent or empty), in which case urgent and high get the
+	// defaults: the canonical JSON a policy is stored as omits an empty
+	// map, so an empty one must compile as an absent one does.
 	SLA map[string]string `json:"sla,omitempty" yaml:"sla,omitempty"`
 }
 
@@ -200,7 +202,7 @@ func compileAlerts(spec *AlertsSpec) (*AlertPolicy, []Problem) {
 		}
 	}
 
-	if spec.SLA != nil {
+	if len(spec.SLA) > 0 {
 		a.sla = [TierUrgent + 1]time.Duration{}
 		for _, name := range sortedKeys(spec.SLA) {
 			field := "sla." + name

@@ -331,6 +331,14 @@ func (s *Server) handleSaveDraftForm(c *gin.Context) {
 		s.render(c, http.StatusRequestEntityTooLarge, "ruleset", p)
 		return
 	}
+	// The API takes a note as a query value, which withSaneParams checks;
+	// the form's is checked here, before PostgreSQL refuses a NUL or
+	// invalid UTF-8 with an error the page would show as a 500.
+	if !model.PlainText(note) {
+		p.Problems = []problemView{{Where: "Note", Message: "must be valid UTF-8 text without control characters"}}
+		s.render(c, http.StatusUnprocessableEntity, "ruleset", p)
+		return
+	}
 	doc, err := model.ParsePolicy([]byte(source))
 	if err == nil {
 		_, err = model.CompilePolicy(doc)

@@ -214,7 +214,13 @@ func scanScoreRequest(body []byte) (req scoreWire, err error) {
 func (s *scanner) signals(req *scoreWire) error {
 	start := s.i
 	s.i++ // {
-	req.signals = make(map[string]any, 32)
+	if req.signals == nil {
+		req.signals = make(map[string]any, 32)
+	} else {
+		// A repeated "signals" field replaces the one before; reusing its
+		// map keeps a body of them from allocating a map each.
+		clear(req.signals)
+	}
 	for {
 		c := s.peek()
 		if c == '}' {
