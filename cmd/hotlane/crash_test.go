@@ -29,12 +29,13 @@ type crashLedger struct {
 	events    map[string]string // Idempotency-Key -> event id
 	eventConv map[string]string // Idempotency-Key -> conversation
 	rulesets  map[int]bool
+	applied   map[string]int // report id -> the ruleset its application published
 }
 
 // crashWorkload writes through every kind of write until ctx ends (the
 // server is killed): scores on a few conversations, API labels on the
 // alerts they fire, events with idempotency keys, labels through the web
-// UI, and rulesets published.
+// UI, rulesets published, and tuning runs whose reports are applied.
 func crashWorkload(ctx context.Context, base, key string, ui *http.Client, l *crashLedger, round int) *sync.WaitGroup {
 	client := &http.Client{Timeout: 10 * time.Second}
 	send := func(c *http.Client, method, path, body string, header http.Header) (int, []byte, error) {
@@ -139,18 +140,56 @@ func crashWorkload(ctx context.Context, base, key string, ui *http.Client, l *cr
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
-	wg.Go(func() { // rulesets published now and then
+	publish := func() {
+		code, b, err := send(client, http.MethodPut, "/v1/rules", string(demoPolicy), http.Header{"Content-Type": {"application/yaml"}})
+		var rs struct {
+			Version int `json:"version"`
+		}
+		if err == nil && code == http.StatusCreated && json.Unmarshal(b, &rs) == nil && rs.Version > 0 {
+			l.mu.Lock()
+			l.rulesets[rs.Version] = true
+			l.mu.Unlock()
+		}
+	}
+	tuneAndApply := func() {
+		code, b, err := send(client, http.MethodPost, "/v1/jobs/tune", "", nil)
+		var run struct {
+			Report *struct {
+				ID        string `json:"id"`
+				Candidate int    `json:"candidate_model_version"`
+				Promotion struct {
+					Promoted bool `json:"promoted"`
+				} `json:"promotion"`
+			} `json:"report"`
+		}
+		if err != nil || code != http.StatusOK || json.Unmarshal(b, &run) != nil || run.Report == nil {
+			time.Sleep(50 * time.Millisecond)
+			return
+		}
+		if run.Report.Candidate > 0 && !run.Report.Promotion.Promoted {
+			// A lead promotes the candidate, then applies its report.
+			if code, _, err := send(client, http.MethodPost, fmt.Sprintf("/v1/models/%d/promote", run.Report.Candidate), "", nil); err != nil || code != http.StatusOK {
+				return
+			}
+		}
+		code, b, err = send(client, http.MethodPost, "/v1/reports/"+run.Report.ID+"/apply", "", nil)
+		var rs struct {
+			Version int `json:"version"`
+		}
+		if err == nil && code == http.StatusCreated && json.Unmarshal(b, &rs) == nil && rs.Version > 0 {
+			l.mu.Lock()
+			l.applied[run.Report.ID] = rs.Version
+			l.mu.Unlock()
+		}
+	}
+	wg.Go(func() {
+		// An admin's changes, one after the other so that nothing else
+		// changes the live ruleset between a tuning run and the
+		// application of its report: a ruleset published, then a tuning
+		// run whose report is applied.
 		for ctx.Err() == nil {
-			code, b, err := send(client, http.MethodPut, "/v1/rules", string(demoPolicy), http.Header{"Content-Type": {"application/yaml"}})
-			var rs struct {
-				Version int `json:"version"`
-			}
-			if err == nil && code == http.StatusCreated && json.Unmarshal(b, &rs) == nil && rs.Version > 0 {
-				l.mu.Lock()
-				l.rulesets[rs.Version] = true
-				l.mu.Unlock()
-			}
-			time.Sleep(100 * time.Millisecond)
+			publish()
+			tuneAndApply()
 		}
 	})
 	return &wg
@@ -193,7 +232,7 @@ func TestCrashSafety(t *testing.T) {
 			hook := httptest.NewServer(rcv)
 			defer hook.Close()
 			l := &crashLedger{decisions: map[string]string{}, fired: map[string]string{}, labels: map[string]string{},
-				events: map[string]string{}, eventConv: map[string]string{}, rulesets: map[int]bool{}}
+				events: map[string]string{}, eventConv: map[string]string{}, rulesets: map[int]bool{}, applied: map[string]int{}}
 			flags := []string{"--db", dsn, "--log-level", "error", "--allow-destination-ranges", "loopback", "--delivery-interval", "100ms"}
 
 			var key string
@@ -202,7 +241,9 @@ func TestCrashSafety(t *testing.T) {
 				addr := freeAddr(t)
 				args := append([]string{"--addr", addr}, flags...)
 				if round == 0 {
-					args = append(args, "--demo", "--demo-history=false")
+					// The demo's history gives the tuning runs enough to
+					// propose thresholds, so their reports can be applied.
+					args = append(args, "--demo")
 				}
 				proc, printed := startProcess(t, args...)
 				base := "http://" + addr
@@ -228,6 +269,19 @@ func TestCrashSafety(t *testing.T) {
 				ui := crashSignIn(t, base)
 				ctx, cancel := context.WithCancel(context.Background())
 				wg := crashWorkload(ctx, base, key, ui, l, round)
+				if round == 0 {
+					// A tuning run under the load takes a few seconds on
+					// SQLite: the first kill waits for one report applied,
+					// so that every run has one to check.
+					for wait := time.Now(); time.Since(wait) < time.Minute; time.Sleep(20 * time.Millisecond) {
+						l.mu.Lock()
+						n := len(l.applied)
+						l.mu.Unlock()
+						if n > 0 {
+							break
+						}
+					}
+				}
 				time.Sleep(time.Duration(400+rand.IntN(1200)) * time.Millisecond)
 				if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
@@ -244,9 +298,9 @@ func TestCrashSafety(t *testing.T) {
 			base := "http://" + addr
 			waitReady(t, base+"/readyz")
 			c := client{t: t, base: base, key: key}
-			t.Logf("acknowledged over %d kills: %d decisions, %d fired alerts, %d labels, %d events, %d rulesets",
-				kills, len(l.decisions), len(l.fired), len(l.labels), len(l.events), len(l.rulesets))
-			if len(l.decisions) < 30 || len(l.fired) == 0 || len(l.labels) == 0 || len(l.events) == 0 || len(l.rulesets) == 0 {
+			t.Logf("acknowledged over %d kills: %d decisions, %d fired alerts, %d labels, %d events, %d rulesets, %d report applications",
+				kills, len(l.decisions), len(l.fired), len(l.labels), len(l.events), len(l.rulesets), len(l.applied))
+			if len(l.decisions) < 30 || len(l.fired) == 0 || len(l.labels) == 0 || len(l.events) == 0 || len(l.rulesets) == 0 || len(l.applied) == 0 {
 				t.Fatal("too little was acknowledged for the check to mean anything")
 			}
 			verifyCrashLedger(t, c, dsn, l)
@@ -400,6 +454,15 @@ func verifyCrashLedger(t *testing.T, c client, dsn string, l *crashLedger) {
 		if !perConv[conv][id] {
 			t.Errorf("acknowledged event %s is not in %s's events", id, conv)
 		}
+	}
+	for id, v := range l.applied {
+		var r struct {
+			Applied int `json:"applied_policy_version"`
+		}
+		if code := c.call(http.MethodGet, "/v1/reports/"+id, "", &r); code != http.StatusOK || r.Applied != v {
+			t.Errorf("report %s: %d, applied as ruleset %d; its application answered ruleset %d", id, code, r.Applied, v)
+		}
+		l.rulesets[v] = true
 	}
 	for v := range l.rulesets {
 		if code := c.call(http.MethodGet, fmt.Sprintf("/v1/rulesets/%d", v), "", nil); code != http.StatusOK {
