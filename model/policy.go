@@ -166,6 +166,16 @@ func ParsePolicy(data []byte) (PolicyDoc, error) {
 		if err2 := dec.Decode(&extra); err2 != io.EOF {
 			return PolicyDoc{}, &PolicyError{Problems: []Problem{{Message: "policy must be a single document"}}}
 		}
+		if doc.Alerts != nil {
+			// A channel listed with no tiers (null, or a YAML set's
+			// key) alerts on none, as an empty list does: store it as one,
+			// so that the stored and editable forms read back the same.
+			for ch, tiers := range doc.Alerts.Tiers {
+				if tiers == nil {
+					doc.Alerts.Tiers[ch] = []string{}
+				}
+			}
+		}
 		return doc, nil
 	}
 	if errors.Is(err, io.EOF) {

@@ -14,6 +14,9 @@ import (
 // and `hotlane rules apply`: YAML and JSON, every section, and the usual
 // mistakes.
 var policySeeds = []string{
+	// A channel listed with no tiers (a YAML set's key, so null): it once
+	// stored as null and read back from its YAML form as [].
+	`{"thresholds":{"default":{"urgent":.7,"high":.7,"medium":.1}},"alerts":{"tiers":{"0"}}}`,
 	`
 base: -3
 rules:
