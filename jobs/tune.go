@@ -279,7 +279,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req feedback.TuneRequest
 	}
 	sc := live.Current()
 	if sc == nil {
-		return nil, fmt.Errorf("live ruleset: %w", feedback.ErrNotFound)
+		return nil, fmt.Errorf("%w: no ruleset is live yet, publish one first", feedback.ErrNotFound)
 	}
 	from := asOf.Add(-set.window)
 	g, err := t.gather(ctx, from, asOf, asOf.Add(-set.holdout), set.maxRows)

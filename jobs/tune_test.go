@@ -390,7 +390,7 @@ func TestTuneFailureIsRecorded(t *testing.T) {
 	if !errors.Is(err, feedback.ErrNotFound) {
 		t.Fatalf("err = %v", err)
 	}
-	if res.Run.Status != feedback.RunFailed || !strings.Contains(res.Run.Error, "live ruleset") || res.Report != nil {
+	if res.Run.Status != feedback.RunFailed || !strings.Contains(res.Run.Error, "no ruleset is live yet") || res.Report != nil {
 		t.Fatalf("run = %+v", res.Run)
 	}
 }

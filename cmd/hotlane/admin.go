@@ -145,7 +145,8 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer store.Close()
 		if err := store.RevokeAPIKey(ctx, id); err != nil {
-			return fmt.Errorf("revoke API key %d: %w", id, err)
+			return ifMissing(err, fmt.Sprintf("no API key %d: hotlane apikey list shows the keys", id),
+				fmt.Errorf("revoke API key %d: %w", id, err))
 		}
 		auditCLI(ctx, store, stdout, feedback.AuditAPIKeyRevoke, fmt.Sprintf("API key %d", id), nil)
 		fmt.Fprintf(stdout, "revoked API key %d; servers stop accepting it within their key cache TTL\n", id)
@@ -217,11 +218,14 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return usagef("rules show: %q is not a version", rest[0])
 			}
 			pv, err = store.Policy(ctx, v)
+			if err != nil {
+				return ifMissing(err, fmt.Sprintf("no ruleset version %d: hotlane rules list shows the versions", v), fmt.Errorf("ruleset: %w", err))
+			}
 		} else {
 			pv, err = store.LivePolicy(ctx)
-		}
-		if err != nil {
-			return fmt.Errorf("ruleset: %w", err)
+			if err != nil {
+				return ifMissing(err, noRuleset, fmt.Errorf("ruleset: %w", err))
+			}
 		}
 		fmt.Fprintf(stdout, "# ruleset version %d, live=%t, created %s by %s\n", pv.Version, pv.Live,
 			pv.CreatedAt.Format(time.RFC3339), pv.Author)
@@ -271,7 +275,8 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer store.Close()
 		pv, err := store.ActivatePolicy(ctx, v)
 		if err != nil {
-			return fmt.Errorf("activate ruleset %d: %w", v, err)
+			return ifMissing(err, fmt.Sprintf("no ruleset version %d: hotlane rules list shows the versions", v),
+				fmt.Errorf("activate ruleset %d: %w", v, err))
 		}
 		auditCLI(ctx, store, stdout, feedback.AuditRulesetRollback, fmt.Sprintf("ruleset %d", pv.Version), map[string]any{"ruleset": pv.Version})
 		fmt.Fprintf(stdout, "ruleset version %d is live; running servers load it within their reload interval\n", pv.Version)

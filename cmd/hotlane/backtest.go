@@ -63,7 +63,7 @@ func runBacktest(ctx context.Context, db dbFlags, log *slog.Logger, args []strin
 	if version > 0 {
 		pv, err := store.Policy(ctx, version)
 		if err != nil {
-			return fmt.Errorf("ruleset %d: %w", version, err)
+			return ifMissing(err, fmt.Sprintf("no ruleset version %d: hotlane rules list shows the versions", version), fmt.Errorf("ruleset %d: %w", version, err))
 		}
 		if _, draft, _, err = compilePolicy(pv.Document); err != nil {
 			return fmt.Errorf("ruleset %d: %w", version, err)
@@ -71,7 +71,7 @@ func runBacktest(ctx context.Context, db dbFlags, log *slog.Logger, args []strin
 	}
 	live := feedback.NewLive(store, feedback.LiveOptions{Log: log})
 	if err := live.Refresh(ctx); err != nil {
-		return fmt.Errorf("live ruleset: %w", err)
+		return ifMissing(err, noRuleset, fmt.Errorf("live ruleset: %w", err))
 	}
 	cur := live.Current()
 	if cur == nil {

@@ -142,3 +142,36 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("second start seeded again:\n%s", again.out)
 	}
 }
+
+// A command that finds nothing says what is missing and what to do, in
+// the user's words: no store, feedback or driver layers in the message.
+func TestCLIMissingThingsSaySo(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "h.db")
+	if _, _, err := runCLI(t, "migrate", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tune"}, "no ruleset published yet: run hotlane rules apply FILE"},
+		{[]string{"rules", "show"}, "no ruleset published yet: run hotlane rules apply FILE"},
+		{[]string{"rules", "show", "7"}, "no ruleset version 7: hotlane rules list"},
+		{[]string{"rules", "rollback", "3"}, "no ruleset version 3: hotlane rules list"},
+		{[]string{"rules", "backtest", "4"}, "no ruleset version 4: hotlane rules list"},
+		{[]string{"models", "promote", "99"}, "no model version 99: hotlane models list"},
+		{[]string{"models", "show", "99"}, "no model version 99: hotlane models list"},
+		{[]string{"apikey", "revoke", "99"}, "no API key 99: hotlane apikey list"},
+	} {
+		_, _, err := runCLI(t, append(tc.args, "--db", db)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+			continue
+		}
+		for _, leak := range []string{"record not found", "store:", "feedback:", "not found: "} {
+			if strings.Contains(err.Error(), leak) {
+				t.Errorf("%v: %q holds %q", tc.args, err, leak)
+			}
+		}
+	}
+}

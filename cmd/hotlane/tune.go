@@ -172,9 +172,23 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		printReport(stdout, res.Report)
 	}
 	if err != nil {
-		return fmt.Errorf("tune: run %s failed: %w", res.Run.ID, err)
+		return ifMissing(err, fmt.Sprintf("tune: %s (run %s recorded as failed)", noRuleset, res.Run.ID),
+			fmt.Errorf("tune: run %s failed: %w", res.Run.ID, err))
 	}
 	return nil
+}
+
+// noRuleset is what a command that needs a live ruleset says without one.
+const noRuleset = "no ruleset published yet: run hotlane rules apply FILE (or start hotlane serve --demo on an empty database)"
+
+// ifMissing returns msg as the error when err says something was not
+// found, and otherwise other: a user reads what is missing and what to do,
+// not the layers it came through.
+func ifMissing(err error, msg string, other error) error {
+	if errors.Is(err, feedback.ErrNotFound) {
+		return errors.New(msg)
+	}
+	return other
 }
 
 // printReport prints the essentials of a tuning report for a terminal.
@@ -276,7 +290,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		m, err := store.Model(ctx, v)
 		if err != nil {
-			return err
+			return ifMissing(err, fmt.Sprintf("no model version %d: hotlane models list shows the versions", v), err)
 		}
 		_, err = fmt.Fprintln(stdout, string(m.Body))
 		return err
@@ -287,7 +301,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		m, err := store.ActivateModel(ctx, v)
 		if err != nil {
-			return err
+			return ifMissing(err, fmt.Sprintf("no model version %d: hotlane models list shows the versions", v), err)
 		}
 		auditCLI(ctx, store, stdout, feedback.AuditModelPromote, fmt.Sprintf("model %d", m.Version), map[string]any{"model": m.Version})
 		fmt.Fprintf(stdout, "model %d is active; running servers load it at their next reload\n", m.Version)
