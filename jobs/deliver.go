@@ -69,7 +69,9 @@ type Deliverer struct {
 	// Timeout bounds one request; 0 means 10 s.
 	Timeout time.Duration
 	// Lease is how long a claimed delivery is left to this worker before
-	// another may take it; 0 means 2 min. Keep it above Timeout.
+	// another may take it; 0 means 30 s, three times the default Timeout.
+	// Keep it above Timeout. It is also how long the deliveries a killed
+	// process had claimed wait before another process sends them.
 	Lease time.Duration
 	// Batch is how many alerts or deliveries one query takes; 0 means 50.
 	Batch int
@@ -221,7 +223,7 @@ func (d *Deliverer) pass(ctx context.Context, wg *sync.WaitGroup, attempts *atom
 	}
 	lease := d.Lease
 	if lease <= 0 {
-		lease = 2 * time.Minute
+		lease = 30 * time.Second
 	}
 	for {
 		n, err := d.Store.DispatchAlerts(ctx, now(), batch)

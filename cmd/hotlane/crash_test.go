@@ -305,7 +305,9 @@ func TestCrashSafety(t *testing.T) {
 			}
 			verifyCrashLedger(t, c, dsn, l)
 
-			deadline := time.Now().Add(60 * time.Second)
+			// A delivery a killed process had claimed is due again when its
+			// claim's lease (30 s) ends.
+			deadline := time.Now().Add(90 * time.Second)
 			want := 0
 			for _, team := range l.fired {
 				if team == "enterprise-sales" {
