@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strconv"
@@ -19,7 +21,21 @@ import (
 
 // openStore opens the database of a one-shot command and applies the
 // migrations, so every command works on a fresh database.
+// openStore opens the database of a command and brings its schema up to
+// date. A SQLite file that does not exist is not created: only serve and
+// migrate make a database (createStore), so that a command run in the
+// wrong directory says so instead of answering from a new, empty file.
 func openStore(ctx context.Context, db dbFlags, log *slog.Logger) (*store.Store, error) {
+	if file, ok := store.SQLiteFile(db.DB); ok {
+		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no database at %s: give the --db that hotlane serve uses, or create one with hotlane migrate --db %s", file, file)
+		}
+	}
+	return createStore(ctx, db, log)
+}
+
+// createStore is openStore that creates a SQLite file that does not exist.
+func createStore(ctx context.Context, db dbFlags, log *slog.Logger) (*store.Store, error) {
 	st, err := store.Open(ctx, db.DB, store.Options{Logger: log, WriterConns: 1})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -58,7 +74,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(rest) > 0 {
 		return usagef("migrate takes no arguments")
 	}
-	store, err := openStore(ctx, db, log)
+	store, err := createStore(ctx, db, log)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ thresholds:
 	history := filepath.Join(dir, "history.csv")
 	write(t, history, []byte("deal_size,plan,Converted\n20000,pro,yes\n100,enterprise,yes\n100,enterprise,no\n100,free,no\n"))
 
+	if _, _, err := runCLI(t, "migrate", "--db", db); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := runCLI(t, "rules", "backtest", "--db", db, draft); err == nil || !strings.Contains(err.Error(), "no ruleset is live") {
 		t.Fatalf("backtest without a live ruleset: %v", err)
 	}

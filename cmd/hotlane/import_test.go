@@ -25,6 +25,9 @@ func TestImportThenTune(t *testing.T) {
 	path := filepath.Join(dir, "history.csv")
 	write(t, path, []byte(csv.String()))
 
+	if _, _, err := runCLI(t, "migrate", "--db", db); err != nil {
+		t.Fatal(err)
+	}
 	// Without a ruleset the history cannot be scored.
 	if _, _, err := runCLI(t, "import", "--db", db, "--csv", path, "--label", "Converted"); err == nil || !strings.Contains(err.Error(), "no live ruleset") {
 		t.Fatalf("import without ruleset: %v", err)
@@ -88,6 +91,9 @@ func TestImportTimeColumn(t *testing.T) {
 	db := filepath.Join(dir, "h.db")
 	policy := filepath.Join(dir, "p.yaml")
 	write(t, policy, demoPolicy)
+	if _, _, err := runCLI(t, "migrate", "--db", db); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := runCLI(t, "rules", "apply", "--db", db, policy); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +28,9 @@ func lastLine(s string) string {
 
 func TestCLIKeysAndRules(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "h.db")
+	if _, _, err := runCLI(t, "migrate", "--db", db); err != nil {
+		t.Fatal(err)
+	}
 	out, _, err := runCLI(t, "apikey", "create", "--db", db, "--name", "chatwoot", "--scopes", "score,feedback")
 	if err != nil {
 		t.Fatalf("apikey create: %v", err)
@@ -173,5 +178,30 @@ func TestCLIMissingThingsSaySo(t *testing.T) {
 				t.Errorf("%v: %q holds %q", tc.args, err, leak)
 			}
 		}
+	}
+}
+
+// Only serve and migrate make a database: any other command given a
+// SQLite file that does not exist says so, and leaves no file behind.
+func TestCLIDoesNotCreateADatabase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "typo.db")
+	for _, args := range [][]string{
+		{"apikey", "list"}, {"rules", "list"}, {"models", "list"}, {"tune"}, {"user", "list"},
+		{"apikey", "create", "--name", "x", "--scopes", "score"},
+	} {
+		_, _, err := runCLI(t, append(args, "--db", db)...)
+		if err == nil || !strings.Contains(err.Error(), "no database at "+db) || !strings.Contains(err.Error(), "hotlane migrate --db") {
+			t.Errorf("%v on a missing file: %v", args, err)
+		}
+		if _, err := os.Stat(db); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%v created %s", args, db)
+		}
+	}
+	if _, _, err := runCLI(t, "migrate", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI(t, "apikey", "list", "--db", db); err != nil {
+		t.Errorf("apikey list after migrate: %v", err)
 	}
 }

@@ -177,6 +177,12 @@ func startSimServer(ctx context.Context, stderr io.Writer) (*simServer, error) {
 	}
 	db := filepath.Join(dir, "hotlane.db")
 	var out bytes.Buffer
+	err = run(ctx, []string{"migrate", "--db", db, "--log-level", "error"}, strings.NewReader(""), &out, stderr)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("simulate: create its database: %w", err)
+	}
+	out.Reset()
 	err = run(ctx, []string{"apikey", "create", "--db", db, "--log-level", "error", "--name", "simulate", "--scopes", "score,feedback,admin"},
 		strings.NewReader(""), &out, stderr)
 	if err != nil {

@@ -20,6 +20,9 @@ func runCLIStdin(t *testing.T, stdin string, args ...string) (string, error) {
 
 func TestCLIUsers(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "h.db")
+	if _, _, err := runCLI(t, "migrate", "--db", db); err != nil {
+		t.Fatal(err)
+	}
 	out, err := runCLIStdin(t, "correct horse battery\n", "user", "create", "--db", db, "--email", "Ana@Example.com", "--role", "lead", "--team", "sales", "--password-stdin")
 	if err != nil || !strings.Contains(out, "created lead ana@example.com") {
 		t.Fatalf("create: %q %v", out, err)

@@ -201,6 +201,17 @@ func CheckDSN(dsn string) error {
 	return err
 }
 
+// SQLiteFile returns the file a SQLite --db value names (without its
+// query), and false for a PostgreSQL database or a value Open refuses.
+func SQLiteFile(dsn string) (string, bool) {
+	engine, path, err := classifyDSN(dsn)
+	if err != nil || engine != DialectSQLite {
+		return "", false
+	}
+	file, _, _ := strings.Cut(path, "?")
+	return file, true
+}
+
 // dsnError is a --db value Open cannot use; it is feedback.ErrInvalid.
 type dsnError string
 
