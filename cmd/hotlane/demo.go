@@ -87,7 +87,8 @@ func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.
 		return err
 	}
 	if len(keys) > 0 {
-		fmt.Fprintln(stdout, "demo: API keys already exist (hotlane apikey list); not creating one")
+		fmt.Fprintln(stdout, "demo: API keys already exist (hotlane apikey list shows them); not creating one. A key is shown only when it is made: make another with")
+		fmt.Fprintln(stdout, "  hotlane apikey create --db DB --name demo --scopes score,feedback,admin")
 		return nil
 	}
 	_, secret, err := store.CreateAPIKey(ctx, "demo", []string{feedback.ScopeScore, feedback.ScopeFeedback, feedback.ScopeAdmin})

@@ -44,6 +44,19 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return err
 	}
+	// Bind before the database is touched: a port in use fails here,
+	// before --demo seeds anything or prints a key for a server that
+	// never ran.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	listening := false
+	defer func() {
+		if !listening {
+			ln.Close()
+		}
+	}()
 	metrics := server.NewMetrics()
 	stateCache := cfg.StateCache
 	if stateCache == 0 {
@@ -66,7 +79,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		}
 	}
 	if cfg.Demo {
-		if err := seedDemo(ctx, st, stdout, log, cfg.Addr, cfg.DemoHistory); err != nil {
+		if err := seedDemo(ctx, st, stdout, log, ln.Addr().String(), cfg.DemoHistory); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
@@ -113,10 +126,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		TrustedProxies: proxies,
 	}, st, log)
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -163,7 +172,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if cfg.DebugAddr != "" {
 		dln, err := net.Listen("tcp", cfg.DebugAddr)
 		if err != nil {
-			_ = ln.Close()
 			stopBG()
 			wg.Wait()
 			return fmt.Errorf("listen on --debug-addr: %w", err)
@@ -174,6 +182,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		defer debugSrv.Close()
 		log.Warn("profiler listening: it has no authentication, keep it private", slog.String("debug_addr", dln.Addr().String()))
 	}
+	listening = true // Serve closes ln from here on
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	log.Info("listening", slog.String("addr", ln.Addr().String()))
 	if ready != nil {

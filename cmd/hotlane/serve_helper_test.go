@@ -3,8 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,5 +74,45 @@ func (r *running) stop(t *testing.T) error {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not return after the shutdown")
 		return nil
+	}
+}
+
+// serve --demo binds before it touches the database: on a port in use it
+// fails without seeding anything or printing a key for a server that never
+// ran; a second --demo on a seeded database says how to make a key.
+func TestServeDemoBindsFirst(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	db := filepath.Join(t.TempDir(), "h.db")
+	cfg, err := parseServeConfig([]string{"--addr", busy.Addr().String(), "--db", db, "--demo", "--demo-history=false"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	err = serve(context.Background(), cfg, &stdout, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "listen on "+busy.Addr().String()) {
+		t.Fatalf("serve on a busy port: %v", err)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("printed before failing: %q", stdout.String())
+	}
+	if _, err := os.Stat(db); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the database was made before the port was bound: %v", err)
+	}
+
+	first := startServe(t, "--db", db, "--demo", "--demo-history=false")
+	if first.key == "" {
+		t.Fatalf("first demo printed no key: %s", first.out)
+	}
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	again := startServe(t, "--db", db, "--demo", "--demo-history=false")
+	defer again.stop(t)
+	if !strings.Contains(again.out, "API keys already exist") || !strings.Contains(again.out, "hotlane apikey create --db") {
+		t.Errorf("second demo on the same database: %q", again.out)
 	}
 }
