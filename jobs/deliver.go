@@ -333,7 +333,7 @@ func (d *Deliverer) done(destination string, recorded, delivered bool) {
 	d.mu.Unlock()
 	if opened {
 		orDiscard(d.Log).Warn("destination keeps failing; holding its deliveries back",
-			slog.String("destination_id", destination), slog.Int("failures_in_a_row", breakAfter), slog.Duration("for", breakFor))
+			slog.String("destination_id", destination), slog.Int("failures_in_a_row", breakAfter), slog.Int64("for_ms", breakFor.Milliseconds()))
 	}
 	select {
 	case d.wake <- struct{}{}:

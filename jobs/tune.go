@@ -185,7 +185,7 @@ func (t *Tuner) RunNow(ctx context.Context, req feedback.TuneRequest) (feedback.
 	if err != nil {
 		return feedback.TuneResult{Run: run, Report: report}, errors.Join(runErr, fmt.Errorf("tune: %w", err))
 	}
-	attrs := []any{slog.String("run", run.ID), slog.String("status", status), slog.Duration("took", time.Since(started))}
+	attrs := []any{slog.String("run", run.ID), slog.String("status", status), slog.Int64("took_ms", time.Since(started).Milliseconds())}
 	if report != nil {
 		attrs = append(attrs, slog.String("report", report.ID), slog.Int("candidate", report.CandidateModelVersion),
 			slog.Bool("promoted", report.Promotion.Promoted), slog.String("reason", report.Promotion.Reason))

@@ -160,6 +160,11 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 			t.Fatalf("the log lacks %s; it is not this run's:\n%s", want, out)
 		}
 	}
+	// Durations are logged in milliseconds, the unit in the key, not as
+	// Go's nanosecond integers.
+	if !strings.Contains(out, `"timeout_ms":20000`) || strings.Contains(out, `"timeout":20000000000`) {
+		t.Errorf("the shutdown's timeout is not logged as timeout_ms")
+	}
 	for name, secret := range map[string]string{
 		"the demo API key": srv.key, "a wrong API key": wrongKey,
 		"the password": password, "a wrong password": wrongPassword,

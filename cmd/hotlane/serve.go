@@ -196,7 +196,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests", slog.Duration("timeout", cfg.ShutdownTimeout))
+	log.Info("shutting down: draining in-flight requests", slog.Int64("timeout_ms", cfg.ShutdownTimeout.Milliseconds()))
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	srv.CloseStreams() // open event streams would hold Shutdown until its timeout
