@@ -21,9 +21,6 @@ import (
 	"github.com/hotlane/hotlane/model"
 )
 
-// clock is the shared settable test clock.
-type clock = feedbacktest.Clock
-
 // request is one request a receiver saw.
 type request struct {
 	delivery  string

@@ -2,7 +2,6 @@ package model
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"runtime/metrics"
 	"sync"
@@ -124,5 +123,5 @@ func TestTrainAllocations(t *testing.T) {
 	if got := res.AllocedBytesPerOp(); got > data/10 {
 		t.Errorf("training allocates %d bytes per fit, want well under the data's %d", got, data)
 	}
-	t.Log(fmt.Sprintf("%d bytes, %d allocs per fit of 100k x 20", res.AllocedBytesPerOp(), res.AllocsPerOp()))
+	t.Logf("%d bytes, %d allocs per fit of 100k x 20", res.AllocedBytesPerOp(), res.AllocsPerOp())
 }

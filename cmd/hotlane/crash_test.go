@@ -314,7 +314,7 @@ func TestCrashSafety(t *testing.T) {
 					want++
 				}
 			}
-			ids := map[string]map[string]bool{}
+			var ids map[string]map[string]bool
 			for {
 				ids = map[string]map[string]bool{}
 				for _, d := range rcv.deliveries() {
