@@ -34,6 +34,10 @@ type simConfig struct {
 	LabelNoise    float64
 	Concurrency   int
 	JSON          bool
+	// ReplaceRules allows a run against a server of the user's (--url) to
+	// make its ruleset live there; the ruleset and the active model that
+	// were live before are restored when it ends.
+	ReplaceRules bool
 	// RunID prefixes the conversation ids; empty means a random one, so
 	// runs against one server do not collide.
 	RunID string
@@ -108,6 +112,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&cfg.LabelNoise, "label-noise", 0.1, "probability that an agent labels an alert against the conversation's true outcome")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent requests")
 	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object with the weekly rows")
+	fs.BoolVar(&cfg.ReplaceRules, "replace-rules", false, "with --url: allow the run to publish its own ruleset on that server and promote the models it trains (the ruleset and model live before are made live again when it ends)")
 	rest, err := parseFlags(fs, args, osEnv)
 	if err != nil {
 		return err
@@ -130,6 +135,10 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if cfg.URL != "" && cfg.Key == "" {
 		errs = append(errs, "--key: required with --url (hotlane apikey create --name simulate --scopes score,feedback,admin)")
+	}
+	if cfg.URL != "" && !cfg.ReplaceRules {
+		errs = append(errs, "--replace-rules: required with --url: the simulation publishes its own ruleset on that server and promotes the models it trains, "+
+			"and its conversations join the server's history; with --replace-rules the ruleset and model live before are made live again when it ends")
 	}
 	if err := invalid(errs); err != nil {
 		return err
@@ -251,6 +260,23 @@ func simulate(ctx context.Context, cfg simConfig, progress io.Writer) (*simRepor
 	runID := cfg.RunID
 	if runID == "" {
 		runID = newRunID()
+	}
+	if cfg.ReplaceRules {
+		before, err := c.liveVersions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(progress, "simulate: publishing the simulation's ruleset on %s (live now: %s); it is restored when the run ends\n", c.base, before)
+		defer func() {
+			// Restored even when the run failed or was interrupted.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := c.restore(rctx, before); err != nil {
+				fmt.Fprintf(progress, "simulate: could not restore %s: %v\n", before, err)
+				return
+			}
+			fmt.Fprintf(progress, "simulate: restored %s\n", before)
+		}()
 	}
 	ruleset, err := c.publishPolicy(ctx, runID)
 	if err != nil {
@@ -595,6 +621,79 @@ func (c *simClient) postJSON(ctx context.Context, path string, in any, header ma
 		return err
 	}
 	return c.do(ctx, http.MethodPost, path, "application/json", body, header, out)
+}
+
+// simLive is what a server had live before a simulation replaced it.
+type simLive struct {
+	ruleset int // 0: none
+	model   int // 0: none (rules only)
+}
+
+func (l simLive) String() string {
+	r := "no ruleset"
+	if l.ruleset > 0 {
+		r = fmt.Sprintf("ruleset %d", l.ruleset)
+	}
+	if l.model > 0 {
+		return fmt.Sprintf("%s and model %d", r, l.model)
+	}
+	return r + " and no model"
+}
+
+// liveVersions reads the server's live ruleset and active model.
+func (c *simClient) liveVersions(ctx context.Context) (simLive, error) {
+	var l simLive
+	var rs struct {
+		Version int `json:"version"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/rules", "", nil, nil, &rs)
+	var apiErr *simAPIError
+	switch {
+	case err == nil:
+		l.ruleset = rs.Version
+	case errors.As(err, &apiErr) && apiErr.status == http.StatusNotFound:
+	default:
+		return l, fmt.Errorf("read the live ruleset: %w", err)
+	}
+	var models struct {
+		Models []struct {
+			Version int    `json:"version"`
+			Status  string `json:"status"`
+		} `json:"models"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/models", "", nil, nil, &models); err != nil {
+		return l, fmt.Errorf("read the active model: %w", err)
+	}
+	for _, m := range models.Models {
+		if m.Status == "active" {
+			l.model = m.Version
+		}
+	}
+	return l, nil
+}
+
+// restore makes what was live before a run live again. A server that had
+// no ruleset keeps the simulation's (a ruleset cannot be unpublished); one
+// that had no model goes back to the rules alone.
+func (c *simClient) restore(ctx context.Context, l simLive) error {
+	if l.ruleset > 0 {
+		if err := c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/rulesets/%d/activate", l.ruleset), "", nil, nil, nil); err != nil {
+			return err
+		}
+	}
+	if l.model > 0 {
+		return c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/models/%d/activate", l.model), "", nil, nil, nil)
+	}
+	for range 1000 { // each rollback retires one model: bounded by the models
+		now, err := c.liveVersions(ctx)
+		if err != nil || now.model == 0 {
+			return err
+		}
+		if err := c.do(ctx, http.MethodPost, "/v1/models/rollback", "", nil, nil, nil); err != nil {
+			return err
+		}
+	}
+	return errors.New("the models the run promoted are still active after 1000 rollbacks")
 }
 
 // publishPolicy makes the simulation's policy the live ruleset.

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"net/http"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -240,6 +243,7 @@ func TestSimulateFlags(t *testing.T) {
 	}{
 		{"no weeks", []string{"--weeks", "0"}, "--weeks"},
 		{"url without key", []string{"--url", "http://127.0.0.1:1"}, "--key"},
+		{"url without replace-rules", []string{"--url", "http://127.0.0.1:1", "--key", "k"}, "--replace-rules"},
 		{"noise", []string{"--label-noise", "0.7"}, "--label-noise"},
 		{"argument", []string{"extra"}, "no arguments"},
 	}
@@ -250,5 +254,53 @@ func TestSimulateFlags(t *testing.T) {
 				t.Errorf("simulate %v: %v, want a usage error about %s", tt.args, err, tt.want)
 			}
 		})
+	}
+}
+
+// simulate --url --replace-rules says it replaces the ruleset, and makes
+// the server's ruleset and model live again when it ends.
+func TestSimulateReplaceRulesRestores(t *testing.T) {
+	srv := startServe(t, "--db", filepath.Join(t.TempDir(), "h.db"), "--demo", "--demo-history=false", "--reload-interval", "100ms")
+	defer srv.stop(t)
+	c := client{t: t, base: "http://" + srv.addr, key: srv.key}
+	var before struct {
+		Version int `json:"version"`
+	}
+	if code := c.call(http.MethodGet, "/v1/rules", "", &before); code != http.StatusOK {
+		t.Fatalf("rules: %d", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"simulate", "--url", c.base, "--key", srv.key, "--replace-rules", "--weeks", "2", "--conversations", "300", "--concurrency", "8"},
+		strings.NewReader(""), &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), fmt.Sprintf("publishing the simulation's ruleset on %s (live now: ruleset %d and no model)", c.base, before.Version)) ||
+		!strings.Contains(stderr.String(), fmt.Sprintf("restored ruleset %d and no model", before.Version)) {
+		t.Errorf("simulate did not say what it replaced and restored:\n%s", stderr.String())
+	}
+	var after struct {
+		Version int `json:"version"`
+	}
+	c.call(http.MethodGet, "/v1/rules", "", &after)
+	if after.Version != before.Version {
+		t.Errorf("live ruleset after the run: %d, want %d again", after.Version, before.Version)
+	}
+	var models struct {
+		Models []struct {
+			Version int    `json:"version"`
+			Status  string `json:"status"`
+		} `json:"models"`
+	}
+	c.call(http.MethodGet, "/v1/models", "", &models)
+	for _, m := range models.Models {
+		if m.Status == "active" {
+			t.Errorf("model %d is active after the run; the server had none before", m.Version)
+		}
+	}
+	if len(models.Models) == 0 {
+		t.Log("the run promoted no model")
 	}
 }
