@@ -92,6 +92,10 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("apikey needs a subcommand: create, list or revoke")
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		writeGroupHelp(stdout, "apikey")
+		return nil
+	}
 	var name, scopes string
 	db, rest, log, err := parseDBCommand("apikey "+sub, args, stderr, func(fs *flag.FlagSet) {
 		if sub == "create" {
@@ -177,6 +181,10 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("rules needs a subcommand: apply, validate, show, list, rollback or backtest")
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		writeGroupHelp(stdout, "rules")
+		return nil
+	}
 	var note string
 	var bt backtestFlags
 	db, rest, log, err := parseDBCommand("rules "+sub, args, stderr, func(fs *flag.FlagSet) {

@@ -114,6 +114,7 @@ func (d *dbFlags) logger(w io.Writer) *slog.Logger {
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("hotlane "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { writeCommandHelp(fs.Output(), name, fs) }
 	return fs
 }
 
@@ -129,7 +130,7 @@ func parseFlags(fs *flag.FlagSet, args []string, env func(string) (string, bool)
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, errUsageShown
+				return nil, errHelpShown
 			}
 			return nil, &usageError{msg: err.Error()}
 		}

@@ -44,6 +44,10 @@ func main() {
 // errUsageShown marks an error whose explanation was already printed.
 var errUsageShown = errors.New("usage shown")
 
+// errHelpShown ends a command whose help was asked for and printed: run
+// returns nil for it (exit status 0).
+var errHelpShown = errors.New("help shown")
+
 func exitCode(err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) || errors.Is(err, errUsageShown) {
@@ -87,7 +91,8 @@ Usage:
 Every flag can also be set as HOTLANE_<FLAG> (for example HOTLANE_DB,
 HOTLANE_ADDR); HOTLANE_<FLAG>_FILE reads the value from a file, for secrets.
 --db takes postgres://... or a SQLite file path (default hotlane.db).
-Run "hotlane COMMAND -h" for the flags of one command.
+Run "hotlane COMMAND --help" (or "hotlane help COMMAND") for what a command
+does, an example and its flags.
 `
 
 // run is the whole program: it parses args and runs one subcommand.
@@ -96,6 +101,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return errUsageShown
 	}
+	if len(args) > 1 && args[0] == "help" {
+		// hotlane help rules apply: the help of rules apply.
+		args = append(args[1:len(args):len(args)], "--help")
+	}
+	if wantsHelp(args) {
+		// Asked for, help goes to standard output, and is no error.
+		stderr = stdout
+	}
+	err := dispatch(ctx, args, stdin, stdout, stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+// dispatch runs the subcommand args name.
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":

@@ -205,3 +205,47 @@ func TestCLIDoesNotCreateADatabase(t *testing.T) {
 		t.Errorf("apikey list after migrate: %v", err)
 	}
 }
+
+// Every command and subcommand answers --help on standard output with its
+// purpose, usage, an example and its flags, and exit status 0; a group
+// (apikey, user, rules) lists its subcommands.
+func TestCLIHelp(t *testing.T) {
+	for name, h := range commandHelp {
+		for _, form := range [][]string{append(strings.Fields(name), "--help"), append([]string{"help"}, strings.Fields(name)...)} {
+			out, errOut, err := runCLI(t, form...)
+			if err != nil {
+				t.Errorf("%v: %v (stderr %q)", form, err, errOut)
+				continue
+			}
+			for _, want := range []string{"hotlane " + name + ": " + h.purpose, "Usage:\n  " + h.usage, "Example:\n  " + h.example} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%v: the help lacks %q:\n%s", form, want, out)
+				}
+			}
+			if name != "rules validate" && !strings.Contains(out, "-db string") && name != "bench" && name != "eval" && name != "simulate" {
+				t.Errorf("%v: the help lists no --db flag:\n%s", form, out)
+			}
+		}
+	}
+	for group := range commandGroups {
+		out, _, err := runCLI(t, group, "--help")
+		if err != nil {
+			t.Errorf("%s --help: %v", group, err)
+		}
+		for name, h := range commandHelp {
+			if sub, ok := strings.CutPrefix(name, group+" "); ok && !strings.Contains(out, sub) || ok && !strings.Contains(out, h.purpose) {
+				t.Errorf("%s --help does not list %s:\n%s", group, name, out)
+			}
+		}
+	}
+	// Every command of the top-level usage has help of its own.
+	for _, cmd := range []string{"serve", "migrate", "apikey", "user", "rules", "bench", "tune", "models", "reports", "import", "eval", "simulate"} {
+		if _, ok := commandHelp[cmd]; !ok && commandGroups[cmd] == "" {
+			t.Errorf("%s has no help", cmd)
+		}
+	}
+	// A flag that does not exist is still a usage error.
+	if _, _, err := runCLI(t, "serve", "--bogus"); exitCode(err) != 2 {
+		t.Errorf("serve --bogus: %v, want exit status 2", err)
+	}
+}

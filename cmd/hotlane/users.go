@@ -32,6 +32,10 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return usagef("user needs a subcommand: create, list, disable or set-password")
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		writeGroupHelp(stdout, "user")
+		return nil
+	}
 	var email, role, team string
 	var fromStdin bool
 	db, rest, log, err := parseDBCommand("user "+sub, args, stderr, func(fs *flag.FlagSet) {
