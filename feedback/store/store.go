@@ -233,12 +233,12 @@ func describeDSN(dsn string) string {
 
 func gormConfig(log *slog.Logger) *gorm.Config {
 	return &gorm.Config{
-		Logger: logger.NewSlogLogger(log, logger.Config{
+		Logger: quietCanceled{logger.NewSlogLogger(log, logger.Config{
 			SlowThreshold:             time.Second,
 			LogLevel:                  logger.Warn,
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true, // never log values: they may hold secrets or messages
-		}),
+		})},
 		NowFunc:                func() time.Time { return now() },
 		PrepareStmt:            false,
 		SkipDefaultTransaction: true,
@@ -391,4 +391,21 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// quietCanceled is GORM's logger without the error line of a statement
+// whose context was canceled: a client that went away or a process
+// shutting down, which the caller reports if it matters. Every shutdown
+// logged a job's canceled query as an ERROR before.
+type quietCanceled struct{ logger.Interface }
+
+func (q quietCanceled) LogMode(level logger.LogLevel) logger.Interface {
+	return quietCanceled{q.Interface.LogMode(level)}
+}
+
+func (q quietCanceled) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled)) {
+		return
+	}
+	q.Interface.Trace(ctx, begin, fc, err)
 }

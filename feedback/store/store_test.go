@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -434,5 +436,33 @@ func TestTranslate(t *testing.T) {
 	}
 	if errors.Is(feedback.ErrUnavailable, feedback.ErrIdempotencyConflict) || !errors.Is(feedback.ErrIdempotencyConflict, feedback.ErrConflict) {
 		t.Error("ErrIdempotencyConflict must be ErrConflict, and ErrUnavailable neither")
+	}
+}
+
+// A statement whose context was canceled (a client gone, a shutdown) is
+// not logged as an error; any other failure still is.
+func TestCanceledQueriesAreNotLoggedAsErrors(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "h.db"), Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.ListAPIKeys(canceled); err == nil {
+		t.Fatal("a query on a canceled context succeeded")
+	}
+	if strings.Contains(buf.String(), `"level":"ERROR"`) {
+		t.Errorf("a canceled query was logged as an error: %s", buf.String())
+	}
+	gormConfig(log).Logger.Trace(ctx, time.Now(), func() (string, int64) { return "SELECT 1", 0 }, errors.New("disk I/O error"))
+	if !strings.Contains(buf.String(), `"level":"ERROR"`) || !strings.Contains(buf.String(), "disk I/O error") {
+		t.Errorf("a failed query was not logged: %s", buf.String())
 	}
 }
