@@ -9,7 +9,9 @@
 // SLAChecker, Retention: a pass every interval) or once (Tuner: started by the cron
 // schedule in cmd/hotlane; RunNow does the same for `hotlane tune` and the
 // API). A database lock keeps the Tuner to one run at a time across
-// processes. All state lives in the database, so a job stopped at any
+// processes, and a scheduled run first claims its tick (TuneStore's
+// ClaimJobTick), so that of several replicas sharing a schedule one runs
+// each tick. All state lives in the database, so a job stopped at any
 // point resumes where it left off, in this process or another.
 //
 // A tuning run gathers the window from the store, computes with model's

@@ -1,5 +1,7 @@
 // Package server is Hotlane's HTTP face: the Gin router, its middleware
-// (request ids, access logs, metrics, authentication by API key), the JSON
+// (request ids, access logs, metrics, authentication by API key, and the
+// abuse limits of ratelimit.go: a token bucket per key and per client
+// address for requests that do not authenticate), the JSON
 // handlers of the /v1 API, health and readiness probes, Prometheus metrics
 // and the OpenAPI document. Handlers validate requests, score with the live
 // pairing of ruleset and model (feedback.Live), call the store through the

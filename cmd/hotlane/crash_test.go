@@ -251,16 +251,7 @@ func TestCrashSafety(t *testing.T) {
 				if round == 0 {
 					key = printed
 					c := client{t: t, base: base, key: key}
-					var dest struct {
-						Secret string `json:"secret"`
-					}
-					if code := c.call(http.MethodPost, "/v1/destinations",
-						fmt.Sprintf(`{"team":"enterprise-sales","kind":"webhook","url":%q}`, hook.URL), &dest); code != http.StatusCreated {
-						t.Fatalf("create destination: %d", code)
-					}
-					rcv.mu.Lock()
-					rcv.secret = dest.Secret
-					rcv.mu.Unlock()
+					rcv.subscribe(c, "enterprise-sales", hook.URL)
 					if out, err := runCLIStdin(t, "crash-test-password\n", "user", "create", "--db", dsn, "--email", "crash-lead@example.com",
 						"--role", "lead", "--team", "enterprise-sales", "--password-stdin"); err != nil {
 						t.Fatalf("user create: %s %v", out, err)

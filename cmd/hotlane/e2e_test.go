@@ -84,6 +84,23 @@ func findString(payload map[string]any, key, outer string) string {
 	return s
 }
 
+// subscribe makes a webhook destination of team that delivers to url
+// (the receiver's server) through c, and keeps its signing secret for the
+// receiver's checks.
+func (r *signedReceiver) subscribe(c client, team, url string) {
+	c.t.Helper()
+	var dest struct {
+		Secret string `json:"secret"`
+	}
+	if code := c.call(http.MethodPost, "/v1/destinations",
+		fmt.Sprintf(`{"team":%q,"kind":"webhook","url":%q}`, team, url), &dest); code != http.StatusCreated || dest.Secret == "" {
+		c.t.Fatalf("create destination: %d %+v", code, dest)
+	}
+	r.mu.Lock()
+	r.secret = dest.Secret
+	r.mu.Unlock()
+}
+
 func (r *signedReceiver) deliveries() []received {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -146,17 +163,7 @@ func TestAlertLoopEndToEnd(t *testing.T) {
 			rcv := &signedReceiver{}
 			hook := httptest.NewServer(rcv)
 			defer hook.Close()
-			var dest struct {
-				ID     string `json:"id"`
-				Secret string `json:"secret"`
-			}
-			if code := c.call(http.MethodPost, "/v1/destinations",
-				fmt.Sprintf(`{"team":"enterprise-sales","kind":"webhook","url":%q}`, hook.URL), &dest); code != http.StatusCreated || dest.Secret == "" {
-				t.Fatalf("create destination: %d %+v", code, dest)
-			}
-			rcv.mu.Lock()
-			rcv.secret = dest.Secret
-			rcv.mu.Unlock()
+			rcv.subscribe(c, "enterprise-sales", hook.URL)
 
 			var scored struct {
 				Tier  string `json:"tier"`

@@ -79,16 +79,7 @@ func TestOutboxSurvivesKill(t *testing.T) {
 				"--deliver=false")
 			waitReady(t, "http://"+addr+"/readyz")
 			c := client{t: t, base: "http://" + addr, key: key}
-			var dest struct {
-				Secret string `json:"secret"`
-			}
-			if code := c.call(http.MethodPost, "/v1/destinations",
-				fmt.Sprintf(`{"team":"enterprise-sales","kind":"webhook","url":%q}`, hook.URL), &dest); code != http.StatusCreated {
-				t.Fatalf("create destination: %d", code)
-			}
-			rcv.mu.Lock()
-			rcv.secret = dest.Secret
-			rcv.mu.Unlock()
+			rcv.subscribe(c, "enterprise-sales", hook.URL)
 			fired := map[string]bool{}
 			for i := range 10 {
 				var out struct {

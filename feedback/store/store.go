@@ -1,9 +1,9 @@
 // Package store is the persistence of everything in Hotlane: the loop's
 // conversations, decisions, alerts, labels and events, rulesets and models,
-// reports, API keys, job locks and runs, and the delivery outbox, in
-// PostgreSQL (production, several processes) or SQLite (the embedded
-// default). It is the only package besides migrations that imports GORM,
-// pgx or database/sql: row structs, queries and transactions stay here,
+// reports, API keys, job locks, claimed schedule ticks and runs, and the
+// delivery outbox, in PostgreSQL (production, several processes) or SQLite
+// (the embedded default). It is the only package besides migrations that
+// imports GORM, pgx or database/sql: row structs, queries and transactions stay here,
 // callers get feedback's types, and every failure is translated into
 // feedback's error kinds (ErrNotFound, ErrConflict, ErrInvalid,
 // ErrUnavailable, ...), the original kept in the chain for logs.
