@@ -166,6 +166,16 @@ func ParsePolicy(data []byte) (PolicyDoc, error) {
 		if err2 := dec.Decode(&extra); err2 != io.EOF {
 			return PolicyDoc{}, &PolicyError{Problems: []Problem{{Message: "policy must be a single document"}}}
 		}
+		for i, r := range doc.Rules {
+			// Blank lines before an expression mean nothing, and a YAML
+			// block that starts with one does not read back the same from
+			// the editable form: they are dropped.
+			e := r.Expression
+			lead := len(e) - len(strings.TrimLeft(e, " \t\r\n"))
+			if nl := strings.LastIndexByte(e[:lead], '\n'); nl >= 0 {
+				doc.Rules[i].Expression = e[nl+1:]
+			}
+		}
 		if doc.Alerts != nil {
 			// A channel listed with no tiers (null, or a YAML set's
 			// key) alerts on none, as an empty list does: store it as one,

@@ -17,6 +17,12 @@ var policySeeds = []string{
 	// A channel listed with no tiers (a YAML set's key, so null): it once
 	// stored as null and read back from its YAML form as [].
 	`{"thresholds":{"default":{"urgent":.7,"high":.7,"medium":.1}},"alerts":{"tiers":{"0"}}}`,
+	// Expressions that start with blank lines or spaces: a YAML block
+	// starting with a blank line once read back without it.
+	"rules:\n  - name: 0\n    expression: |\n\n     A\nthresholds:\n default: {urgent: .7,high: .7,medium: .1}",
+	"rules:\n  - name: a\n    expression: \"\\n\\n  deal_size > 1\\n\"\nthresholds:\n default: {urgent: .7,high: .7,medium: .1}",
+	"rules:\n  - name: a\n    expression: \"   deal_size > 1\"\nthresholds:\n default: {urgent: .7,high: .7,medium: .1}",
+	"rules:\n  - name: a\n    expression: \" \\n deal_size > 1 \\n \"\nthresholds:\n default: {urgent: .7,high: .7,medium: .1}",
 	`
 base: -3
 rules:
