@@ -33,13 +33,16 @@ type Decision struct {
 	Tier           model.Tier
 	Reasons        []byte // JSON array; nil is stored as []
 	Route          []byte // JSON object; nil is stored as {}
-	ModelVersion   int    // 0 when no model was active
-	PolicyVersion  int
-	LatencyMicros  int64
-	OccurredAt     time.Time
-	CreatedAt      time.Time
-	// Checked says Signals, Reasons and Route are already known to be
-	// valid JSON (the score path validated or encoded them), so the store
+	// Warnings is the JSON array of the decision's model.Warning, nil
+	// (stored as NULL) when it has none.
+	Warnings      []byte
+	ModelVersion  int // 0 when no model was active
+	PolicyVersion int
+	LatencyMicros int64
+	OccurredAt    time.Time
+	CreatedAt     time.Time
+	// Checked says Signals, Reasons, Route and Warnings are already known
+	// to be valid JSON (the score path validated or encoded them), so the store
 	// does not parse them again. It is not stored.
 	Checked bool
 	// Alert is how the policy alerts on this decision; it is not stored

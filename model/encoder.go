@@ -202,8 +202,11 @@ func newEncodePlan(e *Encoder) *encodePlan {
 
 // encode is Encode with the plan: vals receives the signal values by slot
 // (so reasons can show them) and dst the features. It must give exactly
-// what Encode gives.
-func (p *encodePlan) encode(signals map[string]any, vals []any, dst []float64) ([]any, []float64) {
+// what Encode gives. odd reports that some signal the model reads has a
+// value of another type than the model expects (a string where it reads
+// a number): such a value encodes as if the signal had its typical value,
+// and typeWarnings says which.
+func (p *encodePlan) encode(signals map[string]any, vals []any, dst []float64) (_ []any, _ []float64, odd bool) {
 	vals = vals[:0]
 	for _, name := range p.signals {
 		vals = append(vals, signals[name])
@@ -217,6 +220,7 @@ func (p *encodePlan) encode(signals map[string]any, vals []any, dst []float64) (
 		case kNumber, kLog:
 			n, ok := number(v)
 			if !ok {
+				odd = odd || !missing(v)
 				break
 			}
 			if f.kind == kLog {
@@ -227,13 +231,17 @@ func (p *encodePlan) encode(signals map[string]any, vals []any, dst []float64) (
 			}
 			x = (n - f.center) / f.scale
 		case kBool:
-			if b, ok := v.(bool); ok && b {
+			b, ok := v.(bool)
+			if ok && b {
 				x = 1
 			}
+			odd = odd || (!ok && v != nil)
 		case kCategory:
-			if s, ok := v.(string); ok && s == f.value {
+			s, ok := v.(string)
+			if ok && s == f.value {
 				x = 1
 			}
+			odd = odd || (!ok && v != nil)
 		case kOther:
 			if s, ok := v.(string); ok {
 				x = 1
@@ -251,5 +259,5 @@ func (p *encodePlan) encode(signals map[string]any, vals []any, dst []float64) (
 		}
 		dst = append(dst, x)
 	}
-	return vals, dst
+	return vals, dst, odd
 }

@@ -197,7 +197,7 @@ func TestEncodePlanMatchesEncode(t *testing.T) {
 		plan := newEncodePlan(&m.Encoder)
 		for i, in := range inputs {
 			want := m.Encoder.Encode(in, nil)
-			vals, got := plan.encode(in, nil, nil)
+			vals, got, _ := plan.encode(in, nil, nil)
 			if len(got) != len(want) {
 				t.Fatalf("input %d: plan gives %d features, Encode %d", i, len(got), len(want))
 			}

@@ -341,6 +341,7 @@ type rule struct {
 	points   float64
 	floor    Tier
 	channels []string // nil: every channel
+	reads    []string // the names the expression reads, sorted
 }
 
 type route struct {
@@ -397,9 +398,15 @@ func CompilePolicy(doc PolicyDoc) (*Policy, error) {
 				add(pr)
 			} else {
 				r.program = prog
-				if collectIdentifiers(prog, names) {
+				own := map[string]struct{}{}
+				if collectIdentifiers(prog, own) {
 					p.fullEnv = true
 				}
+				for name := range own {
+					names[name] = struct{}{}
+					r.reads = append(r.reads, name)
+				}
+				slices.Sort(r.reads)
 			}
 		}
 		if !finite(rs.Points) {

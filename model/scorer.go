@@ -43,6 +43,10 @@ type Decision struct {
 	// Errors are the names of rules that failed at run time, for example
 	// on a string compared with a number; they count as not fired.
 	Errors []string
+	// Warnings say why: one per rule in Errors, in policy order, then one
+	// per signal the model could not read because its value had another
+	// type than the model expects. They are nil when all went well.
+	Warnings []Warning
 	// NowFailing are the rules among Errors whose run of failures reached
 	// FailingStreak with this decision: a caller logs them once.
 	NowFailing []string
@@ -179,6 +183,7 @@ func (s *Scorer) Score(in Input) Decision {
 		out, err := st.vm.Run(r.program, st.env)
 		if err != nil {
 			d.Errors = append(d.Errors, r.name)
+			d.Warnings = append(d.Warnings, ruleWarning(r, err, st.env))
 			if s.streaks[i].Add(1) == FailingStreak {
 				d.NowFailing = append(d.NowFailing, r.name)
 			}
@@ -201,7 +206,11 @@ func (s *Scorer) Score(in Input) Decision {
 
 	var nfeat int
 	if len(s.beta) > 0 {
-		st.vals, st.feats = s.plan.encode(in.Signals, st.vals, st.feats)
+		var odd bool
+		st.vals, st.feats, odd = s.plan.encode(in.Signals, st.vals, st.feats)
+		if odd {
+			d.Warnings = append(d.Warnings, s.plan.typeWarnings(st.vals)...)
+		}
 		st.top = st.top[:0]
 		for j, f := range st.feats {
 			c := s.beta[j] * f

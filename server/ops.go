@@ -98,6 +98,7 @@ type decisionJSON struct {
 	Message        *string   `json:"message,omitempty"`
 	Reasons        jsonRaw   `json:"reasons"`
 	Route          jsonRaw   `json:"route"`
+	Warnings       jsonRaw   `json:"warnings"`
 	ModelVersion   *int      `json:"model_version"`
 	RulesetVersion int       `json:"ruleset_version"`
 	LatencyMicros  int64     `json:"latency_us"`
@@ -113,7 +114,11 @@ func (s *Server) handleGetDecision(c *gin.Context) {
 	}
 	out := decisionJSON{ID: d.ID, ConversationID: d.ConversationID, Channel: d.Channel, Score: d.Score, Tier: d.Tier.String(),
 		Signals: jsonRaw(d.Signals), Message: d.Message, Reasons: jsonRaw(d.Reasons), Route: jsonRaw(d.Route),
+		Warnings:       jsonRaw(d.Warnings),
 		RulesetVersion: d.PolicyVersion, LatencyMicros: d.LatencyMicros, OccurredAt: d.OccurredAt, CreatedAt: d.CreatedAt}
+	if out.Warnings == nil {
+		out.Warnings = jsonRaw("[]")
+	}
 	if d.ModelVersion != 0 {
 		mv := d.ModelVersion
 		out.ModelVersion = &mv

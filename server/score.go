@@ -54,10 +54,13 @@ type scoreResponse struct {
 	Tier           string         `json:"tier"`
 	PreviousTier   *string        `json:"previous_tier"`
 	Reasons        []model.Reason `json:"reasons"`
-	Route          model.Route    `json:"route"`
-	Alert          *alertRef      `json:"alert"`
-	ModelVersion   *int           `json:"model_version"`
-	RulesetVersion int            `json:"ruleset_version"`
+	// Warnings is present only when some rule could not be evaluated or
+	// the model could not read some signal, and says why.
+	Warnings       []model.Warning `json:"warnings,omitempty"`
+	Route          model.Route     `json:"route"`
+	Alert          *alertRef       `json:"alert"`
+	ModelVersion   *int            `json:"model_version"`
+	RulesetVersion int             `json:"ruleset_version"`
 }
 
 // alertRef names the alert a decision fired, suppressed or deduplicated,
@@ -237,6 +240,12 @@ func (s *Server) decide(ctx context.Context, in scoreInput, start time.Time) (de
 		return decided{}, fmt.Errorf("encode reasons: %w", err)
 	}
 	routeJSON := appendRoute(make([]byte, 0, 64), d.Route)
+	var warningsJSON []byte
+	if len(d.Warnings) > 0 {
+		if warningsJSON, err = json.Marshal(d.Warnings); err != nil {
+			return decided{}, fmt.Errorf("encode warnings: %w", err)
+		}
+	}
 	rec := feedback.Decision{
 		ID:             id.String(),
 		ConversationID: in.conversationID,
@@ -246,6 +255,7 @@ func (s *Server) decide(ctx context.Context, in scoreInput, start time.Time) (de
 		Tier:           d.Tier,
 		Reasons:        reasonsJSON,
 		Route:          routeJSON,
+		Warnings:       warningsJSON,
 		ModelVersion:   live.ModelVersion,
 		PolicyVersion:  live.PolicyVersion,
 		LatencyMicros:  time.Since(start).Microseconds(),
@@ -303,6 +313,10 @@ func appendScoreResponse(b []byte, rec *feedback.Decision, out feedback.Recorded
 	}
 	b = append(b, `,"reasons":`...)
 	b = append(b, reasons...)
+	if rec.Warnings != nil {
+		b = append(b, `,"warnings":`...)
+		b = append(b, rec.Warnings...)
+	}
 	b = append(b, `,"route":`...)
 	b = append(b, route...)
 	b = append(b, `,"alert":`...)

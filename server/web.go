@@ -42,6 +42,7 @@ type webStore interface {
 	AlertDeliveries(ctx context.Context, alertID string) ([]feedback.Delivery, error)
 	AddEvent(ctx context.Context, e feedback.Event, idem feedback.Idempotency) (feedback.Event, bool, error)
 	Decisions(ctx context.Context, ids []string) (map[string]feedback.Decision, error)
+	WarnedDecisions(ctx context.Context, since time.Time, limit int) ([]feedback.Decision, error)
 	// Settings.
 	Users(ctx context.Context) ([]feedback.User, error)
 	CreateUser(ctx context.Context, u feedback.NewUser) (feedback.User, error)

@@ -421,6 +421,34 @@ type decisionView struct {
 	Ago, Tier, ScoredBy string
 	Score               float64
 	Reasons             string
+	Warnings            []string
+}
+
+// signalText shows a signal value as the sender wrote it in JSON, so a
+// number sent as a string ("25000") can be told from a number (25000).
+func signalText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// warningLines are a decision's warnings as the pages show them: the rule
+// or signal, then what went wrong.
+func warningLines(raw []byte) []string {
+	var out []string
+	for _, w := range feedback.DecodeWarnings(raw) {
+		switch {
+		case w.Rule != "":
+			out = append(out, "Rule "+w.Rule+": "+w.Message)
+		case w.Signal != "":
+			out = append(out, "Signal "+w.Signal+": "+w.Message)
+		default:
+			out = append(out, w.Message)
+		}
+	}
+	return out
 }
 
 type signalView struct{ Name, Value string }
@@ -438,6 +466,7 @@ type eventView struct {
 type conversationPage struct {
 	pageBase
 	ID, Verdict, Channel, Tier, Route, Waiting, Reasons, Reviewed string
+	Warnings                                                      []string
 	Score                                                         float64
 	TierOptions                                                   []string
 	Chart                                                         template.HTML
@@ -567,6 +596,7 @@ func (s *Server) handleConversationPage(c *gin.Context) {
 		it := feedback.NewQueueItem(conv, last.Route, last.Reasons, now, pv.sla)
 		p.Route = routeText(it.Team, it.Owner)
 		p.Reasons = reasonText(it.Reasons, pv.describe, 20)
+		p.Warnings = warningLines(last.Warnings)
 		switch {
 		case conv.FirstResponseAt != nil:
 			p.Waiting = "First response " + templates.Duration(conv.FirstResponseAt.Sub(conv.FirstSeenAt)) + " after the chat started."
@@ -580,14 +610,15 @@ func (s *Server) handleConversationPage(c *gin.Context) {
 		var signals map[string]any
 		_ = json.Unmarshal(last.Signals, &signals)
 		for k, v := range signals {
-			p.Signals = append(p.Signals, signalView{Name: k, Value: fmt.Sprint(v)})
+			p.Signals = append(p.Signals, signalView{Name: k, Value: signalText(v)})
 		}
 		sort.Slice(p.Signals, func(i, j int) bool { return p.Signals[i].Name < p.Signals[j].Name })
 	}
 	p.Verdict = fmt.Sprintf("%s: %s, score %.2f. %s", id, conv.Tier, conv.Score, p.Waiting)
 	for _, d := range decisions {
 		p.Decisions = append(p.Decisions, decisionView{At: d.CreatedAt, Ago: templates.Ago(now, d.CreatedAt), Tier: d.Tier.String(),
-			Score: d.Score, Reasons: reasonText(decodeReasons(d.Reasons), pv.describe, 3), ScoredBy: scoredBy(d)})
+			Score: d.Score, Reasons: reasonText(decodeReasons(d.Reasons), pv.describe, 3), ScoredBy: scoredBy(d),
+			Warnings: warningLines(d.Warnings)})
 	}
 	p.Chart = scoreChart(decisions)
 	for _, a := range alerts.Alerts {

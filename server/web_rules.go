@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -39,7 +40,23 @@ type rulesPage struct {
 	LiveVersion    int
 	Live           []ruleLineView
 	Rows           []rulesetRowView
+	// Warned are the rules and signals recent decisions could not use.
+	Warned     []warnedView
+	WarnedNote string
 }
+
+type warnedView struct {
+	Kind, Name, Message, ConversationID, ConversationURL, Ago string
+	At                                                        time.Time
+	Decisions                                                 string
+}
+
+// warnedWindow and warnedLimit bound the rules page's list of warnings:
+// the decisions of the last week, the newest ones only.
+const (
+	warnedWindow = 7 * 24 * time.Hour
+	warnedLimit  = 1000
+)
 
 func ruleLines(doc model.PolicyDoc) []ruleLineView {
 	out := make([]ruleLineView, 0, len(doc.Rules))
@@ -103,6 +120,30 @@ func (s *Server) handleRulesPage(c *gin.Context) {
 		p.Verdict = fmt.Sprintf("Version %d is live %s with %s.", live.Version, since, plural(len(doc.Rules), "rule", "rules"))
 		if drafts > 0 {
 			p.Verdict += fmt.Sprintf(" %s waiting to be backtested and published.", plural(drafts, "draft is", "drafts are"))
+		}
+	}
+	warned, err := s.web.WarnedDecisions(c.Request.Context(), now.Add(-warnedWindow), warnedLimit)
+	if err != nil {
+		s.pageError(c, err)
+		return
+	}
+	for _, w := range feedback.SummarizeWarnings(warned) {
+		v := warnedView{Kind: "rule", Name: w.Rule, Message: w.Message, ConversationID: w.ConversationID,
+			ConversationURL: "/conversations/" + url.PathEscape(w.ConversationID), At: w.At, Ago: templates.Ago(now, w.At),
+			Decisions: strconv.Itoa(w.Decisions)}
+		if w.Rule == "" {
+			v.Kind, v.Name = "signal", w.Signal
+		}
+		if len(warned) == warnedLimit {
+			v.Decisions += "+"
+		}
+		p.Warned = append(p.Warned, v)
+	}
+	if len(p.Warned) > 0 {
+		p.Verdict += fmt.Sprintf(" %s could not be used in some decisions of the last 7 days: see Warnings below.",
+			plural(len(p.Warned), "rule or signal", "rules or signals"))
+		if len(warned) == warnedLimit {
+			p.WarnedNote = fmt.Sprintf("Counted over the newest %d decisions with warnings; there are more.", warnedLimit)
 		}
 	}
 	s.render(c, http.StatusOK, "rules", p)

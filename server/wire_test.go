@@ -27,6 +27,8 @@ func TestAppendScoreResponseMatchesEncodingJSON(t *testing.T) {
 			&feedback.AlertOutcome{ID: "a3", Kind: feedback.AlertKindTier, Status: feedback.AlertStatusFired}},
 		{"suppressed alert", feedback.Decision{ID: "d4", ConversationID: "c4", Channel: "web", Score: 0.95, Tier: model.TierUrgent, PolicyVersion: 1}, "",
 			&feedback.AlertOutcome{ID: "a4", Kind: feedback.AlertKindTier, Status: feedback.AlertStatusSuppressed, Reason: feedback.AlertReasonBudget}},
+		{"warnings", feedback.Decision{ID: "d5", ConversationID: "c5", Channel: "web", Score: 0.1, Tier: model.TierLow, PolicyVersion: 1,
+			Warnings: []byte(`[{"rule":"big-deal","message":"not evaluated: string >= int"}]`)}, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,6 +40,9 @@ func TestAppendScoreResponseMatchesEncodingJSON(t *testing.T) {
 			}
 			if tt.rec.ModelVersion != 0 {
 				want.ModelVersion = &tt.rec.ModelVersion
+			}
+			if tt.rec.Warnings != nil {
+				_ = json.Unmarshal(tt.rec.Warnings, &want.Warnings)
 			}
 			if a := tt.alert; a != nil {
 				want.Alert = &alertRef{ID: a.ID, Kind: a.Kind, Status: a.Status, Reason: a.Reason}

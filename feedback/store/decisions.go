@@ -54,6 +54,7 @@ type decisionRow struct {
 	Tier           string
 	Reasons        string
 	Route          string
+	Warnings       *string
 	ModelVersion   *int
 	PolicyVersion  int
 	LatencyUs      int64 `gorm:"column:latency_us"`
@@ -73,6 +74,10 @@ func newDecisionRow(d *feedback.Decision) decisionRow {
 		mv := d.ModelVersion
 		r.ModelVersion = &mv
 	}
+	if d.Warnings != nil {
+		w := string(d.Warnings)
+		r.Warnings = &w
+	}
 	return r
 }
 
@@ -85,6 +90,9 @@ func (r decisionRow) toDecision() feedback.Decision {
 	}
 	if r.ModelVersion != nil {
 		d.ModelVersion = *r.ModelVersion
+	}
+	if r.Warnings != nil {
+		d.Warnings = []byte(*r.Warnings)
 	}
 	return d
 }
@@ -132,6 +140,11 @@ func prepareDecision(d *feedback.Decision) error {
 	}
 	if err := defaultJSON(&d.Route, "{}", "route", d.Checked); err != nil {
 		return err
+	}
+	if d.Warnings != nil {
+		if err := defaultJSON(&d.Warnings, "[]", "warnings", d.Checked); err != nil {
+			return err
+		}
 	}
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = now()
@@ -182,6 +195,22 @@ func (s *Store) ConversationDecisions(ctx context.Context, conversationID string
 		Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: decisions of conversation %q: %w", conversationID, translate(err))
+	}
+	out := make([]feedback.Decision, len(rows))
+	for i, r := range rows {
+		out[i] = r.toDecision()
+	}
+	return out, nil
+}
+
+// WarnedDecisions returns up to limit of the decisions recorded after
+// since that carry warnings, newest first.
+func (s *Store) WarnedDecisions(ctx context.Context, since time.Time, limit int) ([]feedback.Decision, error) {
+	var rows []decisionRow
+	err := s.db.WithContext(ctx).Where("warnings IS NOT NULL AND created_at > ?", normTime(since)).
+		Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: decisions with warnings: %w", translate(err))
 	}
 	out := make([]feedback.Decision, len(rows))
 	for i, r := range rows {

@@ -606,3 +606,43 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// WarnedDecisions lists only the decisions with warnings recorded after
+// since, newest first, at most limit; a decision without warnings stores
+// none and a bad warnings list is refused like bad reasons.
+func TestWarnedDecisions(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		var warned []string
+		for i := range 5 {
+			d := newDecision(fmt.Sprintf("conv-%d", i), "low")
+			d.CreatedAt = base.Add(time.Duration(i) * time.Minute)
+			if i%2 == 0 {
+				d.Warnings = []byte(fmt.Sprintf(`[{"rule":"big-deal","message":"not evaluated %d"}]`, i))
+				warned = append(warned, d.ID)
+			}
+			if _, err := s.RecordDecision(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.WarnedDecisions(ctx, base.Add(30*time.Second), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].ID != warned[2] || got[1].ID != warned[1] {
+			t.Fatalf("WarnedDecisions since the second = %d decisions, want the 5th then the 3rd", len(got))
+		}
+		if ws := feedback.DecodeWarnings(got[0].Warnings); len(ws) != 1 || ws[0].Message != "not evaluated 4" {
+			t.Errorf("warnings read back = %s", got[0].Warnings)
+		}
+		if got, _ := s.WarnedDecisions(ctx, base.Add(-time.Minute), 1); len(got) != 1 || got[0].ID != warned[2] {
+			t.Errorf("limit 1 = %d decisions, want the newest", len(got))
+		}
+		bad := newDecision("conv-bad", "low")
+		bad.Warnings = []byte(`[{"rule":`)
+		if _, err := s.RecordDecision(ctx, bad); !errors.Is(err, feedback.ErrInvalid) {
+			t.Errorf("bad warnings JSON: err = %v, want ErrInvalid", err)
+		}
+	})
+}

@@ -59,9 +59,9 @@ SELECT k.id, '', '', 0, '', 0, k.at, k.at FROM unnest($1::text[], $2::timestampt
 ON CONFLICT (id) DO NOTHING`
 	pgInsertDecisions = `INSERT INTO decisions
   (id, conversation_id, channel, signals, message, score, tier, reasons, route,
-   model_version, policy_version, latency_us, occurred_at, created_at)
+   model_version, policy_version, latency_us, occurred_at, created_at, warnings)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::float8[], $7::text[],
-  $8::jsonb[], $9::jsonb[], $10::int4[], $11::int4[], $12::int8[], $13::timestamptz[], $14::timestamptz[])`
+  $8::jsonb[], $9::jsonb[], $10::int4[], $11::int4[], $12::int8[], $13::timestamptz[], $14::timestamptz[], $15::jsonb[])`
 	// pgLockBudgets serialises the batches that may spend the same team's
 	// budget (several writers or processes), so each counts the others'
 	// fired alerts. Taken after the row locks, in team order.
@@ -148,7 +148,7 @@ func pgConversationArgs(plans []convPlan, alertState bool) []any {
 func pgDecisionArgs(batch []*writeReq) []any {
 	n := len(batch)
 	ids, convs, channels, tiers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	signals, reasons, routes := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	signals, reasons, routes, warnings := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
 	messages, models := make([]*string, n), make([]*int32, n)
 	scores := make([]float64, n)
 	policies := make([]int32, n)
@@ -157,7 +157,7 @@ func pgDecisionArgs(batch []*writeReq) []any {
 	for i, r := range batch {
 		d := &r.d
 		ids[i], convs[i], channels[i], tiers[i] = d.ID, d.ConversationID, d.Channel, d.Tier.String()
-		signals[i], reasons[i], routes[i] = d.Signals, d.Reasons, d.Route
+		signals[i], reasons[i], routes[i], warnings[i] = d.Signals, d.Reasons, d.Route, d.Warnings
 		messages[i], scores[i], policies[i], latencies[i] = d.Message, d.Score, int32(d.PolicyVersion), d.LatencyMicros
 		if d.ModelVersion != 0 {
 			mv := int32(d.ModelVersion)
@@ -166,7 +166,7 @@ func pgDecisionArgs(batch []*writeReq) []any {
 		occurred[i], created[i] = d.OccurredAt, d.CreatedAt
 	}
 	return []any{ids, convs, channels, signals, messages, scores, tiers, reasons, routes,
-		models, policies, latencies, occurred, created}
+		models, policies, latencies, occurred, created, warnings}
 }
 
 func pgAlertArgs(alerts []feedback.Alert) []any {
