@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -242,7 +243,7 @@ func (s *Server) decide(ctx context.Context, in scoreInput, start time.Time) (de
 	routeJSON := appendRoute(make([]byte, 0, 64), d.Route)
 	var warningsJSON []byte
 	if len(d.Warnings) > 0 {
-		if warningsJSON, err = json.Marshal(d.Warnings); err != nil {
+		if warningsJSON, err = encodeWarnings(d.Warnings); err != nil {
 			return decided{}, fmt.Errorf("encode warnings: %w", err)
 		}
 	}
@@ -288,6 +289,18 @@ func (s *Server) decide(ctx context.Context, in scoreInput, start time.Time) (de
 	}
 
 	return decided{rec: rec, out: out, d: d, reasons: reasonsJSON, route: routeJSON}, nil
+}
+
+// encodeWarnings writes warnings as JSON without escaping <, > and &: a
+// warning quotes expressions such as "string >= int" for people to read.
+func encodeWarnings(ws []model.Warning) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ws); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // appendScoreResponse writes the JSON of scoreResponse by hand, reusing
