@@ -27,8 +27,15 @@ type Report struct {
 	// none.
 	CandidateModelVersion int        `json:"candidate_model_version"`
 	Data                  ReportData `json:"data"`
-	Fit                   FitSummary `json:"fit"`
-	// Live and Candidate are measured on the holdout; nil without one.
+	// Evidence says whether the run had enough labelled data to judge
+	// the models by, with the counts and the minimums; when it had not
+	// (Judged false: "too little data"), Live and Candidate are nil, no
+	// thresholds are proposed, Recall is empty and nothing is promoted.
+	// Nil in reports made before it was kept.
+	Evidence *model.Evidence `json:"evidence,omitempty"`
+	Fit      FitSummary      `json:"fit"`
+	// Live and Candidate are measured on the holdout; nil without one, or
+	// with too little data to judge by.
 	Live       *model.ModelEval     `json:"live"`
 	Candidate  *model.ModelEval     `json:"candidate"`
 	Rules      []model.RuleRow      `json:"rules"`
@@ -67,6 +74,10 @@ type ReportData struct {
 	SampledKept  int     `json:"sampled_kept,omitempty"`
 	SampleWeight float64 `json:"sample_weight,omitempty"`
 }
+
+// Judged reports whether the run had the data to judge the models by:
+// its evidence says so, or it is a report from before evidence was kept.
+func (r *Report) Judged() bool { return r.Evidence == nil || r.Evidence.Judged }
 
 // Count fills the counts of labelled rows split into train and holdout.
 func (d *ReportData) Count(train, hold []model.TuningRow) {

@@ -15,10 +15,12 @@
 // point resumes where it left off, in this process or another.
 //
 // A tuning run gathers the window from the store, computes with model's
-// tuning maths (model.EvaluateHoldout, JudgeRules, EstimateRecall,
-// ProposeHoldoutThresholds, DecidePromotion) and saves the candidate and
-// its feedback.Report; it reads the live ruleset and model from a
-// feedback.Live, as the SLAChecker does through LiveSLA.
+// tuning maths (model.JudgeEvidence, EvaluateHoldout, JudgeRules,
+// EstimateRecall, ProposeHoldoutThresholds, DecidePromotion) and saves the
+// candidate and its feedback.Report; with too little data to judge by
+// (below model.DefaultMinimums) the report says so and the run measures,
+// proposes and promotes nothing. It reads the live ruleset and model from
+// a feedback.Live, as the SLAChecker does through LiveSLA.
 //
 // jobs imports feedback and model, and nothing else of Hotlane's: it
 // reaches the store through the small interfaces declared beside each job

@@ -32,7 +32,7 @@ const (
 const (
 	DefaultTuneWindow  = 12 * 7 * 24 * time.Hour
 	DefaultHoldout     = 7 * 24 * time.Hour
-	DefaultMinLabelled = 50
+	DefaultMinLabelled = model.MinLabelled
 	// DefaultTuneMaxRows is how many labelled conversations a run holds
 	// by default (see Tuner.MaxRows). A kept row costs about 250 bytes in
 	// gather with four signals (BenchmarkGatherKeptRow: the TuningRow's
@@ -92,6 +92,10 @@ type Tuner struct {
 	// MinLabelled is the fewest labelled conversations a candidate is
 	// trained on; 0 means DefaultMinLabelled.
 	MinLabelled int
+	// Minimums are the evidence a run needs before it measures the
+	// models, proposes thresholds and promotes (its Labelled is
+	// MinLabelled); a zero field means model.DefaultMinimums'.
+	Minimums model.Minimums
 	// MaxRows bounds the labelled conversations a run holds in memory; 0
 	// means DefaultTuneMaxRows. Past it, every agent-labelled and every
 	// positive conversation is kept, and a uniform sample of the rest
@@ -110,6 +114,11 @@ type Tuner struct {
 	Now func() time.Time
 	// Log receives a line per run.
 	Log *slog.Logger
+	// Step, when set, is told as each of a run's steps begins: n of of,
+	// named ("reading decisions", "training", ...); while decisions are
+	// read it is told again, with the same n, how many were. hotlane tune
+	// draws it on a terminal; it must be quick.
+	Step func(n, of int, name string)
 
 	liveOnce sync.Once
 	live     *feedback.Live
@@ -227,11 +236,26 @@ type tuneSettings struct {
 	promotion       string
 	guard           model.PromotionGuard
 	targets         model.TargetPrecision
+	minimums        model.Minimums
+	step            func(n, of int, name string) // Tuner.Step
+}
+
+// tuneSteps is how many steps a run tells Tuner.Step of, and
+// tuneStepRows how many decisions are read between two tellings of how
+// many were.
+const tuneSteps, tuneStepRows = 5, 50_000
+
+// stepped tells Tuner.Step, if set, that step n begins.
+func (s tuneSettings) stepped(n int, name string) {
+	if s.step != nil {
+		s.step(n, tuneSteps, name)
+	}
 }
 
 func (t *Tuner) settings() (tuneSettings, error) {
 	s := tuneSettings{window: t.Window, holdout: t.Holdout, minLabelled: t.MinLabelled, maxRows: t.MaxRows, trainer: t.Trainer,
 		l2: t.L2, promotion: t.Promotion, guard: t.Guard, targets: t.Targets}
+	s.step = t.Step
 	if s.window <= 0 {
 		s.window = DefaultTuneWindow
 	}
@@ -241,6 +265,8 @@ func (t *Tuner) settings() (tuneSettings, error) {
 	if s.minLabelled <= 0 {
 		s.minLabelled = DefaultMinLabelled
 	}
+	s.minimums = t.Minimums.OrDefault()
+	s.minimums.Labelled = s.minLabelled
 	if s.maxRows <= 0 {
 		s.maxRows = DefaultTuneMaxRows
 	}
@@ -282,6 +308,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req feedback.TuneRequest
 		return nil, fmt.Errorf("%w: no ruleset is live yet, publish one first", feedback.ErrNotFound)
 	}
 	from := asOf.Add(-set.window)
+	set.stepped(1, "reading decisions")
 	g, err := t.gather(ctx, from, asOf, asOf.Add(-set.holdout), set.maxRows)
 	if err != nil {
 		return nil, err
@@ -301,6 +328,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req feedback.TuneRequest
 	if err != nil {
 		return nil, err
 	}
+	set.stepped(5, "saving the report")
 	saved, err := t.save(ctx, runID, rep, candidate)
 	if !saved {
 		return nil, err
@@ -358,6 +386,9 @@ func (t *Tuner) gather(ctx context.Context, from, to, holdoutFrom time.Time, max
 	labels := labelSample{max: maxRows, rng: rand.New(rand.NewPCG(uint64(to.Unix()), 8))}
 	err := t.Store.TrainingRows(ctx, from, to, func(r feedback.TrainingRow) error {
 		g.conversations++
+		if t.Step != nil && g.conversations%tuneStepRows == 0 {
+			t.Step(1, tuneSteps, fmt.Sprintf("reading decisions: %d read", g.conversations))
+		}
 		for _, h := range r.Hits {
 			g.ruleHits[h]++
 		}
@@ -546,10 +577,14 @@ func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gat
 	}
 	train, hold := rows[:cut], rows[cut:]
 	rep.Data.Count(train, hold)
-	rep.Recall = model.EstimateRecall(hold)
+	ev := model.JudgeEvidence(train, hold, set.minimums)
+	rep.Evidence = &ev
+	if ev.Judged {
+		rep.Recall = model.EstimateRecall(hold)
+	}
 
 	if reason := model.Untrainable(train, set.minLabelled); reason != "" {
-		rep.Promotion.Reason = "no candidate: " + reason
+		rep.Promotion.Reason = "no candidate: " + ev.Reason
 		rep.Rules = model.JudgeRules(sc.Policy, sc.Model, nil, g.ruleHits, rows)
 		return nil, nil
 	}
@@ -559,6 +594,7 @@ func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gat
 	// candidate measured on the holdout is fitted on a prefix of the data
 	// set, and the model stored is refitted on all of it with the same
 	// design, so the newest week is not thrown away.
+	set.stepped(2, "training")
 	design := &model.Design{Rules: sc.Policy.RuleNames(), Encoder: model.FitEncoder(model.SampleSignals(train), model.EncoderOptions{})}
 	ds, liveScores, err := model.BuildTuningDataset(design, sc.Policy, sc.Model, rows, cut)
 	if err != nil {
@@ -583,13 +619,23 @@ func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gat
 	for k := range hold {
 		candScores[k] = fit.Prob(ds.Row(cut + k))
 	}
+	if !ev.Judged {
+		// Too little data to judge it: the candidate is stored with its
+		// tuned weights, unmeasured, and waits.
+		rep.Rules = model.JudgeRules(sc.Policy, sc.Model, final, g.ruleHits, rows)
+		rep.Promotion.Reason = "not promoted: " + ev.Reason + ": waiting for more labelled conversations, or a lead"
+		return &candidate{model: final, fit: finalFit}, nil
+	}
+	set.stepped(3, "measuring on the holdout")
 	rep.Live = model.EvaluateHoldout(sc.Policy, hold, liveScores)
 	rep.Candidate = model.EvaluateHoldout(sc.Policy, hold, candScores)
 	rep.Rules = model.JudgeRules(sc.Policy, sc.Model, final, g.ruleHits, rows)
-	rep.Thresholds = model.ProposeHoldoutThresholds(sc.Policy, hold, candScores, set.targets)
+	set.stepped(4, "proposing thresholds")
+	rep.Thresholds = model.ProposeHoldoutThresholds(sc.Policy, hold, candScores, set.targets, set.minimums.TierLabelled)
 	if err := fitBudgets(sc.Policy, final, g, rep, hold, candScores); err != nil {
 		return nil, err
 	}
+	model.CountTierSupport(rep.Thresholds, hold, candScores, set.minimums.TierLabelled)
 	rep.Promotion.Promoted, rep.Promotion.Reason = model.DecidePromotion(set.promotion, rep.Live, rep.Candidate, sc.ModelVersion, set.guard)
 	return &candidate{model: final, fit: finalFit, metrics: rep.Candidate}, nil
 }
@@ -610,6 +656,9 @@ func (t *Tuner) save(ctx context.Context, runID string, rep *feedback.Report, ca
 	metrics, err := json.Marshal(cand.metrics)
 	if err != nil {
 		return false, fmt.Errorf("encode metrics: %w", err)
+	}
+	if cand.metrics == nil {
+		metrics = nil // too little data measured it: stored as {}
 	}
 	ws, we := rep.Window.Start, rep.Window.End
 	mv, err := t.Store.CreateTrainedModel(ctx, body, feedback.ModelMeta{

@@ -109,7 +109,9 @@ func tuneSampleWindow(t *testing.T, maxRows int) (*gathered, *feedback.Report) {
 	t.Helper()
 	ctx := context.Background()
 	asOf := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
-	tu := &Tuner{Store: rowsStore{rows: sampleWindow(asOf)}, MaxRows: maxRows}
+	// Sampled, the holdout keeps fewer negatives than the product's
+	// minimum asks: the weights are what is measured here.
+	tu := &Tuner{Store: rowsStore{rows: sampleWindow(asOf)}, MaxRows: maxRows, Minimums: model.Minimums{HoldoutNegatives: 10}}
 	set, err := tu.settings()
 	if err != nil {
 		t.Fatal(err)

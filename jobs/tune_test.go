@@ -279,6 +279,87 @@ func TestTuneWithTooFewLabelsReportsWhy(t *testing.T) {
 	}
 }
 
+// TestTuneWithTooLittleDataJudgesNothing runs the job on windows too
+// small to judge by: a tiny history (no candidate can be trained), and a
+// history whose last week holds a handful of conversations (a candidate
+// is trained, on a holdout too small to measure it on). Either way the
+// report says "too little data" with the counts and the minimums, holds no
+// metrics, proposes no thresholds, claims no recall, and nothing is
+// promoted, even with automatic promotion and no guard.
+func TestTuneWithTooLittleDataJudgesNothing(t *testing.T) {
+	tests := []struct {
+		name      string
+		history   int
+		asOf      time.Time // the holdout is the week before
+		candidate bool
+		applyErr  error
+	}{
+		{"tiny history", 20, asOf, false, feedback.ErrNothingToApply},
+		// The history ends at asOf; six and a half days later the last
+		// week holds its last half day: about 5 of 240 conversations.
+		{"tiny holdout", 240, asOf.Add(6*24*time.Hour + 12*time.Hour), true, feedback.ErrNotPromoted},
+	}
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					ctx := context.Background()
+					s := openTuneStore(t, engine)
+					seedHistory(t, s, tt.history, 5)
+					res, err := (&jobs.Tuner{Store: s}).RunNow(ctx, feedback.TuneRequest{AsOf: tt.asOf})
+					if err != nil {
+						t.Fatal(err)
+					}
+					rep := res.Report
+					ev := rep.Evidence
+					if ev == nil || ev.Judged || rep.Judged() || !strings.HasPrefix(ev.Reason, "too little data: ") {
+						t.Fatalf("evidence = %+v, want too little data", ev)
+					}
+					if ev.HoldoutPositives+ev.HoldoutNegatives != rep.Data.Holdout || ev.HoldoutPositives != rep.Data.HoldoutPositives {
+						t.Errorf("evidence counts %d+%d, data %+v", ev.HoldoutPositives, ev.HoldoutNegatives, rep.Data)
+					}
+					if ev.Needed != model.DefaultMinimums {
+						t.Errorf("needed %+v, want %+v", ev.Needed, model.DefaultMinimums)
+					}
+					if want := fmt.Sprintf("(%d positive, %d negative), at least 20 positive and 20 negative needed", ev.HoldoutPositives, ev.HoldoutNegatives); !strings.Contains(ev.Reason, want) {
+						t.Errorf("reason %q lacks %q", ev.Reason, want)
+					}
+					if rep.Live != nil || rep.Candidate != nil || len(rep.Thresholds) != 0 || rep.Recall.Estimated != nil || rep.Recall.AmongLabelled != nil {
+						t.Errorf("judged anyway: live %v, candidate %v, thresholds %v, recall %+v", rep.Live, rep.Candidate, rep.Thresholds, rep.Recall)
+					}
+					if rep.Promotion.Promoted || !strings.Contains(rep.Promotion.Reason, "too little data") {
+						t.Errorf("promotion = %+v", rep.Promotion)
+					}
+					if got := rep.CandidateModelVersion != 0; got != tt.candidate {
+						t.Errorf("candidate model %d, want one: %v", rep.CandidateModelVersion, tt.candidate)
+					}
+					if _, err := s.ActiveModel(ctx); !errors.Is(err, feedback.ErrNotFound) {
+						t.Errorf("a model is active: %v", err)
+					}
+
+					// The report as stored and served says the same.
+					stored, err := s.LatestReport(ctx)
+					if err != nil || stored.Promoted {
+						t.Fatalf("stored = %+v, %v", stored, err)
+					}
+					body := string(stored.Body)
+					for _, want := range []string{`"judged":false`, `"reason":"too little data: `, `"live":null`, `"candidate":null`, `"thresholds":null`} {
+						if !strings.Contains(body, want) {
+							t.Errorf("stored report lacks %s: %s", want, body)
+						}
+					}
+					if strings.Contains(body, `"met":true`) {
+						t.Errorf("stored report says a target is met: %s", body)
+					}
+					if _, err := jobs.ApplyReport(ctx, s, rep.ID, "lead"); !errors.Is(err, tt.applyErr) {
+						t.Errorf("apply = %v, want %v", err, tt.applyErr)
+					}
+				})
+			}
+		})
+	}
+}
+
 func TestTuneRunsOnceAtATime(t *testing.T) {
 	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
@@ -479,7 +560,9 @@ func TestTuneReviewSampleWeights(t *testing.T) {
 				}
 				sampled++
 			}
-			res, err := (&jobs.Tuner{Store: s, MinLabelled: 10}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
+			// Without outcomes the holdout holds a handful of labels, below
+			// the product's minimums: the weights are what is measured here.
+			res, err := (&jobs.Tuner{Store: s, MinLabelled: 10, Minimums: model.Minimums{HoldoutPositives: 1, HoldoutNegatives: 1}}).RunNow(ctx, feedback.TuneRequest{AsOf: asOf})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -33,11 +33,12 @@
 // only when built with the golearn tag), [Evaluate] and its metrics
 // measure scores against labels, and [ProposeThresholds] picks tier
 // thresholds for target precisions. The weekly tuning job's judgements are
-// pure functions here as well ([EvaluateHoldout], [JudgeRules] and
-// [RuleVerdict], [EstimateRecall], [ProposeHoldoutThresholds],
-// [DecidePromotion], and [FitBudgets], which raises proposed alerting
-// thresholds until each team's busiest hour fits its alert budget), tested
-// against a golden file.
+// pure functions here as well ([JudgeEvidence], which holds a run to the
+// [Minimums] of labelled data it needs to judge at all, [EvaluateHoldout],
+// [JudgeRules] and [RuleVerdict], [EstimateRecall],
+// [ProposeHoldoutThresholds], [DecidePromotion], and [FitBudgets], which
+// raises proposed alerting thresholds until each team's busiest hour fits
+// its alert budget), tested against a golden file.
 //
 // model imports nothing of Hotlane's; every other package may import it.
 //

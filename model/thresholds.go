@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"sort"
 )
@@ -31,6 +32,9 @@ type ThresholdOptions struct {
 	// Current, when set, are the thresholds in use: a tier whose target
 	// cannot be met keeps its current threshold.
 	Current *Thresholds
+	// MinLabelled is the fewest rows at or above a threshold for it to
+	// meet its target (MinTierLabelled in tuning); 0 asks for one.
+	MinLabelled int
 }
 
 // TierProposal is the proposed threshold of one tier and what it is
@@ -41,9 +45,12 @@ type TierProposal struct {
 	Threshold float64 `json:"threshold"`
 	Precision float64 `json:"precision"`
 	Recall    float64 `json:"recall"`
-	// Volume is the weighted number of rows at or above the threshold.
-	Volume float64 `json:"volume"`
-	// Met says whether Precision reaches Target (within the budget).
+	// Volume is the weighted number of rows at or above the threshold,
+	// and Labelled their number: the evidence behind Precision.
+	Volume   float64 `json:"volume"`
+	Labelled int     `json:"labelled"`
+	// Met says whether Precision reaches Target (within the budget) on at
+	// least the options' MinLabelled rows.
 	Met bool `json:"met"`
 	// Note explains a threshold that does not meet its target.
 	Note string `json:"note,omitempty"`
@@ -61,9 +68,10 @@ type ThresholdProposal struct {
 }
 
 // ProposeThresholds picks each tier's threshold from holdout scores: the
-// lowest score whose precision (over the rows at or above it) reaches the
-// tier's target, so the tier catches as much as it can; AlertTier and the
-// tiers above it must also keep their volume within the budget.
+// lowest score whose precision (over the rows at or above it, at least
+// opt.MinLabelled of them) reaches the tier's target, so the tier catches
+// as much as it can; AlertTier and the tiers above it must also keep their
+// volume within the budget.
 //
 // When no threshold meets a target, the tier keeps opt.Current's threshold
 // if given, and otherwise takes the threshold of best precision (the
@@ -79,6 +87,7 @@ func ProposeThresholds(scores, labels, weights []float64, opt ThresholdOptions) 
 	if opt.AlertTier == TierNone {
 		opt.AlertTier = TierHigh
 	}
+	opt.MinLabelled = max(opt.MinLabelled, 1)
 	cands := thresholdCandidates(scores, labels, weights)
 	tiers := []struct {
 		tier   Tier
@@ -102,9 +111,17 @@ func ProposeThresholds(scores, labels, weights []float64, opt ThresholdOptions) 
 		tp := TierProposal{Tier: t.tier, Target: t.target}
 		best, bestPrec := -1, -1.0
 		found := -1
+		// unsupported: a threshold met the target on too few rows;
+		// skipped: a threshold within the budget had too few.
+		unsupported, skipped := false, false
 		for i, c := range cands {
 			if c.volume > budget {
 				break
+			}
+			if c.count < opt.MinLabelled {
+				unsupported = unsupported || c.precision >= t.target
+				skipped = true
+				continue // too few rows to claim a precision on
 			}
 			if c.precision >= t.target {
 				found = i // candidates go down in score: the last is the lowest
@@ -116,12 +133,18 @@ func ProposeThresholds(scores, labels, weights []float64, opt ThresholdOptions) 
 		switch {
 		case found >= 0:
 			tp.Threshold, tp.Met = cands[found].score, true
+		case opt.Current != nil && unsupported:
+			tp.Threshold = t.cur
+			tp.Note = fmt.Sprintf("%s: the target is met only on fewer than %d labelled conversations; current threshold kept", TooLittleData, opt.MinLabelled)
 		case opt.Current != nil:
 			tp.Threshold = t.cur
 			tp.Note = "target precision not reachable on this data; current threshold kept"
 		case best >= 0:
 			tp.Threshold = cands[best].score
 			tp.Note = "target precision not reachable on this data; threshold of best precision proposed"
+		case skipped:
+			tp.Threshold = aboveAll(cands)
+			tp.Note = fmt.Sprintf("%s: fewer than %d labelled conversations at any threshold; threshold above every score proposed", TooLittleData, opt.MinLabelled)
 		default:
 			// Not even the top score fits the budget (or there is no data):
 			// a threshold above every score alerts on nothing.
@@ -134,7 +157,9 @@ func ProposeThresholds(scores, labels, weights []float64, opt ThresholdOptions) 
 		}
 		ceiling = tp.Threshold
 		tp.Precision, tp.Recall, tp.Volume = PrecisionRecallAt(scores, labels, weights, tp.Threshold)
+		tp.Labelled = countAtOrAbove(scores, tp.Threshold)
 		tp.Met = tp.Precision >= t.target && tp.Volume > 0 && tp.Volume <= budget
+		supported(&tp, opt.MinLabelled)
 		if tp.Met {
 			tp.Note = ""
 		}
@@ -177,6 +202,27 @@ func ProposeChannelThresholds(channels []string, scores, labels, weights []float
 // the rows at or above it.
 type thresholdCandidate struct {
 	score, precision, volume float64
+	count                    int
+}
+
+// countAtOrAbove counts the scores at or above threshold.
+func countAtOrAbove(scores []float64, threshold float64) int {
+	n := 0
+	for _, s := range scores {
+		if s >= threshold {
+			n++
+		}
+	}
+	return n
+}
+
+// supported unmarks a met tier whose precision rests on fewer than
+// minLabelled rows, and says why.
+func supported(tp *TierProposal, minLabelled int) {
+	if tp.Met && tp.Labelled < minLabelled {
+		tp.Met = false
+		tp.Note = fmt.Sprintf("%s: precision measured on %d labelled conversations at or above the threshold, at least %d needed", TooLittleData, tp.Labelled, minLabelled)
+	}
 }
 
 // thresholdCandidates lists the distinct scores, highest first.
@@ -188,6 +234,7 @@ func thresholdCandidates(scores, labels, weights []float64) []thresholdCandidate
 	sort.Slice(order, func(a, b int) bool { return scores[order[a]] > scores[order[b]] })
 	var out []thresholdCandidate
 	var tp, vol float64
+	var count int
 	for k := 0; k < len(order); {
 		s := scores[order[k]]
 		for k < len(order) && scores[order[k]] == s {
@@ -197,10 +244,11 @@ func thresholdCandidates(scores, labels, weights []float64) []thresholdCandidate
 			if labels[i] == 1 {
 				tp += w
 			}
+			count++
 			k++
 		}
 		if vol > 0 {
-			out = append(out, thresholdCandidate{score: s, precision: tp / vol, volume: vol})
+			out = append(out, thresholdCandidate{score: s, precision: tp / vol, volume: vol, count: count})
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -56,7 +57,108 @@ const (
 	// MinChannelRows is the number of labelled holdout conversations a
 	// channel needs for thresholds of its own to be proposed.
 	MinChannelRows = 50
+	// MinLabelled is the default fewest labelled conversations a candidate
+	// is trained on (the tuning job's --min-labelled).
+	MinLabelled = 50
+	// MinHoldoutPositives and MinHoldoutNegatives are the fewest positive
+	// and negative labelled holdout conversations (counted, not weighted)
+	// a tuning run measures models on. Below them ranking and calibration
+	// are chance, not evidence: one conversation gives ROC-AUC 0.5 and
+	// PR-AUC 1 whatever the model. With 20 of each, the standard error of
+	// a ROC-AUC near 0.8 is about 0.07 (Hanley and McNeil).
+	MinHoldoutPositives = 20
+	MinHoldoutNegatives = 20
+	// MinTierLabelled is the fewest labelled holdout conversations at or
+	// above a proposed tier threshold that its precision is claimed on:
+	// two conversations at the top of the scores, both useful, do not
+	// make an urgent tier with precision 1.
+	MinTierLabelled = 10
 )
+
+// Minimums is how much labelled data a tuning run needs before it judges,
+// gathered in one place so that the job, its report and its readers hold
+// the same figures: the constants above, by default.
+type Minimums struct {
+	// Labelled is the fewest labelled conversations a candidate is
+	// trained on (before the holdout).
+	Labelled int `json:"labelled"`
+	// HoldoutPositives and HoldoutNegatives are the fewest of each class
+	// in the holdout for the models to be measured, thresholds proposed
+	// and the candidate promoted.
+	HoldoutPositives int `json:"holdout_positives"`
+	HoldoutNegatives int `json:"holdout_negatives"`
+	// TierLabelled is the fewest labelled holdout conversations at or
+	// above a proposed threshold for it to meet its target.
+	TierLabelled int `json:"tier_labelled"`
+}
+
+// DefaultMinimums are the tuning job's minimums.
+var DefaultMinimums = Minimums{Labelled: MinLabelled, HoldoutPositives: MinHoldoutPositives,
+	HoldoutNegatives: MinHoldoutNegatives, TierLabelled: MinTierLabelled}
+
+// OrDefault fills m's zero (or negative) fields from DefaultMinimums.
+func (m Minimums) OrDefault() Minimums {
+	fill := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	fill(&m.Labelled, DefaultMinimums.Labelled)
+	fill(&m.HoldoutPositives, DefaultMinimums.HoldoutPositives)
+	fill(&m.HoldoutNegatives, DefaultMinimums.HoldoutNegatives)
+	fill(&m.TierLabelled, DefaultMinimums.TierLabelled)
+	return m
+}
+
+// Evidence is what a tuning run had to judge by and whether it was
+// enough. When it was not, the run measures nothing, proposes no
+// thresholds and promotes nothing, and Reason says so plainly.
+type Evidence struct {
+	// Judged is set when the data met every minimum.
+	Judged bool `json:"judged"`
+	// Reason, when not judged, starts "too little data:" and gives the
+	// counts against what is needed.
+	Reason string `json:"reason,omitempty"`
+	// HoldoutPositives and HoldoutNegatives count the labelled holdout
+	// conversations of each class (the report's data counts the rest).
+	HoldoutPositives int `json:"holdout_positives"`
+	HoldoutNegatives int `json:"holdout_negatives"`
+	// Needed are the minimums the run was held to.
+	Needed Minimums `json:"needed"`
+}
+
+// TooLittleData is how a reason for not judging starts.
+const TooLittleData = "too little data"
+
+// JudgeEvidence says whether train (the labelled conversations before the
+// holdout) and hold (the holdout) meet need.
+func JudgeEvidence(train, hold []TuningRow, need Minimums) Evidence {
+	ev := Evidence{Needed: need}
+	for i := range hold {
+		if hold[i].Label {
+			ev.HoldoutPositives++
+		} else {
+			ev.HoldoutNegatives++
+		}
+	}
+	var missing []string
+	if reason := Untrainable(train, need.Labelled); reason != "" {
+		missing = append(missing, reason)
+	}
+	if ev.HoldoutPositives < need.HoldoutPositives || ev.HoldoutNegatives < need.HoldoutNegatives {
+		noun := "conversations"
+		if len(hold) == 1 {
+			noun = "conversation"
+		}
+		missing = append(missing, fmt.Sprintf("the holdout holds %d labelled %s (%d positive, %d negative), at least %d positive and %d negative needed to measure the models",
+			len(hold), noun, ev.HoldoutPositives, ev.HoldoutNegatives, need.HoldoutPositives, need.HoldoutNegatives))
+	}
+	ev.Judged = len(missing) == 0
+	if !ev.Judged {
+		ev.Reason = TooLittleData + ": " + strings.Join(missing, "; ")
+	}
+	return ev
+}
 
 // ModelEval is a model measured on the holdout.
 type ModelEval struct {
@@ -254,9 +356,10 @@ type ThresholdRow struct {
 // ProposeHoldoutThresholds proposes, from a model's holdout scores,
 // thresholds meeting the precision targets: one set over every channel
 // (for "default") and one per channel with at least MinChannelRows
-// labelled holdout conversations. A tier whose target cannot be met keeps
-// the channel's current threshold.
-func ProposeHoldoutThresholds(pol *Policy, rows []TuningRow, scores []float64, targets TargetPrecision) []ThresholdRow {
+// labelled holdout conversations. A tier whose target cannot be met, or
+// is met only on fewer than minTier conversations (MinTierLabelled by
+// default), keeps the channel's current threshold.
+func ProposeHoldoutThresholds(pol *Policy, rows []TuningRow, scores []float64, targets TargetPrecision, minTier int) []ThresholdRow {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -290,9 +393,30 @@ func ProposeHoldoutThresholds(pol *Policy, rows []TuningRow, scores []float64, t
 		}
 		current := pol.ThresholdsFor(ch)
 		out = append(out, ThresholdRow{Channel: ch, Current: current, Rows: len(idx),
-			Proposal: ProposeThresholds(s, l, w, ThresholdOptions{Targets: targets, Current: &current})})
+			Proposal: ProposeThresholds(s, l, w, ThresholdOptions{Targets: targets, Current: &current, MinLabelled: minTier})})
 	}
 	return out
+}
+
+// CountTierSupport recounts, after Remeasure (the budgets may have raised
+// thresholds), the labelled holdout conversations at or above each
+// proposed threshold, and unmarks a tier met on fewer than minTier of
+// them: its precision is not claimed.
+func CountTierSupport(props []ThresholdRow, rows []TuningRow, scores []float64, minTier int) {
+	for i := range props {
+		pr := &props[i]
+		var s []float64
+		for k := range rows {
+			if pr.Channel == defaultThresholds || rows[k].Channel == pr.Channel {
+				s = append(s, scores[k])
+			}
+		}
+		for k := range pr.Proposal.Tiers {
+			tp := &pr.Proposal.Tiers[k]
+			tp.Labelled = countAtOrAbove(s, tp.Threshold)
+			supported(tp, minTier)
+		}
+	}
 }
 
 // RecallEstimate is the share of positive holdout conversations that

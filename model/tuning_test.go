@@ -102,7 +102,7 @@ func TestTuningMathsGolden(t *testing.T) {
 		"candidate":  candEval,
 		"promotion":  map[string]any{"promote": promote, "why": why},
 		"rules":      JudgeRules(pol, liveModel, tuned, hits, rows),
-		"thresholds": ProposeHoldoutThresholds(pol, rows, cand, DefaultTargetPrecision),
+		"thresholds": ProposeHoldoutThresholds(pol, rows, cand, DefaultTargetPrecision, MinTierLabelled),
 		"recall":     EstimateRecall(rows),
 	}
 	body, err := json.MarshalIndent(got, "", "  ")
@@ -170,7 +170,7 @@ func TestTuningMathsProperties(t *testing.T) {
 		t.Errorf("verdicts = %v, want %v (rare keeps for too few labelled hits)", verdicts, want)
 	}
 
-	for _, tr := range ProposeHoldoutThresholds(pol, rows, cand, DefaultTargetPrecision) {
+	for _, tr := range ProposeHoldoutThresholds(pol, rows, cand, DefaultTargetPrecision, MinTierLabelled) {
 		if tr.Channel != "default" && tr.Rows < MinChannelRows {
 			t.Errorf("thresholds proposed for %s on %d rows", tr.Channel, tr.Rows)
 		}
@@ -245,4 +245,88 @@ func TestUntrainable(t *testing.T) {
 	if got := Untrainable([]TuningRow{pos, neg, neg}, 3); got != "" {
 		t.Errorf("trainable rows refused: %q", got)
 	}
+}
+
+// TestTuningEvidence holds a run's train and holdout to the minimums: the
+// reported case (a holdout of one converting chat) and each minimum just
+// missed and just met.
+func TestTuningEvidence(t *testing.T) {
+	rows := func(pos, neg int) []TuningRow {
+		var out []TuningRow
+		for i := range pos + neg {
+			out = append(out, TuningRow{Example: Example{Label: i < pos}})
+		}
+		return out
+	}
+	train := rows(30, 70)
+	tests := []struct {
+		name        string
+		train, hold []TuningRow
+		judged      bool
+		reason      string
+	}{
+		{"one converting chat", train, rows(1, 0), false, "too little data: the holdout holds 1 labelled conversation (1 positive, 0 negative), at least 20 positive and 20 negative needed"},
+		{"no holdout", train, nil, false, "holdout holds 0 labelled conversations"},
+		{"negatives one short", train, rows(20, 19), false, "(20 positive, 19 negative)"},
+		{"positives one short", train, rows(19, 200), false, "(19 positive, 200 negative)"},
+		{"enough", train, rows(20, 20), true, ""},
+		{"too little to train", rows(10, 30), rows(20, 20), false, "too little data: 40 labelled conversations to train on, at least 50 needed"},
+		{"both", rows(10, 30), rows(2, 3), false, "at least 50 needed; the holdout holds 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := JudgeEvidence(tt.train, tt.hold, DefaultMinimums)
+			if ev.Judged != tt.judged || !strings.Contains(ev.Reason, tt.reason) || (ev.Reason == "") != tt.judged {
+				t.Errorf("JudgeEvidence = %v %q, want %v and a reason with %q", ev.Judged, ev.Reason, tt.judged, tt.reason)
+			}
+			if ev.Needed != DefaultMinimums || ev.HoldoutPositives+ev.HoldoutNegatives != len(tt.hold) {
+				t.Errorf("evidence = %+v", ev)
+			}
+		})
+	}
+	if got, want := (Minimums{HoldoutNegatives: 3}).OrDefault(), (Minimums{Labelled: 50, HoldoutPositives: 20, HoldoutNegatives: 3, TierLabelled: 10}); got != want {
+		t.Errorf("OrDefault = %+v, want %+v", got, want)
+	}
+}
+
+// TestTuningThresholdsNeedSupport: a target met only by the few
+// highest-scoring conversations is not met. One converting chat, the
+// report that asked for the minimums, made every tier "met" at its score.
+func TestTuningThresholdsNeedSupport(t *testing.T) {
+	current := Thresholds{Urgent: 0.9, High: 0.7, Medium: 0.4}
+	one := ProposeThresholds([]float64{0.83}, []float64{1}, nil, ThresholdOptions{Current: &current, MinLabelled: MinTierLabelled})
+	for _, tp := range one.Tiers {
+		if tp.Met || tp.Labelled > 1 || !strings.HasPrefix(tp.Note, "too little data") {
+			t.Errorf("%s on one chat: %+v", tp.Tier, tp)
+		}
+	}
+	if one.Thresholds != current {
+		t.Errorf("thresholds on one chat %+v, want the current %+v kept", one.Thresholds, current)
+	}
+	unguarded := ProposeThresholds([]float64{0.83}, []float64{1}, nil, ThresholdOptions{Current: &current})
+	if !unguarded.Tiers[0].Met {
+		t.Errorf("without a minimum the one chat meets urgent: %+v", unguarded.Tiers[0])
+	}
+
+	// 40 rows, scores descending: the top 5 all positive, then 3 in 4.
+	var scores, labels []float64
+	for i := range 40 {
+		scores = append(scores, 1-float64(i)/40)
+		labels = append(labels, b2f(i < 5 || i%4 != 0))
+	}
+	p := ProposeThresholds(scores, labels, nil, ThresholdOptions{Current: &current, MinLabelled: 10, Targets: TargetPrecision{Urgent: 0.95, High: 0.75, Medium: 0.5}})
+	urgent, high := p.Tiers[0], p.Tiers[1]
+	if urgent.Met || urgent.Threshold != current.Urgent {
+		t.Errorf("urgent (precision 1 on 5 rows only) = %+v, want not met, current kept", urgent)
+	}
+	if !high.Met || high.Labelled < 10 || high.Precision < 0.75 {
+		t.Errorf("high = %+v, want met on at least 10 rows", high)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

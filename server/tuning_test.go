@@ -6,7 +6,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/hotlane/hotlane/feedback"
 )
 
 const tuningPolicy = `
@@ -142,6 +145,76 @@ func TestTuningEndpoints(t *testing.T) {
 	_, scoreKey, _ := h.store.CreateAPIKey(context.Background(), "scorer", []string{"score"})
 	if rec := h.do(http.MethodPost, "/v1/jobs/tune", "", "", scoreKey, nil); rec.Code != http.StatusForbidden {
 		t.Errorf("tune with a score key: %d", rec.Code)
+	}
+}
+
+// TestReportWithTooLittleData tunes on 40 conversations: the report's
+// JSON says "too little data" with the counts and the minimums and holds
+// no metrics or thresholds, and the lead's report page says so plainly
+// instead of showing numbers.
+func TestReportWithTooLittleData(t *testing.T) {
+	h := newHarness(t, "sqlite", Config{})
+	h.publish(tuningPolicy)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 40 {
+		deal := 1000 + rng.IntN(9000)
+		at := fmt.Sprintf("2026-11-%02dT%02d:00:00Z", 10+i/4, 6*(i%4))
+		id := fmt.Sprintf("c%d", i)
+		if _, rec := h.score(fmt.Sprintf(`{"conversation_id":%q,"channel":"web","occurred_at":%q,"signals":{"deal_size":%d}}`, id, at, deal)); rec.Code != http.StatusOK {
+			t.Fatalf("score: %d %s", rec.Code, rec.Body.String())
+		}
+		typ := map[bool]string{true: "converted", false: "lost"}[deal >= 5000]
+		if rec := h.do(http.MethodPost, "/v1/conversations/"+id+"/events", "application/json", fmt.Sprintf(`{"type":%q,"at":%q}`, typ, at), h.key, nil); rec.Code != http.StatusCreated {
+			t.Fatalf("event: %d %s", rec.Code, rec.Body.String())
+		}
+	}
+	var tuned struct {
+		Report struct {
+			ID       string `json:"id"`
+			Evidence *struct {
+				Judged           bool   `json:"judged"`
+				Reason           string `json:"reason"`
+				HoldoutPositives int    `json:"holdout_positives"`
+				HoldoutNegatives int    `json:"holdout_negatives"`
+				Needed           struct {
+					HoldoutPositives int `json:"holdout_positives"`
+					HoldoutNegatives int `json:"holdout_negatives"`
+				} `json:"needed"`
+			} `json:"evidence"`
+			Live       *struct{} `json:"live"`
+			Candidate  *struct{} `json:"candidate"`
+			Thresholds []any     `json:"thresholds"`
+			Promotion  struct {
+				Promoted bool   `json:"promoted"`
+				Reason   string `json:"reason"`
+			} `json:"promotion"`
+		} `json:"report"`
+	}
+	rec := h.do(http.MethodPost, "/v1/jobs/tune", "application/json", `{"as_of":"2026-11-20T00:00:00Z"}`, h.key, &tuned)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("tune: %d %s", rec.Code, rec.Body.String())
+	}
+	r := tuned.Report
+	if r.Evidence == nil || r.Evidence.Judged || !strings.HasPrefix(r.Evidence.Reason, "too little data: ") ||
+		r.Evidence.Needed.HoldoutPositives != 20 || r.Evidence.Needed.HoldoutNegatives != 20 {
+		t.Fatalf("evidence = %+v", r.Evidence)
+	}
+	if r.Live != nil || r.Candidate != nil || len(r.Thresholds) != 0 || r.Promotion.Promoted {
+		t.Errorf("judged anyway: %s", rec.Body.String())
+	}
+
+	h.addUser("lead@example.com", feedback.RoleLead, "")
+	body := h.page(http.MethodGet, "/reports/"+r.ID, nil, h.login("lead@example.com"), nil).Body.String()
+	for _, want := range []string{"Too little data", fmt.Sprintf("(%d positive, %d negative), at least 20 positive and 20 negative needed", r.Evidence.HoldoutPositives, r.Evidence.HoldoutNegatives),
+		"Not measured: too little data.", "No thresholds were proposed: too little data to support any."} {
+		if !strings.Contains(body, want) {
+			t.Errorf("report page lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"ROC-AUC", "Apply the proposal"} {
+		if strings.Contains(body, unwanted) {
+			t.Errorf("report page shows %q", unwanted)
+		}
 	}
 }
 

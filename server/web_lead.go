@@ -121,7 +121,7 @@ type reportPage struct {
 	ID, URL, Verdict, Warning, Flash, HoldoutText, LiveName, CandidateName, PromotionText, ApplyText string
 	AsOf                                                                                             time.Time
 	CandidateVersion                                                                                 int
-	CanPromote, CanApply                                                                             bool
+	CanPromote, CanApply, TooLittle                                                                  bool
 	Metrics                                                                                          []metricView
 	Rules                                                                                            []ruleView
 	Thresholds                                                                                       []thresholdView
@@ -169,7 +169,12 @@ func (s *Server) handleReportPage(c *gin.Context) {
 	d := r.Data
 	p.HoldoutText = fmt.Sprintf("%d labelled conversations of which %d positive (trained on %d)", d.Holdout, d.HoldoutPositives, d.Train)
 	small := d.Holdout < minJudgeHoldout || d.HoldoutPositives < minJudgePositives
-	if small {
+	p.TooLittle = !r.Judged()
+	switch {
+	case p.TooLittle:
+		p.Warning = "Too little data" + strings.TrimPrefix(r.Evidence.Reason, model.TooLittleData) +
+			". The models were not measured, no thresholds were proposed and nothing was promoted."
+	case small:
 		p.Warning = fmt.Sprintf("The holdout is too small to judge the models: %d conversations and %d positives, where at least %d and %d are needed. Read the numbers below as a hint, not a verdict.",
 			d.Holdout, d.HoldoutPositives, minJudgeHoldout, minJudgePositives)
 	}
@@ -208,6 +213,10 @@ func (s *Server) handleReportPage(c *gin.Context) {
 		default:
 			p.Verdict = fmt.Sprintf("%s does not beat %s: PR-AUC %.3f against %.3f.", titleCase(p.CandidateName), p.LiveName, r.Candidate.PRAUC, r.Live.PRAUC)
 		}
+	} else if p.TooLittle && r.CandidateModelVersion != 0 {
+		p.Verdict = fmt.Sprintf("Too little data to judge %s against %s.", p.CandidateName, p.LiveName)
+	} else if p.TooLittle {
+		p.Verdict = "Too little data: this run trained no candidate."
 	} else {
 		p.Verdict = "This run trained no candidate: " + r.Promotion.Reason
 	}
@@ -393,13 +402,11 @@ func (s *Server) smallHoldout(c *gin.Context, m feedback.ModelVersion) (bool, er
 	if err != nil {
 		return false, err
 	}
-	var r struct {
-		Data feedback.ReportData `json:"data"`
-	}
+	var r feedback.Report
 	if err := json.Unmarshal(sr.Body, &r); err != nil {
 		return false, err
 	}
-	return r.Data.Holdout < minJudgeHoldout || r.Data.HoldoutPositives < minJudgePositives, nil
+	return !r.Judged() || r.Data.Holdout < minJudgeHoldout || r.Data.HoldoutPositives < minJudgePositives, nil
 }
 
 // handlePromoteModelForm makes a model live as the signed-in lead. A model

@@ -22,7 +22,13 @@ type csvOptions struct {
 	Positive string
 	// Ignore lists columns to leave out, by header name or snake_case.
 	Ignore []string
+	// Progress, when set, is told every csvProgressRows rows how many
+	// were read.
+	Progress func(rows int)
 }
+
+// csvProgressRows is how often readLabelledCSV tells how far it is.
+const csvProgressRows = 1000
 
 // labelledCSV is a labelled CSV file read into signals.
 type labelledCSV struct {
@@ -126,6 +132,9 @@ func readLabelledCSV(r io.Reader, opt csvOptions) (labelledCSV, error) {
 		out.Lines = append(out.Lines, line)
 		if pos {
 			out.Positives++
+		}
+		if opt.Progress != nil && len(out.Rows)%csvProgressRows == 0 {
+			opt.Progress(len(out.Rows))
 		}
 	}
 	if len(out.Rows) == 0 {

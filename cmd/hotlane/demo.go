@@ -31,12 +31,17 @@ type demoStore interface {
 	demoLiveStore
 }
 
-// Demo history: three weeks of past conversations from the synthetic world
-// of hotlane simulate, enough for the tuning job to train a first model.
+// Demo history: three ISO weeks of past conversations from the synthetic
+// world of hotlane simulate, and this week's so far, each with what agents
+// and the platform said of it.
 const (
 	demoHistoryWeeks = 3
 	demoHistoryWeek  = 800
 	demoHistorySeed  = 7
+	// demoSettled is how long ago a conversation of this week started for
+	// the history to hold it: its outcome, labels and review (at most
+	// two and a half hours after it started) are then past.
+	demoSettled = 4 * time.Hour
 )
 
 // seedDemo publishes the demo ruleset and creates an all-scopes API key,
@@ -66,7 +71,7 @@ func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.
 		fmt.Fprintf(stdout, "demo: thresholds for channels %v (others use default), %d routes\n",
 			compiled.Channels(), len(doc.Routes))
 		if history {
-			if err := seedDemoHistory(ctx, store, compiled, pv.Version, stdout, log); err != nil {
+			if err := seedDemoHistory(ctx, store, compiled, pv.Version, time.Now(), stdout, log); err != nil {
 				return fmt.Errorf("history: %w", err)
 			}
 			if err := seedDemoLive(ctx, store, stdout); err != nil {
@@ -105,18 +110,29 @@ func seedDemo(ctx context.Context, store demoStore, stdout io.Writer, log *slog.
 // seedDemoHistory imports past conversations of the synthetic world,
 // scored by the demo ruleset, each with its outcome, and runs the tuning
 // job once, so the demo starts with a trained model and a report.
-func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, policyVersion int, stdout io.Writer, log *slog.Logger) error {
+//
+// The history is the three ISO weeks before now's and now's week up to
+// demoSettled ago, so every week of the KPIs has data and the last seven
+// days always hold a week of conversations. The first tuning run is as of
+// a week ago (the weekly run before this one), so that the model it
+// trains has not seen the last week: a hotlane tune now measures it, and
+// its successor, on that week.
+func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, policyVersion int, now time.Time, stdout io.Writer, log *slog.Logger) error {
 	world, err := newSimWorld(demoHistorySeed)
 	if err != nil {
 		return err
 	}
 	scorer := model.NewScorer(pol, nil)
-	start := simStart(time.Now(), demoHistoryWeeks)
+	now = now.UTC()
+	start := simStart(now, demoHistoryWeeks)
 	rng := mrand.New(mrand.NewPCG(demoHistorySeed, 2))
 	var rows []feedback.ImportedConversation
 	var alerts, labels, reviews int
-	for k := 1; k <= demoHistoryWeeks; k++ {
+	for k := 1; k <= demoHistoryWeeks+1; k++ {
 		for _, c := range world.Week(k, demoHistoryWeek, start.AddDate(0, 0, 7*(k-1))) {
+			if c.Start.After(now.Add(-demoSettled)) {
+				continue // this week's, not over yet
+			}
 			call := c.Calls[len(c.Calls)-1]
 			d := scorer.Score(model.Input{Channel: c.Channel, Message: call.Message, Signals: call.Signals})
 			signals, err := json.Marshal(call.Signals)
@@ -153,20 +169,21 @@ func seedDemoHistory(ctx context.Context, store demoStore, pol *model.Policy, po
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "demo: imported %d past conversations with their outcomes, %d alerts (%d labelled by agents) and %d tier reviews (the %d weeks from %s)\n",
+	fmt.Fprintf(stdout, "demo: imported %d past conversations with their outcomes, %d alerts (%d labelled by agents) and %d tier reviews (the %d weeks from %s and this one so far)\n",
 		res.Added, alerts, labels, reviews, demoHistoryWeeks, start.Format("2006-01-02"))
-	run, err := (&jobs.Tuner{Store: store, Log: log, Guard: model.DefaultPromotionGuard}).RunNow(ctx, feedback.TuneRequest{Trigger: "demo"})
+	asOf := now.Add(-jobs.DefaultHoldout)
+	run, err := (&jobs.Tuner{Store: store, Log: log, Guard: model.DefaultPromotionGuard}).RunNow(ctx, feedback.TuneRequest{Trigger: "demo", AsOf: asOf})
 	if err != nil {
 		return fmt.Errorf("tuning: %w", err)
 	}
 	r := run.Report
 	if r.Live != nil && r.Candidate != nil {
-		fmt.Fprintf(stdout, "demo: tuning run trained model %d: holdout ROC-AUC %.3f against %.3f for the rules alone; %s\n",
-			r.CandidateModelVersion, r.Candidate.ROCAUC, r.Live.ROCAUC, r.Promotion.Reason)
+		fmt.Fprintf(stdout, "demo: last week's tuning run (as of %s) trained model %d: holdout ROC-AUC %.3f against %.3f for the rules alone; %s\n",
+			asOf.Format("2006-01-02 15:04"), r.CandidateModelVersion, r.Candidate.ROCAUC, r.Live.ROCAUC, r.Promotion.Reason)
 	} else {
-		fmt.Fprintf(stdout, "demo: tuning run: %s\n", r.Promotion.Reason)
+		fmt.Fprintf(stdout, "demo: last week's tuning run (as of %s): %s\n", asOf.Format("2006-01-02 15:04"), r.Promotion.Reason)
 	}
-	fmt.Fprintf(stdout, "demo: the report is at /v1/reports/latest\n")
+	fmt.Fprintf(stdout, "demo: its report is at /v1/reports/latest; hotlane tune runs this week's, judged on the week its model has not seen\n")
 	return nil
 }
 
@@ -227,7 +244,7 @@ func demoPast(row *feedback.ImportedConversation, positive bool, signals map[str
 		}
 	}
 	if feedback.IsTopTier(d.Tier) && rng.Float64() < 0.9 {
-		wait := time.Duration(30+rng.IntN(300-60*week)) * time.Second
+		wait := time.Duration(30+rng.IntN(max(60, 300-60*week))) * time.Second
 		if d.Tier == model.TierUrgent {
 			wait /= 2
 		}

@@ -54,6 +54,8 @@ type evalReport struct {
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg evalConfig
 	fs := newFlagSet("eval", stderr)
+	prog := newProgress(stderr)
+	prog.register(fs)
 	fs.StringVar(&cfg.CSV, "csv", "", "labelled CSV file with a header line")
 	fs.StringVar(&cfg.Label, "label", "", "label column")
 	fs.StringVar(&cfg.Positive, "positive", "", "label value meaning positive (default TRUE, 1 or YES, any case)")
@@ -96,19 +98,25 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	start := time.Now()
+	prog.start()
+	defer prog.done()
 	f, err := os.Open(cfg.CSV)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	data, err := readLabelledCSV(f, csvOptions{Label: cfg.Label, Positive: cfg.Positive, Ignore: strings.Split(cfg.Ignore, ",")})
+	name := filepath.Base(cfg.CSV)
+	prog.step("eval: reading %s: 0 rows", name)
+	data, err := readLabelledCSV(f, csvOptions{Label: cfg.Label, Positive: cfg.Positive, Ignore: strings.Split(cfg.Ignore, ","),
+		Progress: func(rows int) { prog.update("eval: reading %s: %d rows", name, rows) }})
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("eval: %s: %w", cfg.CSV, err)
 	}
-	rep, err := crossValidate(ctx, data, trainer, cfg)
+	rep, err := crossValidate(ctx, data, trainer, cfg, prog)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
+	prog.done()
 	rep.File = filepath.Base(cfg.CSV)
 	rep.Seconds = math.Round(time.Since(start).Seconds()*1000) / 1000
 	if cfg.JSON {
@@ -144,8 +152,8 @@ func stratifiedFolds(labels []bool, k int, seed uint64) []int {
 
 // crossValidate fits the encoder and the model on each fold's training
 // part and scores its held-out part; the metrics pool every out-of-fold
-// prediction.
-func crossValidate(ctx context.Context, data labelledCSV, trainer model.Trainer, cfg evalConfig) (evalReport, error) {
+// prediction. prog (nil for none) shows the fold being fitted.
+func crossValidate(ctx context.Context, data labelledCSV, trainer model.Trainer, cfg evalConfig, prog *progressLine) (evalReport, error) {
 	n := len(data.Rows)
 	neg := n - data.Positives
 	if data.Positives < cfg.Folds || neg < cfg.Folds {
@@ -176,6 +184,7 @@ func crossValidate(ctx context.Context, data labelledCSV, trainer model.Trainer,
 			train = append(train, data.Rows[i])
 			examples = append(examples, model.Example{Signals: data.Rows[i], Label: data.Labels[i]})
 		}
+		prog.step("eval: fold %d of %d: training on %d rows", k+1, cfg.Folds, len(train))
 		design := model.Design{Encoder: model.FitEncoder(train, encOpt)}
 		fit, err := trainer.Train(ctx, design.Dataset(examples), model.TrainOptions{L2: cfg.L2})
 		if err != nil {

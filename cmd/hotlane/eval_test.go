@@ -182,3 +182,27 @@ func TestEvalRealDataQuality(t *testing.T) {
 		t.Errorf("out-of-fold ROC-AUC = %.4f, want >= 0.90", rep.ROCAUC)
 	}
 }
+
+// With --progress always, eval shows on standard error the rows it read
+// and the fold it fits, then clears the line; by default (standard error
+// is not a terminal here) it writes nothing there.
+func TestEvalProgress(t *testing.T) {
+	path := writeEvalCSV(t)
+	args := []string{"--csv", path, "--label", "Converted", "--ignore", "Session Id", "--folds", "4"}
+	out, stderr, err := runEvalCmd(t, args...)
+	if err != nil || stderr != "" || out == "" {
+		t.Fatalf("eval: %v, stderr %q, want output and nothing on stderr", err, stderr)
+	}
+	out, stderr, err = runEvalCmd(t, append(args, "--progress", "always")...)
+	if err != nil || !strings.Contains(out, "ROC-AUC") {
+		t.Fatalf("eval --progress always: %v\n%s", err, out)
+	}
+	for _, want := range []string{"\reval: reading small.csv: 0 rows", "\reval: fold 1 of 4: training on 225 rows", "\reval: fold 4 of 4: "} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%q", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "\n") || !lastCleared(stderr) {
+		t.Errorf("stderr is not one line redrawn and cleared at the end:\n%q", stderr)
+	}
+}

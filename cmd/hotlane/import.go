@@ -24,6 +24,10 @@ import (
 // maxImportSignals matches the score endpoint's limit on signals.
 const maxImportSignals = 100
 
+// importProgressRows is how many rows import scores, and conversations it
+// stores, between two looks at the status line.
+const importProgressRows = 1000
+
 // runImport loads labelled history from a CSV file: each row becomes a
 // past conversation with one decision, scored by the live ruleset and
 // model, and its outcome (converted for a positive label, lost otherwise),
@@ -33,7 +37,10 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var (
 		path, label, positive, channel, at, timeColumn string
 	)
-	db, rest, log, err := parseDBCommand("import", args, stderr, func(fs *flag.FlagSet) {
+	// Logs go through the status line, which clears itself for them.
+	prog := newProgress(stderr)
+	db, rest, log, err := parseDBCommand("import", args, prog, func(fs *flag.FlagSet) {
+		prog.register(fs)
 		fs.StringVar(&path, "csv", "", "CSV file with a header line (required)")
 		fs.StringVar(&label, "label", "", "the label column (required)")
 		fs.StringVar(&positive, "positive", "", "label value meaning positive (default: TRUE, 1 or YES)")
@@ -59,14 +66,20 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if channel != "" && !model.PlainText(channel) {
 		return usagef("--channel: %q is not a plain token", channel)
 	}
+	prog.start()
+	defer prog.done()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	data, err := readLabelledCSV(bytes.NewReader(raw), csvOptions{Label: label, Positive: positive})
+	name := filepath.Base(path)
+	prog.step("import: reading %s: 0 rows", name)
+	data, err := readLabelledCSV(bytes.NewReader(raw), csvOptions{Label: label, Positive: positive,
+		Progress: func(rows int) { prog.update("import: reading %s: %d rows", name, rows) }})
 	if err != nil {
 		return fmt.Errorf("import %s: %w", path, err)
 	}
+	prog.step("import: read %d rows from %s; loading the live ruleset", len(data.Rows), name)
 
 	store, err := openStore(ctx, db, log)
 	if err != nil {
@@ -94,7 +107,11 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usagef("--time-column: no column %q in %s", timeColumn, path)
 		}
 	}
+	prog.step("import: scoring 0 of %d rows", len(data.Rows))
 	for i, signals := range data.Rows {
+		if i%importProgressRows == 0 {
+			prog.update("import: scoring %d of %d rows", i, len(data.Rows))
+		}
 		rowAt := when
 		if timeKey != "" {
 			t, err := parseRowTime(signals[timeKey])
@@ -141,10 +158,21 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			EventID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(id+"/outcome")).String(),
 		})
 	}
-	res, err := store.ImportHistory(ctx, convs)
-	if err != nil {
-		return fmt.Errorf("import %s: %w (%d conversations added before the failure)", path, err, res.Added)
+	// Stored a part at a time, for the status line; the store commits a
+	// few hundred at a time either way.
+	var res feedback.ImportResult
+	prog.step("import: storing 0 of %d conversations", len(convs))
+	for start := 0; start < len(convs); start += importProgressRows {
+		end := min(start+importProgressRows, len(convs))
+		part, err := store.ImportHistory(ctx, convs[start:end])
+		res.Added += part.Added
+		res.Skipped += part.Skipped
+		if err != nil {
+			return fmt.Errorf("import %s: %w (%d conversations added before the failure)", path, err, res.Added)
+		}
+		prog.update("import: storing %d of %d conversations (%d added, %d already present)", end, len(convs), res.Added, res.Skipped)
 	}
+	prog.done()
 	fmt.Fprintf(stdout, "imported %d labelled conversations from %s (%d positive, %d signals each at most, channel %s); %d already present were skipped\n",
 		res.Added, filepath.Base(path), data.Positives, len(data.Signals), orDefault(channel, "from the file or web"), res.Skipped)
 	return nil

@@ -129,3 +129,56 @@ func TestImportTimeColumn(t *testing.T) {
 		t.Errorf("bad date: %v", err)
 	}
 }
+
+// progressDB makes a database with the demo ruleset and a labelled history
+// CSV of n rows beside it.
+func progressDB(t *testing.T, n int) (db, csvPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	db = filepath.Join(dir, "h.db")
+	policy := filepath.Join(dir, "p.yaml")
+	write(t, policy, demoPolicy)
+	for _, args := range [][]string{{"migrate", "--db", db}, {"rules", "apply", "--db", db, policy}} {
+		if _, _, err := runCLI(t, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var csv strings.Builder
+	csv.WriteString("Deal Size,Plan,Converted\n")
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range n {
+		deal := 500 + rng.IntN(20000)
+		plan := []string{"free", "pro", "enterprise"}[rng.IntN(3)]
+		fmt.Fprintf(&csv, "%d,%s,%v\n", deal, plan, (deal >= 10000 || plan == "enterprise") != (rng.IntN(8) == 0))
+	}
+	csvPath = filepath.Join(dir, "history.csv")
+	write(t, csvPath, []byte(csv.String()))
+	return db, csvPath
+}
+
+// With --progress always, import shows on standard error the rows it read,
+// scored and stored, with its logs above the line, then clears it; by
+// default (standard error is not a terminal here) nothing is added.
+func TestImportProgress(t *testing.T) {
+	db, path := progressDB(t, 300)
+	out, stderr, err := runCLI(t, "import", "--db", db, "--csv", path, "--label", "Converted", "--log-level", "error")
+	if err != nil || stderr != "" || !strings.Contains(out, "imported 300 ") {
+		t.Fatalf("import: %q, %v, stderr %q: want nothing on stderr", out, err, stderr)
+	}
+	db, path = progressDB(t, 300)
+	out, stderr, err = runCLI(t, "import", "--db", db, "--csv", path, "--label", "Converted", "--progress", "always")
+	if err != nil || !strings.Contains(out, "imported 300 ") {
+		t.Fatalf("import --progress always: %q, %v", out, err)
+	}
+	for _, want := range []string{"\rimport: reading history.csv: 0 rows", "\rimport: read 300 rows from history.csv",
+		"\rimport: scoring 0 of 300 rows", "\rimport: storing 0 of 300 conversations",
+		// A log line is written whole on a line of its own.
+		"\r{\"time\":", "\"msg\":\"scorer loaded\"", "}\n\rimport: "} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%q", want, stderr)
+		}
+	}
+	if !lastCleared(stderr) {
+		t.Errorf("the line is not cleared at the end:\n%q", stderr)
+	}
+}

@@ -104,6 +104,8 @@ type simReport struct {
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := simConfig{}
 	fs := newFlagSet("simulate", stderr)
+	prog := newProgress(stderr)
+	prog.register(fs)
 	fs.StringVar(&cfg.URL, "url", "", "base URL of a running server; without it a server is started in-process on a temporary SQLite database")
 	fs.StringVar(&cfg.Key, "key", "", "API key with the score, feedback and admin scopes (with --url)")
 	fs.IntVar(&cfg.Weeks, "weeks", 4, "simulated weeks, with the tuning job run between them")
@@ -144,24 +146,29 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 
+	// What goes to standard error goes through the status line, which
+	// clears itself for it.
+	prog.start()
+	defer prog.done()
 	if cfg.URL == "" {
-		srv, err := startSimServer(ctx, stderr)
+		srv, err := startSimServer(ctx, prog)
 		if err != nil {
 			return err
 		}
 		defer func() {
 			if err := srv.stop(); err != nil {
-				fmt.Fprintln(stderr, "simulate: stopping the in-process server:", err)
+				fmt.Fprintln(prog, "simulate: stopping the in-process server:", err)
 			}
 		}()
 		// A fresh database lets ids repeat: the server's review sample is
 		// a hash of the conversation id, so a seed then gives the same run.
 		cfg.URL, cfg.Key, cfg.RunID = srv.url, srv.key, fmt.Sprintf("s%d", cfg.Seed)
 	}
-	rep, err := simulate(ctx, cfg, stderr)
+	rep, err := simulate(ctx, cfg, prog)
 	if err != nil {
 		return err
 	}
+	prog.done()
 	if cfg.JSON {
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(rep)
@@ -236,8 +243,9 @@ func (s *simServer) stop() error {
 	return err
 }
 
-// simulate runs the weeks against the server at cfg.URL.
-func simulate(ctx context.Context, cfg simConfig, progress io.Writer) (*simReport, error) {
+// simulate runs the weeks against the server at cfg.URL, telling prog
+// how far it is; its lines go to prog (standard error).
+func simulate(ctx context.Context, cfg simConfig, prog *progressLine) (*simReport, error) {
 	began := time.Now()
 	world, err := newSimWorld(cfg.Seed)
 	if err != nil {
@@ -266,23 +274,23 @@ func simulate(ctx context.Context, cfg simConfig, progress io.Writer) (*simRepor
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(progress, "simulate: publishing the simulation's ruleset on %s (live now: %s); it is restored when the run ends\n", c.base, before)
+		fmt.Fprintf(prog, "simulate: publishing the simulation's ruleset on %s (live now: %s); it is restored when the run ends\n", c.base, before)
 		defer func() {
 			// Restored even when the run failed or was interrupted.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			if err := c.restore(rctx, before); err != nil {
-				fmt.Fprintf(progress, "simulate: could not restore %s: %v\n", before, err)
+				fmt.Fprintf(prog, "simulate: could not restore %s: %v\n", before, err)
 				return
 			}
-			fmt.Fprintf(progress, "simulate: restored %s\n", before)
+			fmt.Fprintf(prog, "simulate: restored %s\n", before)
 		}()
 	}
 	ruleset, err := c.publishPolicy(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(progress, "simulate: run %s, published ruleset %d, %d weeks of %d conversations against %s\n",
+	fmt.Fprintf(prog, "simulate: run %s, published ruleset %d, %d weeks of %d conversations against %s\n",
 		runID, ruleset, cfg.Weeks, cfg.Conversations, c.base)
 
 	rep := &simReport{Seed: cfg.Seed, ConversationsPerWeek: cfg.Conversations, LabelNoise: cfg.LabelNoise}
@@ -293,16 +301,22 @@ func simulate(ctx context.Context, cfg simConfig, progress io.Writer) (*simRepor
 		we := ws.AddDate(0, 0, 7)
 		// The server picks up a new ruleset or model on its next reload;
 		// a probe call waits for it, so a week is scored by one version.
+		versions := fmt.Sprintf("ruleset %d and no model", ruleset)
+		if modelVersion != nil {
+			versions = fmt.Sprintf("ruleset %d and model %d", ruleset, *modelVersion)
+		}
+		prog.step("simulate: week %d of %d: waiting for the server to score with %s", k, cfg.Weeks, versions)
 		if err := c.waitForVersions(ctx, runID, ws, ruleset, modelVersion); err != nil {
 			return nil, err
 		}
 		convs := world.Week(k, cfg.Conversations, ws)
-		row, err := c.playWeek(ctx, cfg, runID, k, ws, we, convs, progress)
+		row, err := c.playWeek(ctx, cfg, runID, k, ws, we, convs, prog)
 		if err != nil {
 			return nil, err
 		}
 		if k < cfg.Weeks {
-			fmt.Fprintf(progress, "simulate: week %d: running the tuning job as of %s\n", k, we.Format(time.RFC3339))
+			prog.step("simulate: week %d of %d: running the tuning job", k, cfg.Weeks)
+			fmt.Fprintf(prog, "simulate: week %d: running the tuning job as of %s\n", k, we.Format(time.RFC3339))
 			t, err := c.tune(ctx, we)
 			if err != nil {
 				return nil, err
@@ -311,7 +325,7 @@ func simulate(ctx context.Context, cfg simConfig, progress io.Writer) (*simRepor
 			if t.Promoted && t.CandidateVersion != nil {
 				modelVersion = t.CandidateVersion
 			}
-			fmt.Fprintf(progress, "simulate: week %d: tuning %s\n", k, t.summary())
+			fmt.Fprintf(prog, "simulate: week %d: tuning %s\n", k, t.summary())
 		}
 		rep.Weeks = append(rep.Weeks, row)
 	}
@@ -338,16 +352,27 @@ type simOutcome struct {
 
 // playWeek scores the week's conversations, plays the agents and reports
 // the outcomes, then measures the week against the truth.
-func (c *simClient) playWeek(ctx context.Context, cfg simConfig, runID string, k int, ws, we time.Time, convs []simConv, progress io.Writer) (simRow, error) {
+func (c *simClient) playWeek(ctx context.Context, cfg simConfig, runID string, k int, ws, we time.Time, convs []simConv, prog *progressLine) (simRow, error) {
 	convID := func(cv *simConv) string { return "sim-" + runID + "-" + cv.ID }
 	byID := make(map[string]*simConv, len(convs))
 	for i := range convs {
 		byID[convID(&convs[i])] = &convs[i]
 	}
 	outcomes := make([]simOutcome, len(convs))
+	// phase shows a part of the week beginning on the status line, and
+	// returns what to call as each of its n items is done.
+	phase := func(what string, n int, noun string) func() {
+		prog.step("simulate: week %d of %d: %s: 0 of %d %s", k, cfg.Weeks, what, n, noun)
+		var done atomic.Int64
+		return func() {
+			prog.update("simulate: week %d of %d: %s: %d of %d %s", k, cfg.Weeks, what, done.Add(1), n, noun)
+		}
+	}
 
 	// Chats: every score call, then the first human response.
+	chatted := phase("scoring", len(convs), "conversations")
 	err := c.each(ctx, cfg.Concurrency, len(convs), func(ctx context.Context, i int) error {
+		defer chatted()
 		cv := &convs[i]
 		id := convID(cv)
 		o := &outcomes[i]
@@ -371,14 +396,16 @@ func (c *simClient) playWeek(ctx context.Context, cfg simConfig, runID string, k
 	if err != nil {
 		return simRow{}, fmt.Errorf("week %d: chats: %w", k, err)
 	}
-	fmt.Fprintf(progress, "simulate: week %d: scored %d conversations\n", k, len(convs))
+	fmt.Fprintf(prog, "simulate: week %d: scored %d conversations\n", k, len(convs))
 
 	// Agents label every fired alert of the week's conversations.
 	alerts, err := c.unlabelledAlerts(ctx, byID)
 	if err != nil {
 		return simRow{}, fmt.Errorf("week %d: %w", k, err)
 	}
+	labelled := phase("labelling", len(alerts), "alerts")
 	err = c.each(ctx, cfg.Concurrency, len(alerts), func(ctx context.Context, i int) error {
+		defer labelled()
 		a := alerts[i]
 		cv := byID[a.ConversationID]
 		useful := cv.Positive != (cv.LabelDraw < cfg.LabelNoise)
@@ -393,7 +420,9 @@ func (c *simClient) playWeek(ctx context.Context, cfg simConfig, runID string, k
 	}
 
 	// Platforms report the outcomes.
+	reported := phase("reporting outcomes", len(convs), "conversations")
 	err = c.each(ctx, cfg.Concurrency, len(convs), func(ctx context.Context, i int) error {
+		defer reported()
 		cv := &convs[i]
 		ev := simEvent{Type: "lost", At: cv.OutcomeAt, Agent: cv.Agent}
 		if cv.Positive {
@@ -408,7 +437,7 @@ func (c *simClient) playWeek(ctx context.Context, cfg simConfig, runID string, k
 
 	row := weekRow(k, ws, we, convs, outcomes)
 	row.Labelled = len(alerts)
-	fmt.Fprintf(progress, "simulate: week %d: %d alerts fired, %d labelled, precision %s, model AUC %s (best %s)\n",
+	fmt.Fprintf(prog, "simulate: week %d: %d alerts fired, %d labelled, precision %s, model AUC %s (best %s)\n",
 		k, row.AlertsFired, row.Labelled, fmtRate(row.AlertPrecision), fmtRate(row.ModelAUC), fmtRate(row.BestAUC))
 	return row, nil
 }

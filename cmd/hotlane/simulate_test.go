@@ -175,6 +175,11 @@ func TestSimulateRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, stderr.String())
 	}
+	// Standard error is not a terminal: it holds simulate's lines only,
+	// no status line (TestSimulateProgress).
+	if strings.Contains(stderr.String(), "\r") || strings.Contains(stderr.String(), "week 1 of 2") {
+		t.Errorf("stderr holds a status line:\n%q", stderr.String())
+	}
 	var rep simReport
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("decode %q: %v", stdout.String(), err)
@@ -232,6 +237,39 @@ func TestSimulateRun(t *testing.T) {
 	if len(lines) < 4 || !strings.Contains(lines[0], "precision") || !strings.HasPrefix(strings.TrimSpace(lines[1]), "1 ") ||
 		!strings.HasPrefix(strings.TrimSpace(lines[2]), "2 ") || !strings.HasPrefix(lines[3], "after week 1: ") {
 		t.Errorf("table:\n%s", table.String())
+	}
+}
+
+// With --progress always, simulate shows on standard error the week, n of
+// N, and how far its part is, below its own lines, then clears the line.
+func TestSimulateProgress(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"simulate", "--weeks", "2", "--conversations", "100", "--concurrency", "8", "--json", "--progress", "always"},
+		strings.NewReader(""), &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, stderr.String())
+	}
+	got := stderr.String()
+	for _, want := range []string{
+		"\rsimulate: week 1 of 2: waiting for the server to score with ruleset 1 and no model",
+		"\rsimulate: week 1 of 2: scoring: 0 of 100 conversations", "\rsimulate: week 1 of 2: labelling: 0 of ",
+		"\rsimulate: week 1 of 2: reporting outcomes: 0 of 100 conversations", "\rsimulate: week 1 of 2: running the tuning job",
+		"\rsimulate: week 2 of 2: scoring: 0 of 100 conversations",
+		// simulate's own lines are whole, each on a line of its own.
+		"\rsimulate: week 1: scored 100 conversations\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stderr lacks %q:\n%q", want, got)
+		}
+	}
+	if !lastCleared(got) {
+		t.Errorf("the line is not cleared at the end:\n%q", got)
+	}
+	var rep simReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || len(rep.Weeks) != 2 {
+		t.Errorf("stdout: %v, %d weeks; want the JSON report of 2 weeks", err, len(rep.Weeks))
 	}
 }
 

@@ -131,8 +131,11 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var tf tuneFlags
 	var asOf string
 	var asJSON bool
-	db, rest, log, err := parseDBCommand("tune", args, stderr, func(fs *flag.FlagSet) {
+	// Logs go through the status line, which clears itself for them.
+	prog := newProgress(stderr)
+	db, rest, log, err := parseDBCommand("tune", args, prog, func(fs *flag.FlagSet) {
 		tf.register(fs)
+		prog.register(fs)
 		fs.StringVar(&asOf, "as-of", "", "end of the training window (RFC 3339); default now")
 		fs.BoolVar(&asJSON, "json", false, "print the run and its report as one JSON object")
 	})
@@ -158,7 +161,20 @@ func runTune(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
-	res, err := tf.tuner(store, nil, log).RunNow(ctx, req)
+	prog.start()
+	defer prog.done()
+	tuner := tf.tuner(store, nil, log)
+	step := 0
+	tuner.Step = func(n, of int, name string) {
+		if n != step {
+			step = n
+			prog.step("tune: step %d of %d: %s", n, of, name)
+			return
+		}
+		prog.update("tune: step %d of %d: %s", n, of, name)
+	}
+	res, err := tuner.RunNow(ctx, req)
+	prog.done()
 	if errors.Is(err, jobs.ErrTuneRunning) {
 		return fmt.Errorf("tune: %w", err)
 	}
@@ -197,6 +213,9 @@ func printReport(w io.Writer, r *feedback.Report) {
 	fmt.Fprintf(w, "window %s to %s, holdout from %s\n", r.Window.Start.Format(time.RFC3339), r.Window.End.Format(time.RFC3339),
 		r.Window.HoldoutStart.Format(time.RFC3339))
 	fmt.Fprintf(w, "conversations %d, labelled %d (train %d, holdout %d)\n", r.Data.Conversations, r.Data.Labelled, r.Data.Train, r.Data.Holdout)
+	if !r.Judged() {
+		fmt.Fprintf(w, "not judged: %s\nno metrics, no threshold proposals and no promotion on this evidence\n", r.Evidence.Reason)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	if r.Live != nil && r.Candidate != nil {
 		live := "rules only"
@@ -221,12 +240,12 @@ func printReport(w io.Writer, r *feedback.Report) {
 		tw.Flush()
 	}
 	if len(r.Thresholds) > 0 {
-		fmt.Fprintln(tw, "channel\ttier\tcurrent\tproposed\tprecision\trecall\tvolume\ttarget met")
+		fmt.Fprintln(tw, "channel\ttier\tcurrent\tproposed\tprecision\trecall\tvolume\tlabelled\ttarget met")
 		for _, t := range r.Thresholds {
 			cur := map[model.Tier]float64{model.TierUrgent: t.Current.Urgent, model.TierHigh: t.Current.High, model.TierMedium: t.Current.Medium}
 			for _, tp := range t.Proposal.Tiers {
-				fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.2f\t%.2f\t%.0f\t%v\n", t.Channel, tp.Tier, cur[tp.Tier], tp.Threshold,
-					tp.Precision, tp.Recall, tp.Volume, tp.Met)
+				fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.2f\t%.2f\t%.0f\t%d\t%v\n", t.Channel, tp.Tier, cur[tp.Tier], tp.Threshold,
+					tp.Precision, tp.Recall, tp.Volume, tp.Labelled, tp.Met)
 			}
 		}
 		tw.Flush()

@@ -216,3 +216,31 @@ func bf(b bool) float64 {
 	}
 	return 0
 }
+
+// With --progress always, tune shows on standard error each step of the
+// run, n of 5, then clears the line; by default (standard error is not a
+// terminal here) nothing is added.
+func TestTuneProgress(t *testing.T) {
+	db, path := progressDB(t, 300)
+	if _, _, err := runCLI(t, "import", "--db", db, "--csv", path, "--label", "Converted", "--log-level", "error"); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := runCLI(t, "tune", "--db", db, "--log-level", "error")
+	if err != nil || stderr != "" || !strings.Contains(out, "tuning report") {
+		t.Fatalf("tune: %v, stderr %q: want a report and nothing on stderr\n%s", err, stderr, out)
+	}
+	out, stderr, err = runCLI(t, "tune", "--db", db, "--log-level", "error", "--progress", "always")
+	if err != nil || !strings.Contains(out, "tuning report") {
+		t.Fatalf("tune --progress always: %v\n%s", err, out)
+	}
+	// Steps 3 and 4 (measuring, thresholds) need enough evidence; the
+	// others are in every run that trains.
+	for _, want := range []string{"\rtune: step 1 of 5: reading decisions", "\rtune: step 2 of 5: training", "\rtune: step 5 of 5: saving the report"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%q", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "\n") || !lastCleared(stderr) {
+		t.Errorf("stderr is not one line redrawn and cleared at the end:\n%q", stderr)
+	}
+}
