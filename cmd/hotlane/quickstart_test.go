@@ -29,10 +29,10 @@ type docBlock struct {
 // start runs whole.
 const runnableMarker = "<!-- runs on the demo -->"
 
-// docBlocks extracts the shell examples of path: every ```sh block between
-// the headings `from` and the next heading of the same level when from is
-// not "", else every block marked runnable.
-func docBlocks(t *testing.T, path, from string) []docBlock {
+// docBlocks extracts the shell examples of path: every ```sh block of the
+// sections (level-2 headings) named in from, or, when from is empty,
+// every block marked runnable.
+func docBlocks(t *testing.T, path string, from ...string) []docBlock {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -40,14 +40,15 @@ func docBlocks(t *testing.T, path, from string) []docBlock {
 	}
 	lines := strings.Split(string(raw), "\n")
 	var out []docBlock
-	in := from == ""
+	all := len(from) == 0
+	in := all
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
-		if from != "" && strings.HasPrefix(l, "## ") {
-			in = l == from
+		if !all && strings.HasPrefix(l, "## ") {
+			in = slices.Contains(from, l)
 			continue
 		}
-		if !in || l != "```sh" || (from == "" && (i == 0 || lines[i-1] != runnableMarker)) {
+		if !in || l != "```sh" || (all && (i == 0 || lines[i-1] != runnableMarker)) {
 			continue
 		}
 		b := docBlock{where: fmt.Sprintf("%s:%d", filepath.Base(path), i+1)}
@@ -93,7 +94,8 @@ func adaptLine(line, addr, key string) (string, bool) {
 }
 
 // TestDocsExamplesRunOnTheDemo runs, as a new user would, every shell
-// example of the README's quick start and every example of the docs
+// example of the README's quick start (and its "Try it on the demo"
+// section) and every example of the docs
 // pages marked to run on the demo, in order, against a fresh
 // `serve --demo`, with the hotlane command at ./hotlane and on the PATH. Each must exit 0
 // and print something that is not an error, and an example shown with a
@@ -103,12 +105,12 @@ func TestDocsExamplesRunOnTheDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a demo server")
 	}
-	blocks := docBlocks(t, "../../README.md", "## Quick start")
+	blocks := docBlocks(t, "../../README.md", "## Quick start", "## Try it on the demo")
 	if len(blocks) < 5 {
 		t.Fatalf("the README's quick start has %d shell examples; the test expects at least 5", len(blocks))
 	}
 	for _, page := range []string{"integration.md", "tuning.md", "operations.md", "web-ui.md", "architecture.md"} {
-		blocks = append(blocks, docBlocks(t, filepath.Join("../../docs", page), "")...)
+		blocks = append(blocks, docBlocks(t, filepath.Join("../../docs", page))...)
 	}
 
 	dir := t.TempDir()
