@@ -158,6 +158,7 @@ func authzTable() []authzRoute {
 		// The web UI: anyone.
 		{method: get, path: "/login", who: login},
 		{method: post, path: "/login", who: login, body: loginForm},
+		{method: get, path: "/api", who: login},
 
 		// The web UI: agents.
 		{method: post, path: "/logout", who: agent},

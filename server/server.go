@@ -8,7 +8,8 @@
 // small interfaces declared beside them, and map errors to one JSON error
 // shape (errors.go). It also serves the web UI (web.go, and a file per
 // area: web_pages.go for agents, web_lead.go, web_rules.go and web_kpis.go
-// for leads, web_settings.go for admins, charts.go for the SVG charts):
+// for leads, web_settings.go for admins, charts.go for the SVG charts,
+// apiref.go for the API reference rendered from openapi.yaml):
 // server-rendered pages from templates on a session cookie, and the live
 // events the queue and /v1/stream carry (live_events.go, shared between
 // processes by live_relay.go). chatwoot.go receives Chatwoot's webhooks:
@@ -211,6 +212,9 @@ func New(cfg Config, store Store, log *slog.Logger) *Server {
 	s.backtests = make(chan struct{}, 1)
 	s.events, s.stopStreams = newBroker(), make(chan struct{})
 	s.relay = newRelay(store)
+	if _, err := apiReference(); err != nil {
+		log.Error("the API reference page cannot be shown", slog.Any("err", err))
+	}
 	s.engine = s.routes()
 	return s
 }

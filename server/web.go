@@ -64,6 +64,7 @@ type pageRoute struct {
 func (s *Server) pageRoutes() []pageRoute {
 	return []pageRoute{
 		{http.MethodGet, "/login", "", s.handleLoginPage},
+		{http.MethodGet, apiRefPath, "", s.handleAPIRefPage},
 		{http.MethodPost, "/login", "", s.handleLogin},
 		{http.MethodPost, "/logout", feedback.RoleAgent, s.handleLogout},
 		{http.MethodGet, "/", feedback.RoleAgent, s.handleQueuePage},

@@ -23,7 +23,7 @@ import (
 var files embed.FS
 
 // Pages lists the page templates; each is rendered inside layout.html.
-var Pages = []string{"login", "queue", "alerts", "conversation", "error", "reports", "report", "models", "audit", "kpis", "rules", "ruleset", "settings"}
+var Pages = []string{"login", "queue", "alerts", "conversation", "error", "reports", "report", "models", "audit", "kpis", "rules", "ruleset", "settings", "apiref"}
 
 // Engine renders the pages.
 type Engine struct {
