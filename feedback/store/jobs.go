@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -50,8 +49,13 @@ func (s *Store) TryJobLock(ctx context.Context, job string) (release func(), ok 
 	if err != nil {
 		return nil, false, fmt.Errorf("store: job lock %s: %w", job, translate(err))
 	}
-	key := advisoryKey(job)
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+	// The key names the schema too: advisory locks are per database, and
+	// two installations in two schemas of one database (as the tests are)
+	// must not hold each other's jobs back.
+	var key int64
+	err = conn.QueryRowContext(ctx, `SELECT k, pg_try_advisory_lock(k)
+FROM (SELECT hashtextextended('hotlane:job:' || current_schema() || ':' || $1, 0) AS k) AS lock`, job).Scan(&key, &ok)
+	if err != nil {
 		conn.Close()
 		return nil, false, fmt.Errorf("store: job lock %s: %w", job, translate(err))
 	}
@@ -114,13 +118,6 @@ WHERE job_locks.expires_at < ?`, job, holder, t.Add(jobLease), t)
 			}
 		})
 	}, true, nil
-}
-
-// advisoryKey maps a job name to the 64-bit key of its advisory lock.
-func advisoryKey(job string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("hotlane:job:" + job))
-	return int64(h.Sum64())
 }
 
 // jobTickMemory is how long claimed ticks are kept: a tick older than this
