@@ -4,8 +4,9 @@ import "math"
 
 // EncoderVersion is the encoding this package implements. A stored model
 // with a newer encoder is refused rather than scored with the wrong
-// features.
-const EncoderVersion = 1
+// features. Version 2 added shape (hinge) and product features; version-1
+// models hold none and are read unchanged.
+const EncoderVersion = 2
 
 // The feature kinds an Encoder understands.
 const (
@@ -15,6 +16,16 @@ const (
 	KindCategory = "category" // 1 if the string equals Value
 	KindOther    = "other"    // 1 if a string not among the signal's category values
 	KindMissing  = "missing"  // 1 if the signal is missing
+	// KindHinge and KindLogHinge bend a number's line at Knot: with u the
+	// value encoded as by KindNumber (or KindLog), the feature is
+	// max(u-Knot, 0) - max(-Knot, 0), so it is 0 at the centre, as for a
+	// missing value, and the weights of a signal's hinges are the changes
+	// of its slope at their knots.
+	KindHinge    = "hinge"
+	KindLogHinge = "log_hinge"
+	// KindProduct multiplies the features at indexes Of[0] and Of[1],
+	// both earlier in the encoder: a pairwise interaction.
+	KindProduct = "product"
 )
 
 // Encoder turns signals into the numeric features of a logistic model. It
@@ -45,6 +56,10 @@ type Feature struct {
 	// Min < Max.
 	Min float64 `json:"min"`
 	Max float64 `json:"max"`
+	// Knot is where a hinge feature bends, in units of the scaled value.
+	Knot float64 `json:"knot,omitempty"`
+	// Of are the indexes of the two features a product multiplies.
+	Of []int `json:"of,omitempty"`
 }
 
 // Encode appends one value per feature to dst[:0] and returns it; pass a
@@ -55,20 +70,32 @@ type Feature struct {
 func (e *Encoder) Encode(signals map[string]any, dst []float64) []float64 {
 	dst = dst[:0]
 	for i := range e.Features {
-		dst = append(dst, e.encodeOne(i, signals[e.Features[i].Signal]))
+		f := &e.Features[i]
+		if f.Kind == KindProduct {
+			x := 0.0
+			if len(f.Of) == 2 && f.Of[0] < i && f.Of[1] < i && f.Of[0] >= 0 && f.Of[1] >= 0 {
+				x = dst[f.Of[0]] * dst[f.Of[1]]
+			}
+			dst = append(dst, x)
+			continue
+		}
+		dst = append(dst, e.encodeOne(i, signals[f.Signal]))
 	}
 	return dst
 }
 
+// hinge is a hinge feature's value at the scaled value u.
+func hinge(u, knot float64) float64 { return max(u-knot, 0) - max(-knot, 0) }
+
 func (e *Encoder) encodeOne(i int, v any) float64 {
 	f := &e.Features[i]
 	switch f.Kind {
-	case KindNumber, KindLog:
+	case KindNumber, KindLog, KindHinge, KindLogHinge:
 		x, ok := number(v)
 		if !ok {
 			return 0
 		}
-		if f.Kind == KindLog {
+		if f.Kind == KindLog || f.Kind == KindLogHinge {
 			x = math.Copysign(math.Log1p(math.Abs(x)), x)
 		}
 		if f.Min < f.Max {
@@ -78,7 +105,11 @@ func (e *Encoder) encodeOne(i int, v any) float64 {
 		if !(scale > 0) {
 			scale = 1
 		}
-		return (x - f.Center) / scale
+		u := (x - f.Center) / scale
+		if f.Kind == KindHinge || f.Kind == KindLogHinge {
+			return hinge(u, f.Knot)
+		}
+		return u
 	case KindBool:
 		if b, ok := v.(bool); ok && b {
 			return 1
@@ -154,23 +185,28 @@ type planFeature struct {
 	kind          uint8
 	slot          int // the signal's index in encodePlan.signals
 	clip          bool
+	log, bend     bool // number kinds: log-transformed; a hinge
 	lo, hi        float64
 	center, scale float64
+	knot          float64
+	a, b          int // kProduct: the features multiplied
+	base          int // a hinge: the index of its number feature, or -1
 	value         string
 	others        []string // KindOther: the signal's category values
 }
 
 const (
-	kNone uint8 = iota
-	kNumber
-	kLog
+	kNone   uint8 = iota
+	kNumber       // number, log and their hinges
 	kBool
 	kCategory
 	kOther
 	kMissing
+	kProduct
 )
 
-var kindCodes = map[string]uint8{KindNumber: kNumber, KindLog: kLog, KindBool: kBool, KindCategory: kCategory, KindOther: kOther, KindMissing: kMissing}
+var kindCodes = map[string]uint8{KindNumber: kNumber, KindLog: kNumber, KindHinge: kNumber, KindLogHinge: kNumber,
+	KindBool: kBool, KindCategory: kCategory, KindOther: kOther, KindMissing: kMissing, KindProduct: kProduct}
 
 func newEncodePlan(e *Encoder) *encodePlan {
 	p := &encodePlan{enc: e, feats: make([]planFeature, len(e.Features))}
@@ -187,7 +223,20 @@ func newEncodePlan(e *Encoder) *encodePlan {
 			scale = 1
 		}
 		pf := planFeature{kind: kindCodes[f.Kind], slot: j, clip: f.Min < f.Max, lo: f.Min, hi: f.Max,
-			center: f.Center, scale: scale, value: f.Value}
+			log: f.Kind == KindLog || f.Kind == KindLogHinge, bend: f.Kind == KindHinge || f.Kind == KindLogHinge,
+			center: f.Center, scale: scale, knot: f.Knot, value: f.Value}
+		pf.base = -1
+		if pf.bend {
+			// A hinge bends its number's scaled value, computed once.
+			pf.base = hingeBase(e.Features, i)
+		}
+		if pf.kind == kProduct {
+			// Encode gives 0 for a malformed product; so does kNone.
+			pf.kind = kNone
+			if len(f.Of) == 2 && f.Of[0] >= 0 && f.Of[1] >= 0 && f.Of[0] < i && f.Of[1] < i {
+				pf.kind, pf.a, pf.b = kProduct, f.Of[0], f.Of[1]
+			}
+		}
 		if pf.kind == kOther {
 			for _, g := range e.Features {
 				if g.Kind == KindCategory && g.Signal == f.Signal {
@@ -217,19 +266,30 @@ func (p *encodePlan) encode(signals map[string]any, vals []any, dst []float64) (
 		v := vals[f.slot]
 		x := 0.0
 		switch f.kind {
-		case kNumber, kLog:
+		case kNumber:
+			if f.base >= 0 {
+				// Missing and odd values gave the base 0, and a hinge
+				// of 0 is 0.
+				x = hinge(dst[f.base], f.knot)
+				break
+			}
 			n, ok := number(v)
 			if !ok {
 				odd = odd || !missing(v)
 				break
 			}
-			if f.kind == kLog {
+			if f.log {
 				n = math.Copysign(math.Log1p(math.Abs(n)), n)
 			}
 			if f.clip {
 				n = min(max(n, f.lo), f.hi)
 			}
 			x = (n - f.center) / f.scale
+			if f.bend {
+				x = hinge(x, f.knot)
+			}
+		case kProduct:
+			x = dst[f.a] * dst[f.b]
 		case kBool:
 			b, ok := v.(bool)
 			if ok && b {

@@ -2,9 +2,12 @@ package model
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
+	"sync/atomic"
 )
 
 // EncoderOptions control FitEncoder.
@@ -16,12 +19,18 @@ type EncoderOptions struct {
 	// MaxCategories caps the category features of one signal (the most
 	// frequent values win); 0 takes DefaultMaxCategories.
 	MaxCategories int
+	// Knots is the most hinges a number signal gets besides its line, at
+	// quantiles of its values; 0 or a negative number gives none, the
+	// version-1 layout. Hinges want a penalty chosen from the data, so
+	// FitModel, which chooses it, takes DefaultKnots when this is 0.
+	Knots int
 }
 
 // FitEncoder's defaults.
 const (
 	DefaultMinCount      = 5
 	DefaultMaxCategories = 50
+	DefaultKnots         = 4
 )
 
 // Number encoding: the percentiles clipped to after the transform, and
@@ -39,7 +48,11 @@ const (
 // feature: non-negative signals with a heavy right tail (skewness above 1)
 // are log-transformed (KindLog), then clipped to the 0.5th and 99.5th
 // percentiles and centred on the median and scaled by IQR/1.349 (the
-// standard deviation when the IQR is 0, and 1 when that is 0 too).
+// standard deviation when the IQR is 0, and 1 when that is 0 too). With
+// Knots, a number also gets up to that many hinges (KindHinge,
+// KindLogHinge) at quantiles of its values, so the model can learn its
+// shape as a piecewise-linear curve; the L2 penalty on a hinge's weight,
+// a change of slope, is what keeps the curve smooth.
 // Booleans become one 0/1 feature. Strings become one feature per value
 // seen in at least MinCount rows (most frequent first, at most
 // MaxCategories) plus an "other" feature for every remaining or unseen
@@ -81,8 +94,25 @@ func FitEncoder(rows []map[string]any, opt EncoderOptions) Encoder {
 		used[f.Name] = true
 		enc.Features = append(enc.Features, f)
 	}
-	for _, name := range sorted {
-		for _, f := range fitSignal(rows, name, opt) {
+	// Signals are fitted in parallel, each on its own, and added in name
+	// order.
+	perSignal := make([][]Feature, len(sorted))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(sorted)) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(sorted) {
+					return
+				}
+				perSignal[k] = fitSignal(rows, sorted[k], opt)
+			}
+		})
+	}
+	wg.Wait()
+	for _, feats := range perSignal {
+		for _, f := range feats {
 			add(f)
 		}
 	}
@@ -116,7 +146,7 @@ func fitSignal(rows []map[string]any, name string, opt EncoderOptions) []Feature
 	var feats []Feature
 	switch {
 	case nNum > 0 && nNum >= nBool && nNum >= nStr:
-		feats = fitNumber(rows, name, nNum)
+		feats = fitNumber(rows, name, nNum, opt.Knots)
 	case nBool > 0 && nBool >= nStr:
 		var nTrue int
 		for _, r := range rows {
@@ -136,7 +166,7 @@ func fitSignal(rows []map[string]any, name string, opt EncoderOptions) []Feature
 	return feats
 }
 
-func fitNumber(rows []map[string]any, name string, n int) []Feature {
+func fitNumber(rows []map[string]any, name string, n, knots int) []Feature {
 	xs := make([]float64, 0, n)
 	for _, r := range rows {
 		if x, ok := number(r[name]); ok {
@@ -171,8 +201,54 @@ func fitNumber(rows []map[string]any, name string, n int) []Feature {
 	if !(f.Scale > 0) || !finite(f.Scale) {
 		f.Scale = 1
 	}
-	return []Feature{f}
+	feats := []Feature{f}
+	for _, t := range fitKnots(xs, f.Min, f.Max, knots) {
+		h := f
+		h.Kind = KindHinge
+		if f.Kind == KindLog {
+			h.Kind = KindLogHinge
+		}
+		h.Knot = (t - f.Center) / f.Scale
+		h.Name = name + ":hinge" + strconv.Itoa(len(feats))
+		feats = append(feats, h)
+	}
+	return feats
 }
+
+// fitKnots places up to k knots for a number's shape at evenly spaced
+// quantiles of its sorted values xs that lie strictly inside the clipping
+// range [lo, hi] (the whole range when lo >= hi). Values at the ends are
+// left out so that a mass of zeros (or of the clipped tail) does not pull
+// every knot onto itself; a knot at the end would bend nothing. Equal
+// knots are merged, so a signal with few distinct values gets fewer.
+func fitKnots(xs []float64, lo, hi float64, k int) []float64 {
+	if k <= 0 || len(xs) == 0 {
+		return nil
+	}
+	if lo >= hi {
+		lo, hi = xs[0], xs[len(xs)-1]
+	}
+	a := sort.Search(len(xs), func(i int) bool { return xs[i] > lo })
+	b := sort.Search(len(xs), func(i int) bool { return xs[i] >= hi })
+	inner := xs[a:b]
+	// A knot needs rows on both sides to be learned from.
+	if len(inner) < 2*minKnotRows {
+		return nil
+	}
+	var out []float64
+	for j := 1; j <= k; j++ {
+		t := quantile(inner, float64(j)/float64(k+1))
+		if len(out) > 0 && t <= out[len(out)-1] {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// minKnotRows is the least number of values inside the clipping range a
+// number needs before it gets hinges at all.
+const minKnotRows = 10
 
 func fitCategory(rows []map[string]any, name string, n int, opt EncoderOptions) []Feature {
 	counts := map[string]int{}

@@ -90,6 +90,17 @@ func (m *Model) validate() error {
 			if f.Value == "" {
 				return fmt.Errorf("feature %q: category value is required", f.Name)
 			}
+		case KindHinge, KindLogHinge:
+			if !(f.Scale > 0) || !finite(f.Knot) {
+				return fmt.Errorf("feature %q: scale must be > 0 and knot finite", f.Name)
+			}
+			if f.Min > f.Max {
+				return fmt.Errorf("feature %q: min > max", f.Name)
+			}
+		case KindProduct:
+			if len(f.Of) != 2 || f.Of[0] < 0 || f.Of[1] < 0 || f.Of[0] >= i || f.Of[1] >= i {
+				return fmt.Errorf("feature %q: a product names two earlier features", f.Name)
+			}
 		case KindBool, KindOther, KindMissing:
 		default:
 			return fmt.Errorf("feature %q: unknown kind %q", f.Name, f.Kind)

@@ -16,14 +16,90 @@ type Dataset struct {
 	Y []float64
 	W []float64
 	P int
+	// derive, when set, makes the dataset compact: each row of X stores
+	// only derive.stride columns and the others (hinges, products) are
+	// computed from them as the row is read. Only FitModel makes such
+	// datasets, for the Newton trainer, and they never leave the package.
+	derive *derivation
 }
 
 // Rows is the number of rows.
 func (d *Dataset) Rows() int {
+	if d.derive != nil {
+		return len(d.Y)
+	}
 	if d.P == 0 {
 		return len(d.Y)
 	}
 	return len(d.X) / d.P
+}
+
+// derivation lays out a compact Dataset. A hinge reads a stored column
+// and a product any earlier column, so a row is expanded in three passes:
+// stored columns, hinges, products in order.
+type derivation struct {
+	stride   int
+	ops      []deriveOp // one per column of the full row, in order
+	stored   [][2]int   // full column, stored column
+	hinges   []deriveOp // a is the full column read, b the one written
+	products []deriveOp // a, b read, knot unused; dst in col
+	prodCols []int
+}
+
+// deriveOp makes one column of the full row: a stored column, a hinge of
+// an earlier column or the product of two.
+type deriveOp struct {
+	kind uint8
+	a, b int
+	knot float64
+}
+
+const (
+	opStored uint8 = iota
+	opHinge
+	opProduct
+)
+
+// features returns row i's P features: a slice of X for a dense dataset,
+// else the row expanded into buf (of capacity at least P).
+func (d *Dataset) features(i int, buf []float64) []float64 {
+	if d.derive == nil {
+		return d.X[i*d.P : (i+1)*d.P]
+	}
+	der := d.derive
+	s := der.stride
+	src := d.X[i*s : (i+1)*s]
+	buf = buf[:d.P]
+	for _, c := range der.stored {
+		buf[c[0]] = src[c[1]]
+	}
+	for _, h := range der.hinges {
+		buf[h.b] = hinge(buf[h.a], h.knot)
+	}
+	for k, p := range der.products {
+		buf[der.prodCols[k]] = buf[p.a] * buf[p.b]
+	}
+	return buf
+}
+
+// plan splits ops into the three passes of features; it reports false when
+// a hinge reads a column that is not stored, which the passes cannot do.
+func (der *derivation) plan() bool {
+	for j, op := range der.ops {
+		switch op.kind {
+		case opStored:
+			der.stored = append(der.stored, [2]int{j, op.a})
+		case opHinge:
+			if der.ops[op.a].kind != opStored {
+				return false
+			}
+			der.hinges = append(der.hinges, deriveOp{kind: opHinge, a: op.a, b: j, knot: op.knot})
+		case opProduct:
+			der.products = append(der.products, op)
+			der.prodCols = append(der.prodCols, j)
+		}
+	}
+	return true
 }
 
 // Row returns row i of X, sharing its memory.
@@ -46,6 +122,10 @@ type TrainOptions struct {
 	MaxIter int
 	// Tol is the convergence tolerance; 0 takes a trainer default.
 	Tol float64
+	// Init, when it has one coefficient per column, is where the solver
+	// starts (a warm start along a grid of penalties, say); trainers that
+	// cannot start elsewhere ignore it.
+	Init *Fit
 }
 
 // DefaultL2 is the penalty used when TrainOptions.L2 is 0.

@@ -66,7 +66,7 @@ func (p *encodePlan) typeWarnings(vals []any) []Warning {
 		}
 		var want string
 		switch f.kind {
-		case kNumber, kLog:
+		case kNumber:
 			if _, ok := number(v); !ok && !missing(v) {
 				want = "a number"
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +27,8 @@ type evalConfig struct {
 	L2       float64
 	Seed     uint64
 	MinCount int
+	// Interactions caps the pairwise interactions; negative for none.
+	Interactions int
 }
 
 // evalReport is the outcome of hotlane eval: pooled out-of-fold metrics
@@ -40,9 +41,14 @@ type evalReport struct {
 	FoldROCAUCMean float64   `json:"fold_roc_auc_mean"`
 	FoldROCAUCStd  float64   `json:"fold_roc_auc_std"`
 	Trainer        string    `json:"trainer"`
-	L2             float64   `json:"l2"`
-	Seed           uint64    `json:"seed"`
-	Signals        int       `json:"signals"`
+	// L2 is the penalty given with --l2, or 0 when each fold chose its own
+	// by inner cross-validation (FoldL2).
+	L2     float64   `json:"l2"`
+	FoldL2 []float64 `json:"fold_l2"`
+	// FoldInteractions are the interactions each fold kept.
+	FoldInteractions [][]string `json:"fold_interactions"`
+	Seed             uint64     `json:"seed"`
+	Signals          int        `json:"signals"`
 	// Features is the number of features of the encoder fitted on every
 	// row; each fold fits its own on its training part.
 	Features int     `json:"features"`
@@ -63,7 +69,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&cfg.Folds, "folds", 5, "cross-validation folds")
 	fs.BoolVar(&cfg.JSON, "json", false, "print one JSON object")
 	fs.StringVar(&cfg.Trainer, "trainer", model.DefaultTrainer, "trainer: "+strings.Join(model.TrainerNames(), ", "))
-	fs.Float64Var(&cfg.L2, "l2", model.DefaultL2, "L2 penalty strength")
+	fs.Float64Var(&cfg.L2, "l2", 0, "L2 penalty strength (default: chosen by inner cross-validation on each fold's training part)")
+	fs.IntVar(&cfg.Interactions, "interactions", model.DefaultInteractions, "most pairwise interactions kept (each only if it improves inner cross-validated log loss); -1 for none")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the fold shuffle")
 	fs.IntVar(&cfg.MinCount, "min-count", model.DefaultMinCount, "least rows a category value needs for its own feature")
 	rest, err := parseFlags(fs, args, osEnv)
@@ -83,8 +90,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.Folds < 2 {
 		problems = append(problems, fmt.Sprintf("--folds must be at least 2, got %d", cfg.Folds))
 	}
-	if !(cfg.L2 > 0) || math.IsInf(cfg.L2, 0) {
+	if !(cfg.L2 >= 0) || math.IsInf(cfg.L2, 0) {
 		problems = append(problems, fmt.Sprintf("--l2 must be a positive number, got %v", cfg.L2))
+	}
+	if cfg.Interactions == 0 {
+		cfg.Interactions = -1 // --interactions 0 means none too
 	}
 	if cfg.MinCount < 1 {
 		problems = append(problems, fmt.Sprintf("--min-count must be at least 1, got %d", cfg.MinCount))
@@ -125,31 +135,6 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return rep.writeText(stdout)
 }
 
-// stratifiedFolds assigns each row a fold in [0, k): positives and
-// negatives are shuffled separately with the seed and dealt round-robin,
-// so every fold holds about the same share of each class.
-func stratifiedFolds(labels []bool, k int, seed uint64) []int {
-	var pos, neg []int
-	for i, y := range labels {
-		if y {
-			pos = append(pos, i)
-		} else {
-			neg = append(neg, i)
-		}
-	}
-	rng := rand.New(rand.NewPCG(seed, 0x686f746c616e65))
-	fold := make([]int, len(labels))
-	next := 0
-	for _, class := range [][]int{pos, neg} {
-		rng.Shuffle(len(class), func(a, b int) { class[a], class[b] = class[b], class[a] })
-		for _, i := range class {
-			fold[i] = next % k
-			next++
-		}
-	}
-	return fold
-}
-
 // crossValidate fits the encoder and the model on each fold's training
 // part and scores its held-out part; the metrics pool every out-of-fold
 // prediction. prog (nil for none) shows the fold being fitted.
@@ -159,21 +144,20 @@ func crossValidate(ctx context.Context, data labelledCSV, trainer model.Trainer,
 	if data.Positives < cfg.Folds || neg < cfg.Folds {
 		return evalReport{}, fmt.Errorf("%d positive and %d negative rows: each class needs at least --folds %d rows", data.Positives, neg, cfg.Folds)
 	}
-	fold := stratifiedFolds(data.Labels, cfg.Folds, cfg.Seed)
+	fold := model.StratifiedFolds(data.Labels, cfg.Folds, cfg.Seed)
 	labels := make([]float64, n)
 	for i, y := range data.Labels {
 		if y {
 			labels[i] = 1
 		}
 	}
-	encOpt := model.EncoderOptions{MinCount: cfg.MinCount}
+	encOpt := model.EncoderOptions{MinCount: cfg.MinCount, Knots: model.DefaultKnots}
 	oof := make([]float64, n)
 	rep := evalReport{Folds: cfg.Folds, Trainer: trainer.Name(), L2: cfg.L2, Seed: cfg.Seed, Signals: len(data.Signals)}
 	for k := range cfg.Folds {
 		if err := ctx.Err(); err != nil {
 			return evalReport{}, err
 		}
-		var train []map[string]any
 		var examples []model.Example
 		var test []int
 		for i := range n {
@@ -181,15 +165,16 @@ func crossValidate(ctx context.Context, data labelledCSV, trainer model.Trainer,
 				test = append(test, i)
 				continue
 			}
-			train = append(train, data.Rows[i])
 			examples = append(examples, model.Example{Signals: data.Rows[i], Label: data.Labels[i]})
 		}
-		prog.step("eval: fold %d of %d: training on %d rows", k+1, cfg.Folds, len(train))
-		design := model.Design{Encoder: model.FitEncoder(train, encOpt)}
-		fit, err := trainer.Train(ctx, design.Dataset(examples), model.TrainOptions{L2: cfg.L2})
+		prog.step("eval: fold %d of %d: training on %d rows", k+1, cfg.Folds, len(examples))
+		design, fit, sel, err := model.FitModel(ctx, trainer, nil, model.ExampleSlice(examples), model.FitOptions{Encoder: encOpt, L2: cfg.L2,
+			Interactions: cfg.Interactions, Seed: cfg.Seed})
 		if err != nil {
 			return evalReport{}, fmt.Errorf("fold %d: %w", k+1, err)
 		}
+		rep.FoldL2 = append(rep.FoldL2, sel.L2)
+		rep.FoldInteractions = append(rep.FoldInteractions, append([]string{}, sel.Interactions...))
 		m := design.Model(fit)
 		ts := make([]float64, len(test))
 		tl := make([]float64, len(test))
@@ -226,8 +211,16 @@ func (r *evalReport) writeText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d rows, %d positive (%.1f%%), %d signals, %d features\n",
 		r.File, r.Rows, r.Positives, 100*float64(r.Positives)/float64(max(r.Rows, 1)), r.Signals, r.Features)
-	fmt.Fprintf(&b, "trainer %s (L2 %g), stratified %d-fold cross-validation, seed %d, %.1fs\n\n",
-		r.Trainer, r.L2, r.Folds, r.Seed, r.Seconds)
+	l2 := fmt.Sprintf("L2 %g", r.L2)
+	if r.L2 == 0 {
+		l2 = fmt.Sprintf("L2 by inner cross-validation: %v", r.FoldL2)
+	}
+	fmt.Fprintf(&b, "trainer %s (%s), stratified %d-fold cross-validation, seed %d, %.1fs\n",
+		r.Trainer, l2, r.Folds, r.Seed, r.Seconds)
+	for k, in := range r.FoldInteractions {
+		fmt.Fprintf(&b, "fold %d interactions: %s\n", k+1, strings.Join(in, ", "))
+	}
+	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ROC-AUC\t%.4f\t(per fold: mean %.4f, std %.4f)\n", r.ROCAUC, r.FoldROCAUCMean, r.FoldROCAUCStd)
 	fmt.Fprintf(tw, "PR-AUC\t%.4f\t(average precision)\n", r.PRAUC)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hotlane/hotlane/model"
+
 	"github.com/hotlane/hotlane/feedback/feedbacktest"
 )
 
@@ -145,7 +147,7 @@ func TestEvalStratifiedFolds(t *testing.T) {
 	for i := range 23 {
 		labels[i*4] = true
 	}
-	fold := stratifiedFolds(labels, 5, 3)
+	fold := model.StratifiedFolds(labels, 5, 3)
 	var pos, all [5]int
 	for i, f := range fold {
 		all[f]++
