@@ -43,8 +43,19 @@ type Report struct {
 	KPIs       []ReportKPIWeek      `json:"kpis"`
 	Recall     model.RecallEstimate `json:"recall"`
 	Promotion  Promotion            `json:"promotion"`
-	Notes      []string             `json:"notes,omitempty"`
+	// Contributions are the candidate's contribution curves (its shape per
+	// signal) for its ReportContributions most important signals, by the
+	// spread of their contribution on the holdout (on the whole window
+	// without one), so a lead sees what it learned. Nil without a
+	// candidate, and in reports made before they were kept.
+	Contributions []model.ContribCurve `json:"contributions,omitempty"`
+	Notes         []string             `json:"notes,omitempty"`
 }
+
+// ReportContributions is how many signals' contribution curves a report
+// keeps: the few that move scores most, as small charts a lead can read
+// at a glance.
+const ReportContributions = 6
 
 // ReportWindow is the training window and its holdout.
 type ReportWindow struct {

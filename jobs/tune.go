@@ -614,6 +614,7 @@ func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gat
 	}
 	rep.Fit = feedback.FitSummary{Features: len(final.Encoder.Features), Rules: len(design.Rules), Iterations: finalFit.Iterations,
 		Converged: finalFit.Converged, Rows: len(rows)}
+	rep.Contributions = model.ContribCurves(final, contribRows(ds, len(design.Rules), cut), feedback.ReportContributions)
 
 	candScores := make([]float64, len(hold))
 	for k := range hold {
@@ -723,4 +724,24 @@ func fitBudgets(pol *model.Policy, cand *model.Model, g *gathered, rep *feedback
 		rep.Notes = append(rep.Notes, fmt.Sprintf("alert volumes are counted on a sample of %d of the holdout period's %d conversations", len(rows), g.volumeSeen))
 	}
 	return nil
+}
+
+// maxContribRows bounds the rows a report's contribution curves are
+// ranked on: a sample of that size measures a spread well enough.
+const maxContribRows = 50_000
+
+// contribRows are the encoded features of the holdout rows of ds (from
+// row hold on; all rows without a holdout), every k-th of them when there
+// are more than maxContribRows. They share ds's memory.
+func contribRows(ds *model.Dataset, rules, hold int) [][]float64 {
+	from, n := hold, ds.Rows()
+	if from >= n {
+		from = 0
+	}
+	step := max(1, (n-from+maxContribRows-1)/maxContribRows)
+	out := make([][]float64, 0, (n-from)/step+1)
+	for i := from; i < n; i += step {
+		out = append(out, ds.Row(i)[rules:])
+	}
+	return out
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 )
 
-// maxFeatureReasons bounds the feature reasons of a decision: beyond a few,
+// maxFeatureReasons bounds the signal reasons of a decision: beyond a few,
 // explanations stop being read.
 const maxFeatureReasons = 5
 
@@ -33,8 +33,11 @@ type Decision struct {
 	// fired rules.
 	Tier Tier
 	// Reasons are the fired rules by |contribution| descending (ties in
-	// policy order), then up to five non-zero feature contributions by
-	// |contribution| descending.
+	// policy order), then up to five signals by |contribution| descending
+	// (ties in the encoder's order), each signal's contribution the sum
+	// over all the features that read it: "plan" once, not "plan=pro" and
+	// "plan=other", and a number with its missing indicator as one.
+	// Signals whose features sum to zero are left out.
 	Reasons []Reason
 	// Route says where the conversation should go.
 	Route Route
@@ -58,11 +61,16 @@ const FailingStreak = 100
 
 // Reason is one contribution to a decision's logit.
 type Reason struct {
-	Kind         string  `json:"kind"` // "rule" or "feature"
+	// Kind is "rule" or "feature"; a feature reason stands for a whole
+	// signal (the kind keeps its name for the stored decisions and the
+	// API's clients).
+	Kind string `json:"kind"`
+	// Name is the rule's name, or the signal's.
 	Name         string  `json:"name"`
 	Contribution float64 `json:"contribution"`
 	TierFloor    string  `json:"tier_floor,omitempty"`
-	// Value is, for a feature, the signal value it was computed from.
+	// Value is, for a feature, the signal's value as sent; nil (and left
+	// out of the JSON) when the signal was missing.
 	Value any `json:"value,omitempty"`
 }
 
@@ -87,6 +95,12 @@ type Scorer struct {
 	weights   []float64 // per rule, in policy order
 	beta      []float64 // per feature; nil without a model
 	plan      *encodePlan
+	// Reasons are per signal: group maps each feature to its signal's
+	// index in groups, and valueSlot each signal to its value's slot in
+	// the plan (-1 when the plan does not read it).
+	group     []int
+	groups    []string
+	valueSlot []int
 	pool      sync.Pool      // of *scratch
 	streaks   []atomic.Int64 // per rule: evaluations failed in a row
 }
@@ -99,7 +113,8 @@ type scratch struct {
 	fired []int
 	feats []float64
 	vals  []any
-	top   []int
+	sums  []float64 // per signal group
+	top   []int     // signal groups
 	// The boxed channel is kept between calls: converting a string to an
 	// interface allocates, and most calls repeat a few channels.
 	channel      string
@@ -124,6 +139,7 @@ func NewScorer(p *Policy, m *Model) *Scorer {
 		s.beta = make([]float64, len(m.Encoder.Features))
 		copy(s.beta, m.Beta)
 		s.plan = newEncodePlan(&m.Encoder)
+		s.groupBySignal(&m.Encoder)
 	}
 	s.pool.New = func() any {
 		st := &scratch{
@@ -132,6 +148,7 @@ func NewScorer(p *Policy, m *Model) *Scorer {
 			fired: make([]int, 0, len(p.rules)),
 			feats: make([]float64, 0, len(s.beta)),
 			vals:  make([]any, 0, len(s.beta)),
+			sums:  make([]float64, len(s.groups)),
 			top:   make([]int, 0, maxFeatureReasons),
 		}
 		// The env holds a fixed key set, so later calls only overwrite
@@ -144,6 +161,30 @@ func NewScorer(p *Policy, m *Model) *Scorer {
 		return st
 	}
 	return s
+}
+
+// groupBySignal prepares the reasons per signal. It reads only
+// Feature.Signal, so every kind of feature, present or to come, adds to
+// its signal's reason. An interaction feature, which reads a second signal
+// besides Signal, is attributed to its first signal (Signal) for now: its
+// contribution shows under that signal's name and value.
+func (s *Scorer) groupBySignal(e *Encoder) {
+	index := make(map[string]int, len(e.Features))
+	s.group = make([]int, len(e.Features))
+	for j := range e.Features {
+		name := e.Features[j].Signal
+		g, ok := index[name]
+		if !ok {
+			g = len(s.groups)
+			index[name] = g
+			s.groups = append(s.groups, name)
+		}
+		s.group[j] = g
+	}
+	s.valueSlot = make([]int, len(s.groups))
+	for g, name := range s.groups {
+		s.valueSlot[g] = slices.Index(s.plan.signals, name)
+	}
 }
 
 // FailingRules names the rules that failed on their last FailingStreak
@@ -211,14 +252,20 @@ func (s *Scorer) Score(in Input) Decision {
 		if odd {
 			d.Warnings = append(d.Warnings, s.plan.typeWarnings(st.vals)...)
 		}
-		st.top = st.top[:0]
+		clear(st.sums)
 		for j, f := range st.feats {
 			c := s.beta[j] * f
 			if c == 0 {
 				continue
 			}
 			logit += c
-			st.top = insertTop(st.top, j, st.feats, s.beta)
+			st.sums[s.group[j]] += c
+		}
+		st.top = st.top[:0]
+		for g, c := range st.sums {
+			if c != 0 {
+				st.top = insertTop(st.top, g, st.sums)
+			}
 		}
 		nfeat = len(st.top)
 	}
@@ -247,9 +294,12 @@ func (s *Scorer) Score(in Input) Decision {
 			r := &p.rules[i]
 			d.Reasons = append(d.Reasons, Reason{Kind: "rule", Name: r.name, Contribution: s.weights[i], TierFloor: r.floor.String()})
 		}
-		for _, j := range st.top {
-			f := &s.model.Encoder.Features[j]
-			d.Reasons = append(d.Reasons, Reason{Kind: "feature", Name: f.Name, Contribution: s.beta[j] * st.feats[j], Value: st.vals[s.plan.feats[j].slot]})
+		for _, g := range st.top {
+			var v any
+			if k := s.valueSlot[g]; k >= 0 {
+				v = st.vals[k]
+			}
+			d.Reasons = append(d.Reasons, Reason{Kind: "feature", Name: s.groups[g], Contribution: st.sums[g], Value: v})
 		}
 	}
 
@@ -282,12 +332,12 @@ func (s *Scorer) fillEnv(st *scratch, in Input) {
 	}
 }
 
-// insertTop keeps top as the indexes of the largest |beta_j*f_j| seen so
-// far, at most maxFeatureReasons, largest first; earlier features win ties.
-func insertTop(top []int, j int, feats, beta []float64) []int {
-	c := math.Abs(beta[j] * feats[j])
+// insertTop keeps top as the indexes of the largest |sums[g]| seen so
+// far, at most maxFeatureReasons, largest first; earlier groups win ties.
+func insertTop(top []int, g int, sums []float64) []int {
+	c := math.Abs(sums[g])
 	pos := len(top)
-	for pos > 0 && c > math.Abs(beta[top[pos-1]]*feats[top[pos-1]]) {
+	for pos > 0 && c > math.Abs(sums[top[pos-1]]) {
 		pos--
 	}
 	if pos >= maxFeatureReasons {
@@ -297,7 +347,7 @@ func insertTop(top []int, j int, feats, beta []float64) []int {
 		top = append(top, 0)
 	}
 	copy(top[pos+1:], top[pos:len(top)-1])
-	top[pos] = j
+	top[pos] = g
 	return top
 }
 

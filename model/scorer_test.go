@@ -222,7 +222,7 @@ func TestScoreWithModel(t *testing.T) {
 						{Kind: "rule", Name: "big-deal", Contribution: 1.0, TierFloor: "high"},
 						{Kind: "feature", Name: "deal_size", Contribution: 1.6, Value: 20000.0},
 						{Kind: "feature", Name: "returning", Contribution: 0.4, Value: true},
-						{Kind: "feature", Name: "plan=other", Contribution: -0.3, Value: "enterprise"},
+						{Kind: "feature", Name: "plan", Contribution: -0.3, Value: "enterprise"},
 						{Kind: "feature", Name: "wait_seconds", Contribution: 0.1 * math.Log(4), Value: 3.0},
 					}}
 			}(),
@@ -230,13 +230,14 @@ func TestScoreWithModel(t *testing.T) {
 		{
 			name: "missing signals",
 			in:   Input{Channel: "web", Signals: map[string]any{"plan": "pro", "pricing_page_views": 3.0}},
-			// b -1; pricing tuned 0.5; plan=pro 0.8; deal_size missing -0.5.
+			// b -1; pricing tuned 0.5; plan=pro 0.8; deal_size missing -0.5:
+			// one reason per signal, the missing one without a value.
 			want: Decision{Logit: -0.2, Score: sigmoid(-0.2), Tier: TierMedium, Route: Route{Via: "none"},
 				Hits: []string{"pricing"},
 				Reasons: []Reason{
 					{Kind: "rule", Name: "pricing", Contribution: 0.5},
-					{Kind: "feature", Name: "plan=pro", Contribution: 0.8, Value: "pro"},
-					{Kind: "feature", Name: "deal_size:missing", Contribution: -0.5},
+					{Kind: "feature", Name: "plan", Contribution: 0.8, Value: "pro"},
+					{Kind: "feature", Name: "deal_size", Contribution: -0.5},
 				}},
 		},
 	}
@@ -274,6 +275,116 @@ func TestFeatureReasonsAreCapped(t *testing.T) {
 	}
 	if want := 1 - 2 + 3 - 4 + 5 - 6 + 7 + 7.0; !approx(d.Logit, want) {
 		t.Errorf("Logit = %v, want %v (every feature counts, not only those shown)", d.Logit, want)
+	}
+}
+
+// signalModel reads a category with an "other" bucket and a missing
+// indicator, a number through two features (as a shape basis would) with
+// its missing indicator, and a boolean.
+func signalModel() *Model {
+	return &Model{
+		Intercept: -1,
+		Encoder: Encoder{Version: 1, Features: []Feature{
+			{Name: "plan=pro", Signal: "plan", Kind: KindCategory, Value: "pro"},
+			{Name: "deal_size", Signal: "deal_size", Kind: KindNumber, Center: 10000, Scale: 10000, Min: 0, Max: 100000},
+			{Name: "plan=free", Signal: "plan", Kind: KindCategory, Value: "free"},
+			{Name: "plan=other", Signal: "plan", Kind: KindOther},
+			{Name: "plan:missing", Signal: "plan", Kind: KindMissing},
+			{Name: "deal_size:log", Signal: "deal_size", Kind: KindLog, Center: 9, Scale: 1},
+			{Name: "deal_size:missing", Signal: "deal_size", Kind: KindMissing},
+			{Name: "returning", Signal: "returning", Kind: KindBool},
+		}},
+		Beta: []float64{0.9, 0.1, -0.6, 0.3, -0.2, 0.25, -0.7, 0.05},
+	}
+}
+
+// A decision's feature reasons are one line per signal, summing all its
+// features, named by the signal and carrying the signal's value.
+func TestReasonsPerSignal(t *testing.T) {
+	s := NewScorer(mustPolicy(t, okThresholds), signalModel())
+	ln := func(x float64) float64 { return math.Log1p(x) }
+	tests := []struct {
+		name    string
+		signals map[string]any
+		want    []Reason
+	}{
+		{
+			name:    "a number's features add up",
+			signals: map[string]any{"deal_size": 50000.0, "plan": "pro", "returning": true},
+			// deal_size: (50000-10000)/10000*0.1 + (log1p(50000)-9)*0.25,
+			// about 0.85.
+			want: []Reason{
+				{Kind: "feature", Name: "plan", Contribution: 0.9, Value: "pro"},
+				{Kind: "feature", Name: "deal_size", Contribution: 0.4 + (ln(50000)-9)*0.25, Value: 50000.0},
+				{Kind: "feature", Name: "returning", Contribution: 0.05, Value: true},
+			},
+		},
+		{
+			name:    "the other bucket is the signal",
+			signals: map[string]any{"deal_size": 10000.0, "plan": "enterprise"},
+			want: []Reason{
+				{Kind: "feature", Name: "plan", Contribution: 0.3, Value: "enterprise"},
+				{Kind: "feature", Name: "deal_size", Contribution: (ln(10000) - 9) * 0.25, Value: 10000.0},
+			},
+		},
+		{
+			name:    "missing signals have no value",
+			signals: map[string]any{"returning": false},
+			// deal_size: the number features sit at their centre (0)
+			// and the indicator fires.
+			want: []Reason{
+				{Kind: "feature", Name: "deal_size", Contribution: -0.7},
+				{Kind: "feature", Name: "plan", Contribution: -0.2},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := s.Score(Input{Signals: tt.signals})
+			if len(d.Reasons) != len(tt.want) {
+				t.Fatalf("reasons = %+v, want %+v", d.Reasons, tt.want)
+			}
+			for i, r := range d.Reasons {
+				w := tt.want[i]
+				if r.Kind != w.Kind || r.Name != w.Name || !approx(r.Contribution, w.Contribution) || !reflect.DeepEqual(r.Value, w.Value) {
+					t.Errorf("reason %d = %+v, want %+v", i, r, w)
+				}
+			}
+			var sum float64
+			for _, r := range d.Reasons {
+				sum += r.Contribution
+			}
+			if !approx(d.Logit, -1+sum) {
+				t.Errorf("Logit = %v, want the intercept plus the reasons, %v", d.Logit, -1+sum)
+			}
+		})
+	}
+}
+
+// Signals are ranked by their summed contribution: one whose features
+// cancel out ranks below one whose small features add up, and at most
+// five are kept.
+func TestSignalReasonsRankBySum(t *testing.T) {
+	m := &Model{Encoder: Encoder{Version: 1}}
+	signals := map[string]any{}
+	// Per signal, the weights of its two boolean features.
+	weights := [][2]float64{{2, -1.9}, {0.6, 0.6}, {-1, 0}, {0.5, 0.4}, {0.3, 0.3}, {0.2, 0.2}, {0.1, 0.05}}
+	for i, w := range weights {
+		name := fmt.Sprintf("s%d", i)
+		for k, b := range w {
+			m.Encoder.Features = append(m.Encoder.Features, Feature{Name: fmt.Sprintf("%s#%d", name, k), Signal: name, Kind: KindBool})
+			m.Beta = append(m.Beta, b)
+		}
+		signals[name] = true
+	}
+	d := NewScorer(mustPolicy(t, okThresholds), m).Score(Input{Signals: signals})
+	var got []string
+	for _, r := range d.Reasons {
+		got = append(got, fmt.Sprintf("%s %+.2f", r.Name, r.Contribution))
+	}
+	want := []string{"s1 +1.20", "s2 -1.00", "s3 +0.90", "s4 +0.60", "s5 +0.40"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("reasons = %v, want %v", got, want)
 	}
 }
 

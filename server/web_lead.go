@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,6 +133,23 @@ type reportPage struct {
 	PRRows                                                                                           []prRowView
 	CalibrationRows                                                                                  []calibrationRowView
 	KPICharts                                                                                        []kpiChart
+	// ContribText says which signals move the candidate's scores most;
+	// Contribs are their contribution charts.
+	ContribText string
+	Contribs    []contribView
+}
+
+// contribView is one signal's contribution chart with the numbers behind
+// it.
+type contribView struct {
+	ID, Signal, Caption, ShareHead string
+	SVG                            template.HTML
+	HasShare                       bool
+	Rows                           []contribRowView
+}
+
+type contribRowView struct {
+	Value, Contribution, Share string
 }
 
 func fmtPtr(f *float64, format string) string {
@@ -265,6 +284,7 @@ func (s *Server) handleReportPage(c *gin.Context) {
 		p.CanApply = sessionOf(c).User.Role.AtLeast(feedback.RoleLead)
 	}
 	p.modelCharts(&r)
+	p.contribCharts(&r)
 	p.kpiCharts(r.KPIs)
 	for _, k := range r.KPIs {
 		kv := kpiWeekView{Week: k.Week, Precision: "–", Response: "–", Conversion: "–", Accuracy: "–", Fired: strconv.Itoa(k.FiredAlerts)}
@@ -283,6 +303,107 @@ func (s *Server) handleReportPage(c *gin.Context) {
 		p.KPIs = append(p.KPIs, kv)
 	}
 	s.render(c, http.StatusOK, "report", p)
+}
+
+// contribCharts draws the candidate's contribution curves, each with a
+// caption that reads its shape in words and the numbers in a table.
+func (p *reportPage) contribCharts(r *feedback.Report) {
+	if len(r.Contributions) == 0 {
+		return
+	}
+	where := "the holdout"
+	if r.Data.Holdout == 0 {
+		where = "the window"
+	}
+	names := make([]string, 0, 3)
+	for i, c := range r.Contributions {
+		if i < 3 {
+			names = append(names, c.Signal)
+		}
+		v := contribView{ID: "contrib-" + strconv.Itoa(i+1), Signal: c.Signal, SVG: contribChart(c)}
+		var hiLabel, loLabel string
+		hiV, loV := math.Inf(-1), math.Inf(1)
+		note := func(label string, x float64) {
+			if x > hiV {
+				hiV, hiLabel = x, label
+			}
+			if x < loV {
+				loV, loLabel = x, label
+			}
+		}
+		share := func(s *float64) string {
+			switch {
+			case s == nil:
+				return "–"
+			case *s > 0 && *s < 0.005:
+				return "under 1 %"
+			}
+			return fmt.Sprintf("%.0f %%", *s*100)
+		}
+		switch c.Kind {
+		case model.ContribNumber:
+			for k, pt := range c.Grid {
+				note(fmtNum(pt.Value), pt.Contribution)
+				// Every fourth point, and the last: enough to read the
+				// chart by, short enough to scan.
+				if k%4 == 0 || k == len(c.Grid)-1 {
+					v.Rows = append(v.Rows, contribRowView{Value: fmtNum(pt.Value), Contribution: signedContrib(pt.Contribution)})
+				}
+			}
+		default:
+			v.HasShare, v.ShareHead = true, "Share of "+where
+			bars := slices.Clone(c.Bars)
+			if c.Kind == model.ContribCategory {
+				// As the chart: highest first, the other bucket last.
+				slices.SortStableFunc(bars, func(a, b model.ContribBar) int {
+					if a.Other != b.Other {
+						return cmp.Compare(b2i(a.Other), b2i(b.Other))
+					}
+					return cmp.Compare(b.Contribution, a.Contribution)
+				})
+			}
+			for _, b := range bars {
+				note(contribLabel(b), b.Contribution)
+				v.Rows = append(v.Rows, contribRowView{Value: contribLabel(b), Contribution: signedContrib(b.Contribution), Share: share(b.Share)})
+			}
+		}
+		if m := c.Missing; m != nil {
+			note("missing", m.Contribution)
+			v.Rows = append(v.Rows, contribRowView{Value: "missing", Contribution: signedContrib(m.Contribution), Share: share(m.Share)})
+		}
+		switch c.Kind {
+		case model.ContribNumber:
+			v.Caption = fmt.Sprintf("From %s to %s, the range the model reads (values beyond count as the ends). Highest at %s (%s), lowest at %s (%s).",
+				fmtNum(c.Grid[0].Value), fmtNum(c.Grid[len(c.Grid)-1].Value), hiLabel, signedContrib(hiV), loLabel, signedContrib(loV))
+			if m := c.Missing; m != nil {
+				v.Caption += fmt.Sprintf(" Missing: %s", signedContrib(m.Contribution))
+				if m.Share != nil {
+					v.Caption += fmt.Sprintf(", %s of %s", share(m.Share), where)
+				}
+				v.Caption += "."
+			}
+		default:
+			v.Caption = fmt.Sprintf("Highest for %s (%s), lowest for %s (%s).", hiLabel, signedContrib(hiV), loLabel, signedContrib(loV))
+		}
+		v.Caption += fmt.Sprintf(" Moves a chat's logit by %.2f on average across %s.", c.Spread, where)
+		p.Contribs = append(p.Contribs, v)
+	}
+	p.ContribText = fmt.Sprintf("The candidate's scores move most with %s.", joinAnd(names))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// joinAnd joins words as a sentence does: "a", "a and b", "a, b and c".
+func joinAnd(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }
 
 func titleCase(s string) string {

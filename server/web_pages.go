@@ -41,9 +41,11 @@ const minReason = 0.05
 // reasonText turns stored reasons into a short sentence: first the rules
 // that set a tier floor (they explain the tier whatever their weight), then
 // the rest by the size of their effect: rules by their description (their
-// name when they have none), features by their signal and value, each with
-// its contribution to the logit. Contributions too small to matter are
-// left out.
+// name when they have none), signals by their name and value ("deal_size
+// 50000", "plan pro", "deal_size missing"), each with its contribution to
+// the logit. Contributions too small to matter are left out. Reasons
+// stored before they were per signal name a feature ("plan=pro",
+// "deal_size:missing") and read as that name.
 func reasonText(reasons []model.Reason, describe map[string]string, max int) string {
 	kept := make([]model.Reason, 0, len(reasons))
 	for _, r := range reasons {
@@ -69,8 +71,12 @@ func reasonText(reasons []model.Reason, describe map[string]string, max int) str
 			if d := describe[r.Name]; d != "" {
 				what = d
 			}
-		case r.Value != nil && !strings.Contains(r.Name, "="):
-			what = fmt.Sprintf("%s %v", r.Name, r.Value)
+		case strings.ContainsAny(r.Name, "=:"):
+			// A feature's name from an older decision says it all.
+		case r.Value == nil:
+			what = r.Name + " missing"
+		default:
+			what = r.Name + " " + reasonValue(r.Value)
 		}
 		effect := templates.Signed(r.Contribution)
 		if r.TierFloor != "" {
@@ -85,6 +91,18 @@ func reasonText(reasons []model.Reason, describe map[string]string, max int) str
 		return "Nothing stands out; the score is close to the base rate."
 	}
 	return strings.Join(parts, ", ")
+}
+
+// reasonValue writes a signal's value in a reason: a number as sent
+// (without an exponent), a string or a boolean as is.
+func reasonValue(v any) string {
+	if x, ok := v.(float64); ok {
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+		return strconv.FormatFloat(x, 'g', 4, 64)
+	}
+	return fmt.Sprint(v)
 }
 
 func decodeReasons(raw []byte) []model.Reason {
