@@ -17,7 +17,16 @@ type Report struct {
 	CreatedAt time.Time    `json:"created_at"`
 	Window    ReportWindow `json:"window"`
 	Trainer   string       `json:"trainer"`
-	L2        float64      `json:"l2"`
+	// L2 is the penalty of the stored candidate (0 without one): chosen
+	// by inner cross-validation on the window when L2FromCV, else given
+	// by --l2 (or the default, when the window was too small to choose
+	// it).
+	L2       float64 `json:"l2"`
+	L2FromCV bool    `json:"l2_from_cv"`
+	// Interactions are the pairs of signals the stored candidate kept as
+	// product features, as "a×b", empty when it kept none; nil without a
+	// candidate (absent in reports made before they were chosen).
+	Interactions []string `json:"interactions"`
 	// PolicyVersion is the live ruleset the run read its rules from.
 	PolicyVersion int `json:"policy_version"`
 	// LiveModelVersion is the model active during the run; 0 is the

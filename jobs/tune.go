@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,12 +39,14 @@ const (
 	// DefaultTuneMaxRows is how many labelled conversations a run holds
 	// by default (see Tuner.MaxRows). A kept row costs about 250 bytes in
 	// gather with four signals (BenchmarkGatherKeptRow: the TuningRow's
-	// 144, its signals' JSON, hits and slice slack), and a whole run about
-	// 800 bytes per labelled row at its peak, most of it the data set laid
-	// out for the trainer, which grows with the encoder's features
-	// (BENCHMARKS.md: 773 to 820 MB of Go heap over 1M decisions), so a
-	// million rows peak near 0.8 GB of live heap whatever the window
-	// holds, where 10 million unsampled would need about 8.
+	// 144, its signals' JSON, hits and slice slack), and a whole run 600
+	// to 800 bytes per labelled row at its peak: the kept rows, whose
+	// JSON stays until the refit has read it, and the data set laid out
+	// for the trainer, which grows with the encoder's stored features
+	// (BENCHMARKS.md: 576 to 820 MB of Go heap over 1M decisions, 614 MB
+	// with shapes), so a million rows peak near 0.8 GB of live heap
+	// whatever the window holds, where 10 million unsampled would need
+	// about 8.
 	DefaultTuneMaxRows = 1_000_000
 	// tuneGCPercent is the garbage collector's pace while a run goes on.
 	tuneGCPercent = 50
@@ -83,8 +88,14 @@ type Tuner struct {
 	Live *feedback.Live
 	// Trainer fits the model; nil means the default trainer.
 	Trainer model.Trainer
-	// L2 is the penalty strength; 0 means model.DefaultL2.
+	// L2 is the penalty strength; 0 means chosen by inner
+	// cross-validation on the window (model.FitModel).
 	L2 float64
+	// Interactions caps the pairwise interactions of signals the
+	// candidate keeps, each only when it improves the inner
+	// cross-validated log loss; 0 means model.DefaultInteractions, a
+	// negative number none.
+	Interactions int
 	// Window is how far back labelled conversations are gathered; 0 means
 	// DefaultTuneWindow. Holdout is the most recent part of it the models
 	// are measured on; 0 means DefaultHoldout.
@@ -233,6 +244,7 @@ type tuneSettings struct {
 	maxRows         int
 	trainer         model.Trainer
 	l2              float64
+	interactions    int
 	promotion       string
 	guard           model.PromotionGuard
 	targets         model.TargetPrecision
@@ -254,7 +266,7 @@ func (s tuneSettings) stepped(n int, name string) {
 
 func (t *Tuner) settings() (tuneSettings, error) {
 	s := tuneSettings{window: t.Window, holdout: t.Holdout, minLabelled: t.MinLabelled, maxRows: t.MaxRows, trainer: t.Trainer,
-		l2: t.L2, promotion: t.Promotion, guard: t.Guard, targets: t.Targets}
+		l2: t.L2, interactions: t.Interactions, promotion: t.Promotion, guard: t.Guard, targets: t.Targets}
 	s.step = t.Step
 	if s.window <= 0 {
 		s.window = DefaultTuneWindow
@@ -276,8 +288,8 @@ func (t *Tuner) settings() (tuneSettings, error) {
 			return s, err
 		}
 	}
-	if s.l2 <= 0 {
-		s.l2 = model.DefaultL2
+	if s.l2 < 0 {
+		s.l2 = 0
 	}
 	if s.promotion == "" {
 		s.promotion = PromoteAuto
@@ -319,7 +331,7 @@ func (t *Tuner) tune(ctx context.Context, runID string, req feedback.TuneRequest
 	}
 	rep := &feedback.Report{
 		ID: uuid.Must(uuid.NewV7()).String(), RunID: runID, AsOf: asOf, CreatedAt: t.now(),
-		Trainer: set.trainer.Name(), L2: set.l2, PolicyVersion: sc.PolicyVersion, LiveModelVersion: sc.ModelVersion,
+		Trainer: set.trainer.Name(), PolicyVersion: sc.PolicyVersion, LiveModelVersion: sc.ModelVersion,
 		Window:    feedback.ReportWindow{Start: from, End: asOf, HoldoutStart: asOf.Add(-set.holdout)},
 		Promotion: feedback.Promotion{Policy: set.promotion},
 		KPIs:      feedback.ReportKPIs(kpis),
@@ -589,37 +601,59 @@ func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gat
 		return nil, nil
 	}
 
-	// The encoder is learned from the data before the holdout; every
-	// labelled conversation is then laid out once, in time order, so the
-	// candidate measured on the holdout is fitted on a prefix of the data
-	// set, and the model stored is refitted on all of it with the same
-	// design, so the newest week is not thrown away.
+	// The candidate measured on the holdout is fitted on the data before
+	// it: model.FitModel learns the encoder, chooses the penalty (unless
+	// --l2 fixes it) and the interactions by inner cross-validation, and
+	// fits. The model stored is then chosen and fitted the same way on
+	// the whole window, so the newest week is not thrown away: the holdout
+	// measures the procedure that made it.
 	set.stepped(2, "training")
-	design := &model.Design{Rules: sc.Policy.RuleNames(), Encoder: model.FitEncoder(model.SampleSignals(train), model.EncoderOptions{})}
-	ds, liveScores, err := model.BuildTuningDataset(design, sc.Policy, sc.Model, rows, cut)
-	if err != nil {
-		return nil, err
+	rules := sc.Policy.RuleNames()
+	opt := model.FitOptions{L2: set.l2, Interactions: set.interactions, Seed: 1}
+	all := &tuningExamples{rows: rows, bad: &decodeErr{}}
+	design, fit, sel, err := model.FitModel(ctx, set.trainer, rules, all.prefix(cut), opt)
+	if err == nil {
+		err = all.bad.get()
 	}
-	opts := model.TrainOptions{L2: set.l2}
-	fit, err := set.trainer.Train(ctx, ds.Prefix(cut), opts)
 	if err != nil {
 		return nil, fmt.Errorf("fit: %w", err)
 	}
-	final, finalFit := design.Model(fit), fit
+	liveScores, candScores, err := scoreHoldout(sc, design.Model(fit), hold)
+	if err != nil {
+		return nil, err
+	}
+	final, finalFit, finalSel := design.Model(fit), fit, sel
 	if len(hold) > 0 {
-		if finalFit, err = set.trainer.Train(ctx, ds, opts); err != nil {
+		set.stepped(2, "training: refitting on the whole window")
+		d, f, s, err := model.FitModel(ctx, set.trainer, rules, all, opt)
+		if err == nil {
+			err = all.bad.get()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("refit: %w", err)
 		}
-		final = design.Model(finalFit)
+		final, finalFit, finalSel = d.Model(f), f, s
+		if note := selectionNote(sel, finalSel); note != "" {
+			rep.Notes = append(rep.Notes, note)
+		}
 	}
-	rep.Fit = feedback.FitSummary{Features: len(final.Encoder.Features), Rules: len(design.Rules), Iterations: finalFit.Iterations,
+	rep.L2, rep.L2FromCV, rep.Interactions = finalSel.L2, finalSel.L2FromCV, append([]string{}, finalSel.Interactions...)
+	if set.l2 == 0 && !finalSel.L2FromCV {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("too few labelled conversations of a class for inner cross-validation: the candidate has the default L2 %g and no interactions", finalSel.L2))
+	}
+	rep.Fit = feedback.FitSummary{Features: len(final.Encoder.Features), Rules: len(rules), Iterations: finalFit.Iterations,
 		Converged: finalFit.Converged, Rows: len(rows)}
-	rep.Contributions = model.ContribCurves(final, contribRows(ds, len(design.Rules), cut), feedback.ReportContributions)
-
-	candScores := make([]float64, len(hold))
-	for k := range hold {
-		candScores[k] = fit.Prob(ds.Row(cut + k))
+	contrib, err := contribRows(final, all, cut)
+	if err != nil {
+		return nil, err
 	}
+	rep.Contributions = model.ContribCurves(final, contrib, feedback.ReportContributions)
+	// The stored signals are not read again: a window of millions lets
+	// them go before the rest of the run.
+	for i := range rows {
+		rows[i].Raw = nil
+	}
+
 	if !ev.Judged {
 		// Too little data to judge it: the candidate is stored with its
 		// tuned weights, unmeasured, and waits.
@@ -730,18 +764,139 @@ func fitBudgets(pol *model.Policy, cand *model.Model, g *gathered, rep *feedback
 // ranked on: a sample of that size measures a spread well enough.
 const maxContribRows = 50_000
 
-// contribRows are the encoded features of the holdout rows of ds (from
-// row hold on; all rows without a holdout), every k-th of them when there
-// are more than maxContribRows. They share ds's memory.
-func contribRows(ds *model.Dataset, rules, hold int) [][]float64 {
-	from, n := hold, ds.Rows()
+// contribRows are the features m encodes for the labelled rows of ex from
+// row hold on (the holdout; all rows without one), every k-th of them when
+// there are more than maxContribRows.
+func contribRows(m *model.Model, ex *tuningExamples, hold int) ([][]float64, error) {
+	from, n := hold, ex.Len()
 	if from >= n {
 		from = 0
 	}
 	step := max(1, (n-from+maxContribRows-1)/maxContribRows)
 	out := make([][]float64, 0, (n-from)/step+1)
 	for i := from; i < n; i += step {
-		out = append(out, ds.Row(i)[rules:])
+		signals, err := ex.signals(i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m.Encoder.Encode(signals, nil))
 	}
-	return out
+	return out, nil
+}
+
+// tuningExamples are a window's labelled conversations as model.Examples:
+// a row's stored signals are decoded each time FitModel reads it, so a
+// window of millions is never held as maps, only as its stored JSON. A
+// row whose signals do not decode reads as one without signals, and bad
+// keeps the first such error for the run to fail with.
+type tuningExamples struct {
+	rows []model.TuningRow
+	bad  *decodeErr
+}
+
+// Len is the number of rows.
+func (e *tuningExamples) Len() int { return len(e.rows) }
+
+// At is row i with its signals decoded.
+func (e *tuningExamples) At(i int) model.Example {
+	ex := e.rows[i].Example
+	signals, err := e.signals(i)
+	if err != nil {
+		e.bad.set(err)
+	}
+	ex.Signals = signals
+	return ex
+}
+
+// signals decodes row i's stored signals.
+func (e *tuningExamples) signals(i int) (map[string]any, error) {
+	r := &e.rows[i]
+	var signals map[string]any
+	if err := json.Unmarshal(r.Raw, &signals); err != nil {
+		return nil, fmt.Errorf("conversation at %s: signals: %w", r.At.Format(time.RFC3339), err)
+	}
+	return signals, nil
+}
+
+// prefix is the first n rows.
+func (e *tuningExamples) prefix(n int) *tuningExamples {
+	return &tuningExamples{rows: e.rows[:n], bad: e.bad}
+}
+
+// decodeErr keeps the first error of rows read from several goroutines.
+type decodeErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (d *decodeErr) set(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+func (d *decodeErr) get() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// scoreHoldout scores the holdout rows with the live policy and model
+// (nil for rules only) and with the candidate, as the scorer would:
+// in parallel chunks, each row on its own.
+func scoreHoldout(sc *feedback.Scoring, cand *model.Model, hold []model.TuningRow) (live, scores []float64, err error) {
+	live, scores = make([]float64, len(hold)), make([]float64, len(hold))
+	const chunk = 4096
+	chunks := (len(hold) + chunk - 1) / chunk
+	errs := make([]error, chunks)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), chunks) {
+		wg.Go(func() {
+			for {
+				c := int(next.Add(1)) - 1
+				if c >= chunks {
+					return
+				}
+				ex := &tuningExamples{rows: hold[c*chunk : min(len(hold), (c+1)*chunk)]}
+				for k := range ex.rows {
+					signals, err := ex.signals(k)
+					if err != nil {
+						errs[c] = err
+						break
+					}
+					hits := ex.rows[k].Hits
+					live[c*chunk+k] = model.PredictProb(sc.Policy, sc.Model, hits, signals)
+					scores[c*chunk+k] = model.PredictProb(sc.Policy, cand, hits, signals)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return live, scores, nil
+}
+
+// selectionNote says how the model stored, chosen and fitted on the
+// whole window, differs from the candidate measured on the holdout, or ""
+// when they chose the same.
+func selectionNote(measured, stored model.Selection) string {
+	if measured.L2 == stored.L2 && slices.Equal(measured.Interactions, stored.Interactions) {
+		return ""
+	}
+	return fmt.Sprintf("the candidate measured on the holdout had L2 %g and interactions %s; refitted on the whole window, the model stored chose L2 %g and interactions %s",
+		measured.L2, interactionList(measured.Interactions), stored.L2, interactionList(stored.Interactions))
+}
+
+func interactionList(in []string) string {
+	if len(in) == 0 {
+		return "none"
+	}
+	return strings.Join(in, ", ")
 }

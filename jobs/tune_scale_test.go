@@ -99,8 +99,9 @@ FROM gen`, nil},
 	if rep.Data.Conversations != n || rep.Data.Labelled != n || rep.CandidateModelVersion == 0 {
 		t.Fatalf("report data %+v, candidate %d", rep.Data, rep.CandidateModelVersion)
 	}
-	t.Logf("tuning run over %d decisions: %s, peak heap %d MB, candidate ROC-AUC %.4f (live %.4f), promoted %v",
-		n, took.Round(time.Millisecond), peak.Load()>>20, rep.Candidate.ROCAUC, rep.Live.ROCAUC, rep.Promotion.Promoted)
+	t.Logf("tuning run over %d decisions: %s, peak heap %d MB, candidate ROC-AUC %.4f (live %.4f), promoted %v; %d features, L2 %g (from CV %v), interactions %v",
+		n, took.Round(time.Millisecond), peak.Load()>>20, rep.Candidate.ROCAUC, rep.Live.ROCAUC, rep.Promotion.Promoted,
+		rep.Fit.Features, rep.L2, rep.L2FromCV, rep.Interactions)
 }
 
 func openTuneStoreDSN(t *testing.T, dsn string) *store.Store {

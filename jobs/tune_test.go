@@ -770,3 +770,71 @@ func TestTuneMaxRowsSamplesTheWindow(t *testing.T) {
 		t.Errorf("report JSON lacks sampled: %s", body)
 	}
 }
+
+// TestTuneChoosesPenaltyAndInteractions: by default the candidate's L2 is
+// chosen by inner cross-validation and the report says so, with the
+// interactions kept; --l2 fixes the penalty and --interactions 0 (the
+// tuner's -1) turns them off. The stored model is encoder version 1 when
+// it has no hinges or products, so an older binary still loads it.
+func TestTuneChoosesPenaltyAndInteractions(t *testing.T) {
+	tests := []struct {
+		name         string
+		l2           float64
+		interactions int
+		wantL2       float64 // 0: any value of model.L2Grid
+		wantFromCV   bool
+		wantVersion  int
+		someKept     bool // some interactions may be kept
+	}{
+		{name: "chosen by the data", wantFromCV: true, wantVersion: 2, someKept: true},
+		{name: "fixed", l2: 2, interactions: -1, wantL2: 2, wantVersion: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTuneStore(t, "sqlite")
+			seedHistory(t, s, 1500, 7)
+			tuner := &jobs.Tuner{Store: s, L2: tt.l2, Interactions: tt.interactions}
+			res, err := tuner.RunNow(ctx, feedback.TuneRequest{AsOf: asOf, Trigger: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := res.Report
+			if rep.L2FromCV != tt.wantFromCV {
+				t.Errorf("L2 from CV = %v, want %v", rep.L2FromCV, tt.wantFromCV)
+			}
+			if tt.wantL2 != 0 && rep.L2 != tt.wantL2 {
+				t.Errorf("L2 = %v, want %v", rep.L2, tt.wantL2)
+			}
+			if tt.wantL2 == 0 && !slices.Contains(model.L2Grid, rep.L2) {
+				t.Errorf("L2 = %v, want one of %v", rep.L2, model.L2Grid)
+			}
+			if rep.Interactions == nil || (!tt.someKept && len(rep.Interactions) > 0) {
+				t.Errorf("interactions = %#v", rep.Interactions)
+			}
+			mv, err := s.Model(ctx, rep.CandidateModelVersion)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := model.ParseModel(mv.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var products int
+			for _, f := range m.Encoder.Features {
+				if f.Kind == model.KindProduct {
+					products++
+				}
+			}
+			if m.Encoder.Version != tt.wantVersion || m.Encoder.Version != m.Encoder.NeededVersion() {
+				t.Errorf("stored encoder version %d, want %d", m.Encoder.Version, tt.wantVersion)
+			}
+			if (products > 0) != (len(rep.Interactions) > 0) {
+				t.Errorf("%d product features for interactions %v", products, rep.Interactions)
+			}
+			if rep.Fit.Features != len(m.Encoder.Features) {
+				t.Errorf("report says %d features, the model has %d", rep.Fit.Features, len(m.Encoder.Features))
+			}
+		})
+	}
+}

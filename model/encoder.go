@@ -8,6 +8,20 @@ import "math"
 // models hold none and are read unchanged.
 const EncoderVersion = 2
 
+// NeededVersion is the oldest encoder version that can encode e's
+// features: 1 when it has no hinge or product features, so that a model
+// without them stays readable by a binary from before version 2 (a
+// rollback), and EncoderVersion otherwise.
+func (e *Encoder) NeededVersion() int {
+	for _, f := range e.Features {
+		switch f.Kind {
+		case KindHinge, KindLogHinge, KindProduct:
+			return EncoderVersion
+		}
+	}
+	return 1
+}
+
 // The feature kinds an Encoder understands.
 const (
 	KindNumber   = "number"   // clip to [Min, Max], then (x-Center)/Scale

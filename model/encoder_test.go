@@ -1,7 +1,10 @@
 package model
 
 import (
+	"context"
+	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -214,5 +217,80 @@ func TestEncodePlanMatchesEncode(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestNeededVersion(t *testing.T) {
+	number := Feature{Name: "x", Signal: "x", Kind: KindNumber, Scale: 1}
+	tests := []struct {
+		name string
+		add  Feature
+		want int
+	}{
+		{name: "version-1 kinds only", add: Feature{Name: "plan=pro", Signal: "plan", Kind: KindCategory, Value: "pro"}, want: 1},
+		{name: "a hinge", add: Feature{Name: "x:hinge1", Signal: "x", Kind: KindHinge, Scale: 1, Knot: 0.5}, want: 2},
+		{name: "a log hinge", add: Feature{Name: "x:hinge1", Signal: "x", Kind: KindLogHinge, Scale: 1, Knot: 0.5}, want: 2},
+		{name: "a product", add: Feature{Name: "x×x", Signal: "x", Kind: KindProduct, Of: []int{0, 0}}, want: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := Encoder{Features: []Feature{number, tt.add}}
+			if got := e.NeededVersion(); got != tt.want {
+				t.Errorf("NeededVersion = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFitModelEncoderVersion: a model FitModel makes without hinges or
+// products is stored as encoder version 1, so a binary from before
+// version 2 still loads it after a rollback; with either, version 2.
+func TestFitModelEncoderVersion(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  FitOptions
+		pair bool
+		want int
+	}{
+		{name: "no shapes, no interactions", opt: FitOptions{Encoder: EncoderOptions{Knots: -1}, Interactions: -1}, want: 1},
+		{name: "no shapes, no interaction kept", opt: FitOptions{Encoder: EncoderOptions{Knots: -1}}, want: 1},
+		{name: "shapes", opt: FitOptions{Interactions: -1}, want: 2},
+		{name: "interactions only", opt: FitOptions{Encoder: EncoderOptions{Knots: -1}}, pair: true, want: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ex := interactionExamples(3000, tt.pair, 11)
+			design, fit, sel, err := FitModel(context.Background(), Newton{}, nil, ExampleSlice(ex), tt.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.pair && len(sel.Interactions) == 0 {
+				t.Fatal("no interaction kept on data with one")
+			}
+			body, err := design.Model(fit).Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored struct {
+				Encoder struct {
+					Version int `json:"version"`
+				} `json:"encoder"`
+			}
+			if err := json.Unmarshal(body, &stored); err != nil {
+				t.Fatal(err)
+			}
+			if got := stored.Encoder.Version; got != tt.want {
+				t.Errorf("stored encoder version %d, want %d", got, tt.want)
+			}
+			back, err := ParseModel(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range ex[:20] {
+				if a, b := design.Encoder.Encode(r.Signals, nil), back.Encoder.Encode(r.Signals, nil); !reflect.DeepEqual(a, b) {
+					t.Fatalf("stored model encodes %v, want %v", b, a)
+				}
+			}
+		})
 	}
 }

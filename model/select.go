@@ -162,6 +162,10 @@ func FitModel(ctx context.Context, tr Trainer, rules []string, src Examples, opt
 			design = cv.design
 		}
 	}
+	// The model is stored with the oldest encoding that reads it, so a
+	// model without shapes or interactions stays loadable by a binary
+	// from before them.
+	design.Encoder.Version = design.Encoder.NeededVersion()
 	// Coefficients to five digits are plenty for a model, and on millions
 	// of rows, where Newton's Hessian comes from a sample and it converges
 	// linearly, the last digits cost an iteration each.

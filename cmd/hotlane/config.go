@@ -338,6 +338,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tz", c.TZ),
 		slog.String("trainer", c.Tune.Trainer),
 		slog.Float64("l2", c.Tune.L2),
+		slog.Int("interactions", c.Tune.Interactions),
 		slog.String("tune_window", c.Tune.Window.String()),
 		slog.String("holdout", c.Tune.Holdout.String()),
 		slog.Int("min_labelled", c.Tune.MinLabelled),

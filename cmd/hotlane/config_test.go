@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotlane/hotlane/model"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -194,6 +196,44 @@ func TestTuneMaxRowsConfig(t *testing.T) {
 		var ue *usageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--tune-max-rows: must be at least 1000") {
 			t.Errorf("--tune-max-rows %s: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+// TestTuneSelectionConfig: by default the tuning job chooses its L2 by
+// inner cross-validation and keeps up to model.DefaultInteractions
+// interactions; --l2 and --interactions (or HOTLANE_L2 and
+// HOTLANE_INTERACTIONS) override, --interactions 0 turns them off, and
+// values out of range are refused.
+func TestTuneSelectionConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		args             []string
+		env              map[string]string
+		wantL2           float64
+		wantInteractions int // the tuner's: 0 the default, negative none
+	}{
+		{name: "defaults", wantL2: 0, wantInteractions: model.DefaultInteractions},
+		{name: "flags", args: []string{"--l2", "3", "--interactions", "4"}, wantL2: 3, wantInteractions: 4},
+		{name: "none", args: []string{"--interactions", "0"}, wantInteractions: -1},
+		{name: "environment", env: map[string]string{"HOTLANE_L2": "0.3", "HOTLANE_INTERACTIONS": "2"}, wantL2: 0.3, wantInteractions: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseServeConfig(tc.args, envOf(tc.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tuner := c.Tune.tuner(nil, nil, nil)
+			if tuner.L2 != tc.wantL2 || tuner.Interactions != tc.wantInteractions {
+				t.Errorf("tuner L2 %v, interactions %d; want %v, %d", tuner.L2, tuner.Interactions, tc.wantL2, tc.wantInteractions)
+			}
+		})
+	}
+	for _, bad := range [][]string{{"--l2", "-1"}, {"--l2", "+Inf"}, {"--interactions", "-1"}, {"--interactions", "51"}} {
+		_, err := parseServeConfig(bad, envOf(nil), io.Discard)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), bad[0]+": must be") {
+			t.Errorf("%v: %v, want a usage error", bad, err)
 		}
 	}
 }

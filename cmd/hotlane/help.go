@@ -67,7 +67,7 @@ var commandHelp = map[string]cmdHelp{
 		"hotlane bench --url URL --key KEY [--concurrency N | --rate R] [--duration D] [--baseline] [--json]",
 		"hotlane bench --url http://127.0.0.1:8080 --key \"$KEY\" --concurrency 128 --duration 10s --baseline"},
 	"tune": {"run the weekly tuning job now: train, measure, propose thresholds, maybe promote",
-		"hotlane tune [--as-of TIME] [--promotion auto|manual] [--json] [--progress auto|always|never] [--db DSN]",
+		"hotlane tune [--as-of TIME] [--promotion auto|manual] [--l2 L] [--interactions N] [--json] [--progress auto|always|never] [--db DSN]",
 		"hotlane tune --promotion manual"},
 	"models": {"the model registry: list, show VERSION, promote VERSION, rollback",
 		"hotlane models list|show VERSION|promote VERSION|rollback [--db DSN]",

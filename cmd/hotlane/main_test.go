@@ -147,6 +147,9 @@ func TestServeDemo(t *testing.T) {
 	if !strings.Contains(tuned, "candidate (model 2)") || strings.Contains(tuned, "not judged") {
 		t.Errorf("tune after the demo is not judged:\n%s", tuned)
 	}
+	if !strings.Contains(tuned, "(chosen by inner cross-validation), interactions: ") {
+		t.Errorf("tune after the demo does not say how its L2 and interactions were chosen:\n%s", tuned)
+	}
 
 	// A second start seeds nothing new.
 	again := startServe(t, "--db", db, "--demo", "--log-level", "warn")

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,19 +24,28 @@ import (
 // tuneFlags are the tuning job's settings, shared by serve (for the
 // schedule and the API) and tune.
 type tuneFlags struct {
-	Trainer     string
-	L2          float64
-	Window      time.Duration
-	Holdout     time.Duration
-	MinLabelled int
-	MaxRows     int
-	Promotion   string
-	Guard       model.PromotionGuard
+	Trainer string
+	// L2 is the penalty; 0 has the job choose it by inner
+	// cross-validation.
+	L2 float64
+	// Interactions caps the pairwise interactions; 0 for none.
+	Interactions int
+	Window       time.Duration
+	Holdout      time.Duration
+	MinLabelled  int
+	MaxRows      int
+	Promotion    string
+	Guard        model.PromotionGuard
 }
+
+// maxTuneInteractions bounds --interactions: each one allowed costs the
+// run a few more refits of the inner cross-validation.
+const maxTuneInteractions = 50
 
 func (t *tuneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.Trainer, "trainer", model.DefaultTrainer, "trainer of the tuning job: "+fmt.Sprint(model.TrainerNames()))
-	fs.Float64Var(&t.L2, "l2", model.DefaultL2, "L2 penalty of the tuning job's logistic regression")
+	fs.Float64Var(&t.L2, "l2", 0, "L2 penalty of the tuning job's logistic regression (default 0: chosen from "+fmt.Sprint(model.L2Grid)+" by inner cross-validation on the window)")
+	fs.IntVar(&t.Interactions, "interactions", model.DefaultInteractions, "most pairwise interactions of signals the tuning job's model keeps, each only if it improves the inner cross-validated log loss; 0 for none")
 	fs.DurationVar(&t.Window, "tune-window", jobs.DefaultTuneWindow, "how far back the tuning job gathers labelled conversations")
 	fs.DurationVar(&t.Holdout, "holdout", jobs.DefaultHoldout, "the most recent part of the window the models are measured on")
 	fs.IntVar(&t.MinLabelled, "min-labelled", jobs.DefaultMinLabelled, "fewest labelled conversations a candidate model is trained on")
@@ -50,8 +61,11 @@ func (t *tuneFlags) validate() []string {
 	if _, err := model.TrainerByName(t.Trainer); err != nil {
 		errs = append(errs, "--trainer: "+err.Error())
 	}
-	if !(t.L2 > 0) {
-		errs = append(errs, "--l2: must be positive")
+	if !(t.L2 >= 0) || math.IsInf(t.L2, 0) {
+		errs = append(errs, "--l2: must be 0 (chosen by cross-validation) or a positive number")
+	}
+	if t.Interactions < 0 || t.Interactions > maxTuneInteractions {
+		errs = append(errs, fmt.Sprintf("--interactions: must be 0 (none) to %d", maxTuneInteractions))
 	}
 	if t.Holdout <= 0 || t.Window <= t.Holdout {
 		errs = append(errs, "--tune-window and --holdout: the holdout must be positive and shorter than the window")
@@ -74,8 +88,12 @@ func (t *tuneFlags) validate() []string {
 // tuner builds the tuning job from validated flags.
 func (t *tuneFlags) tuner(store jobs.TuneStore, live *feedback.Live, log *slog.Logger) *jobs.Tuner {
 	trainer, _ := model.TrainerByName(t.Trainer)
-	return &jobs.Tuner{Store: store, Live: live, Trainer: trainer, L2: t.L2, Window: t.Window, Holdout: t.Holdout,
-		MinLabelled: t.MinLabelled, MaxRows: t.MaxRows, Promotion: t.Promotion, Guard: t.Guard, Log: log}
+	interactions := t.Interactions
+	if interactions == 0 {
+		interactions = -1 // the tuner's 0 is the default
+	}
+	return &jobs.Tuner{Store: store, Live: live, Trainer: trainer, L2: t.L2, Interactions: interactions, Window: t.Window,
+		Holdout: t.Holdout, MinLabelled: t.MinLabelled, MaxRows: t.MaxRows, Promotion: t.Promotion, Guard: t.Guard, Log: log}
 }
 
 // minTuneMaxRows is the least --tune-max-rows: a sample smaller than this
@@ -213,6 +231,9 @@ func printReport(w io.Writer, r *feedback.Report) {
 	fmt.Fprintf(w, "window %s to %s, holdout from %s\n", r.Window.Start.Format(time.RFC3339), r.Window.End.Format(time.RFC3339),
 		r.Window.HoldoutStart.Format(time.RFC3339))
 	fmt.Fprintf(w, "conversations %d, labelled %d (train %d, holdout %d)\n", r.Data.Conversations, r.Data.Labelled, r.Data.Train, r.Data.Holdout)
+	if line := selectionLine(r); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	if !r.Judged() {
 		fmt.Fprintf(w, "not judged: %s\nno metrics, no threshold proposals and no promotion on this evidence\n", r.Evidence.Reason)
 	}
@@ -254,6 +275,24 @@ func printReport(w io.Writer, r *feedback.Report) {
 		fmt.Fprintln(w, "note:", n)
 	}
 	fmt.Fprintf(w, "promotion (%s): promoted=%v: %s\n", r.Promotion.Policy, r.Promotion.Promoted, r.Promotion.Reason)
+}
+
+// selectionLine says in one line what the candidate was fitted with: its
+// penalty, how it was set, and the interactions it kept; "" without a
+// candidate.
+func selectionLine(r *feedback.Report) string {
+	if r.Interactions == nil {
+		return ""
+	}
+	how := "set by --l2"
+	if r.L2FromCV {
+		how = "chosen by inner cross-validation"
+	}
+	in := "none"
+	if len(r.Interactions) > 0 {
+		in = strings.Join(r.Interactions, ", ")
+	}
+	return fmt.Sprintf("candidate: %d features, L2 %g (%s), interactions: %s", r.Fit.Features, r.L2, how, in)
 }
 
 func fmtPtr(p *float64, format string) string {
