@@ -8,7 +8,8 @@
 // the live pairing of ruleset and model that every part scores with.
 //
 // It holds types, error kinds and pure rules (alert planning over a batch of
-// decisions, training labels, KPI computation, validation), each tested
+// decisions, training labels, KPI computation, the summary of recent
+// decisions' warnings for the leads (warnings.go), validation), each tested
 // without a database. Persistence lives in feedback/store, which returns
 // these types and wraps its failures in these error kinds; server and jobs
 // reach it through small interfaces declared beside their use.

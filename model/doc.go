@@ -22,23 +22,34 @@
 //     missing operand are false, so `x not in [...]` holds when x is absent.
 //
 // A value of the wrong type (a string compared with a number) makes the rule
-// fail at run time: it does not fire and its name is listed in
-// [Decision].Errors, because that is a data or rule bug worth surfacing.
+// fail at run time: it does not fire, its name is listed in
+// [Decision].Errors and a [Warning] in [Decision].Warnings says why, with
+// the values it read (warnings.go). A signal the model cannot read for its
+// type counts as its typical value and gets a Warning too: both are most
+// often a bug in the sender's signals, worth surfacing to the caller.
+// A decision's feature reasons are one per signal, summing every feature
+// read from it.
 //
 // Learning lives here too, as pure functions over in-memory data, so the
 // tuning job (package jobs), `hotlane eval` and the tests share one
-// implementation: [FitEncoder] learns how to encode signals from training
-// rows, a [Design] lays out rule hits and encoded signals as a [Dataset],
-// a [Trainer] fits it (the default "newton"; "liblinear" through golearn
-// only when built with the golearn tag), [Evaluate] and its metrics
-// measure scores against labels, and [ProposeThresholds] picks tier
-// thresholds for target precisions. The weekly tuning job's judgements are
-// pure functions here as well ([JudgeEvidence], which holds a run to the
-// [Minimums] of labelled data it needs to judge at all, [EvaluateHoldout],
-// [JudgeRules] and [RuleVerdict], [EstimateRecall],
-// [ProposeHoldoutThresholds], [DecidePromotion], and [FitBudgets], which
-// raises proposed alerting thresholds until each team's busiest hour fits
-// its alert budget), tested against a golden file.
+// implementation. [FitModel] (select.go) is the whole fit: the encoder
+// ([FitEncoder]: scaled numbers with hinges at quantiles, so a number's
+// contribution is a curve; categories; missing indicators), pairs of
+// signals kept as product features only when they improve inner
+// cross-validated log loss, and the L2 strength chosen by inner
+// cross-validation. Under it, a [Design] lays out rule hits and encoded
+// signals as a [Dataset] and a [Trainer] fits it (the default "newton";
+// "liblinear" through golearn only when built with the golearn tag).
+// [Evaluate] and its metrics measure scores against labels,
+// [ProposeThresholds] picks tier thresholds for target precisions, and
+// [ContribCurves] (contrib.go) draws what a model learned per signal for
+// the tuning report. The weekly tuning job's judgements are pure functions
+// here as well ([JudgeEvidence], which holds a run to the [Minimums] of
+// labelled data it needs to judge at all, [EvaluateHoldout], [JudgeRules]
+// and [RuleVerdict], [EstimateRecall], [ProposeHoldoutThresholds],
+// [DecidePromotion], and [FitBudgets], which raises proposed alerting
+// thresholds until each team's busiest hour fits its alert budget), tested
+// against a golden file.
 //
 // model imports nothing of Hotlane's; every other package may import it.
 //

@@ -2,13 +2,11 @@ package server
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/hotlane/hotlane/feedback"
-	"github.com/hotlane/hotlane/jobs"
 	"github.com/hotlane/hotlane/model"
 )
 
@@ -79,43 +77,16 @@ func TestFmtNum(t *testing.T) {
 // The report page draws the candidate's contribution per signal, each
 // chart with its numbers in a details element.
 func TestReportPageShowsContributions(t *testing.T) {
-	st := openStore(t, "sqlite")
-	m := NewMetrics()
-	live := feedback.NewLive(st, m.LiveOptions(quietLog()))
-	h := newHarnessOn(t, st, Config{Metrics: m, Live: live,
-		Tuning: &jobs.Tuner{Store: st, Live: live, Log: quietLog(), Promotion: model.PromoteManual}})
-	h.publish(tuningPolicy)
-	rng := rand.New(rand.NewPCG(5, 6))
-	for i := range 300 {
-		deal := 1000 + rng.IntN(9000)
-		plan := []string{"free", "pro", "team"}[rng.IntN(3)]
-		at := fmt.Sprintf("2026-11-%02dT%02d:00:00Z", 6+i/24, i%24)
-		id := fmt.Sprintf("c%d", i)
-		body := fmt.Sprintf(`{"conversation_id":%q,"channel":"web","occurred_at":%q,"signals":{"deal_size":%d,"plan":%q}}`, id, at, deal, plan)
-		if _, rec := h.score(body); rec.Code != http.StatusOK {
-			t.Fatalf("score: %d", rec.Code)
-		}
-		typ := "lost"
-		if (deal >= 5000 || plan == "pro") != (rng.IntN(10) == 0) {
-			typ = "converted"
-		}
-		h.do(http.MethodPost, "/v1/conversations/"+id+"/events", "application/json", fmt.Sprintf(`{"type":%q,"at":%q}`, typ, at), h.key, nil)
-	}
-	var tuned struct {
-		Report feedback.Report `json:"report"`
-	}
-	if rec := h.do(http.MethodPost, "/v1/jobs/tune", "application/json", `{"as_of":"2026-11-20T00:00:00Z"}`, h.key, &tuned); rec.Code != http.StatusOK {
-		t.Fatalf("tune: %d %s", rec.Code, rec.Body.String())
-	}
-	if len(tuned.Report.Contributions) == 0 {
+	h, report := tunedHarness(t, 5, true)
+	if len(report.Contributions) == 0 {
 		t.Fatal("the API's report has no contribution curves")
 	}
 	h.addUser("lead@example.com", feedback.RoleLead, "")
-	body := h.page(http.MethodGet, "/reports/"+tuned.Report.ID, nil, h.login("lead@example.com"), nil).Body.String()
+	body := h.page(http.MethodGet, "/reports/"+report.ID, nil, h.login("lead@example.com"), nil).Body.String()
 	if !strings.Contains(body, "What the candidate learned from signals") || !strings.Contains(body, "The candidate&#39;s scores move most with") {
 		t.Error("report page lacks the signals section and its sentence")
 	}
-	for i, c := range tuned.Report.Contributions {
+	for i, c := range report.Contributions {
 		id := fmt.Sprintf(`id="contrib-%d"`, i+1)
 		k := strings.Index(body, id)
 		if k < 0 {

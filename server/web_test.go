@@ -617,35 +617,7 @@ func TestBrokerRing(t *testing.T) {
 // rules and thresholds, promoting its candidate and rolling it back, and
 // applying its proposal, each recorded as the signed-in lead.
 func TestReportAndModelPages(t *testing.T) {
-	st := openStore(t, "sqlite")
-	m := NewMetrics()
-	live := feedback.NewLive(st, m.LiveOptions(quietLog()))
-	h := newHarnessOn(t, st, Config{Metrics: m, Live: live,
-		Tuning: &jobs.Tuner{Store: st, Live: live, Log: quietLog(), Promotion: model.PromoteManual}})
-	h.publish(tuningPolicy)
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := range 300 {
-		deal := 1000 + rng.IntN(9000)
-		at := fmt.Sprintf("2026-11-%02dT%02d:00:00Z", 6+i/24, i%24)
-		id := fmt.Sprintf("c%d", i)
-		if _, rec := h.score(fmt.Sprintf(`{"conversation_id":%q,"channel":"web","occurred_at":%q,"signals":{"deal_size":%d}}`, id, at, deal)); rec.Code != http.StatusOK {
-			t.Fatalf("score: %d", rec.Code)
-		}
-		typ := "lost"
-		if (deal >= 5000) != (rng.IntN(10) == 0) {
-			typ = "converted"
-		}
-		h.do(http.MethodPost, "/v1/conversations/"+id+"/events", "application/json", fmt.Sprintf(`{"type":%q,"at":%q}`, typ, at), h.key, nil)
-	}
-	var tuned struct {
-		Report struct {
-			ID                    string `json:"id"`
-			CandidateModelVersion int    `json:"candidate_model_version"`
-		} `json:"report"`
-	}
-	if rec := h.do(http.MethodPost, "/v1/jobs/tune", "application/json", `{"as_of":"2026-11-20T00:00:00Z"}`, h.key, &tuned); rec.Code != http.StatusOK {
-		t.Fatalf("tune: %d %s", rec.Code, rec.Body.String())
-	}
+	h, report := tunedHarness(t, 3, false)
 	h.addUser("lead@example.com", feedback.RoleLead, "")
 	h.addUser("agent@example.com", feedback.RoleAgent, "")
 	lead, agent := h.login("lead@example.com"), h.login("agent@example.com")
@@ -654,10 +626,10 @@ func TestReportAndModelPages(t *testing.T) {
 		t.Error("an agent's navigation links to the reports")
 	}
 	body := h.page(http.MethodGet, "/reports", nil, lead, nil).Body.String()
-	if !strings.Contains(body, "/reports/"+tuned.Report.ID) || !strings.Contains(body, `href="/models"`) {
+	if !strings.Contains(body, "/reports/"+report.ID) || !strings.Contains(body, `href="/models"`) {
 		t.Fatalf("reports page lacks the report or the lead's navigation")
 	}
-	rec := h.page(http.MethodGet, "/reports/"+tuned.Report.ID, nil, lead, nil)
+	rec := h.page(http.MethodGet, "/reports/"+report.ID, nil, lead, nil)
 	body = rec.Body.String()
 	for _, want := range []string{"PR-AUC", "ROC-AUC", "Calibration error", "big-deal", "Proposed thresholds", "Alerts and KPIs by week", "too small to judge"} {
 		if !strings.Contains(body, want) {
@@ -680,7 +652,7 @@ func TestReportAndModelPages(t *testing.T) {
 	if n := strings.Count(body, "<polyline"); n < 4 {
 		t.Errorf("report page draws %d lines, want both PR curves and both calibration lines at least", n)
 	}
-	if tuned.Report.CandidateModelVersion != 0 && !strings.Contains(body, fmt.Sprintf("Promote model %d", tuned.Report.CandidateModelVersion)) {
+	if report.CandidateModelVersion != 0 && !strings.Contains(body, fmt.Sprintf("Promote model %d", report.CandidateModelVersion)) {
 		t.Errorf("report page offers no promotion of the candidate")
 	}
 	if rec := h.page(http.MethodGet, "/reports/latest", nil, lead, nil); rec.Code != http.StatusOK {
@@ -689,10 +661,10 @@ func TestReportAndModelPages(t *testing.T) {
 	if rec := h.page(http.MethodGet, "/reports/nope", nil, lead, nil); rec.Code != http.StatusNotFound {
 		t.Errorf("unknown report = %d", rec.Code)
 	}
-	if tuned.Report.CandidateModelVersion == 0 {
+	if report.CandidateModelVersion == 0 {
 		t.Fatal("the run trained no candidate")
 	}
-	v := strconv.Itoa(tuned.Report.CandidateModelVersion)
+	v := strconv.Itoa(report.CandidateModelVersion)
 	// Judged on a small holdout: promoting needs the confirmation.
 	rec = h.page(http.MethodPost, "/models/"+v+"/promote", url.Values{}, lead, nil)
 	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "too small to judge") {
@@ -701,11 +673,11 @@ func TestReportAndModelPages(t *testing.T) {
 	if cur := h.srv.live.Current(); cur != nil && cur.ModelVersion != 0 {
 		t.Fatalf("an unconfirmed promotion went live: model %d", cur.ModelVersion)
 	}
-	rec = h.page(http.MethodPost, "/models/"+v+"/promote", url.Values{"return": {"/reports/" + tuned.Report.ID}, "confirm": {"small-holdout"}}, lead, nil)
+	rec = h.page(http.MethodPost, "/models/"+v+"/promote", url.Values{"return": {"/reports/" + report.ID}, "confirm": {"small-holdout"}}, lead, nil)
 	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "done=promoted") {
 		t.Fatalf("promote = %d %s", rec.Code, rec.Header().Get("Location"))
 	}
-	if cur := h.srv.live.Current(); cur == nil || cur.ModelVersion != tuned.Report.CandidateModelVersion {
+	if cur := h.srv.live.Current(); cur == nil || cur.ModelVersion != report.CandidateModelVersion {
 		t.Errorf("after promoting, the server scores with %+v", cur)
 	}
 	body = h.page(http.MethodGet, "/models", nil, lead, nil).Body.String()
@@ -748,7 +720,7 @@ func TestReportAndModelPages(t *testing.T) {
 	if !slices.Equal(steps, want) {
 		t.Errorf("audit log = %q\nwant %q", steps, want)
 	}
-	if len(audit.Entries) > 1 && (audit.Entries[1].Before["model"] != 0.0 || audit.Entries[1].After["model"] != float64(tuned.Report.CandidateModelVersion) ||
+	if len(audit.Entries) > 1 && (audit.Entries[1].Before["model"] != 0.0 || audit.Entries[1].After["model"] != float64(report.CandidateModelVersion) ||
 		audit.Entries[1].After["confirmed_small_holdout"] != true) {
 		t.Errorf("promotion entry before %v after %v", audit.Entries[1].Before, audit.Entries[1].After)
 	}
@@ -769,4 +741,47 @@ func TestReportAndModelPages(t *testing.T) {
 			t.Errorf("%s = %d with %d charts", path, rec.Code, strings.Count(body, "<svg"))
 		}
 	}
+}
+
+// tunedHarness is a SQLite harness whose tuning job (manual promotion) ran
+// once, as of 2026-11-20, on 300 conversations scored in the two weeks
+// before with their outcomes: deals of 5000 or more convert (and, with
+// plan, conversations on the pro plan too), one in ten the other way.
+// seed makes the history.
+func tunedHarness(t *testing.T, seed uint64, plan bool) (*harness, feedback.Report) {
+	t.Helper()
+	st := openStore(t, "sqlite")
+	m := NewMetrics()
+	live := feedback.NewLive(st, m.LiveOptions(quietLog()))
+	h := newHarnessOn(t, st, Config{Metrics: m, Live: live,
+		Tuning: &jobs.Tuner{Store: st, Live: live, Log: quietLog(), Promotion: model.PromoteManual}})
+	h.publish(tuningPolicy)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for i := range 300 {
+		deal := 1000 + rng.IntN(9000)
+		signals := fmt.Sprintf(`{"deal_size":%d}`, deal)
+		converts := deal >= 5000
+		if plan {
+			p := []string{"free", "pro", "team"}[rng.IntN(3)]
+			signals = fmt.Sprintf(`{"deal_size":%d,"plan":%q}`, deal, p)
+			converts = converts || p == "pro"
+		}
+		at := fmt.Sprintf("2026-11-%02dT%02d:00:00Z", 6+i/24, i%24)
+		id := fmt.Sprintf("c%d", i)
+		if _, rec := h.score(fmt.Sprintf(`{"conversation_id":%q,"channel":"web","occurred_at":%q,"signals":%s}`, id, at, signals)); rec.Code != http.StatusOK {
+			t.Fatalf("score: %d", rec.Code)
+		}
+		typ := "lost"
+		if converts != (rng.IntN(10) == 0) {
+			typ = "converted"
+		}
+		h.do(http.MethodPost, "/v1/conversations/"+id+"/events", "application/json", fmt.Sprintf(`{"type":%q,"at":%q}`, typ, at), h.key, nil)
+	}
+	var tuned struct {
+		Report feedback.Report `json:"report"`
+	}
+	if rec := h.do(http.MethodPost, "/v1/jobs/tune", "application/json", `{"as_of":"2026-11-20T00:00:00Z"}`, h.key, &tuned); rec.Code != http.StatusOK {
+		t.Fatalf("tune: %d %s", rec.Code, rec.Body.String())
+	}
+	return h, tuned.Report
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,22 +93,9 @@ func TestBrowserAPIRef(t *testing.T) {
 // page: the reference is many screens long.
 func viewportShot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := os.Getenv("HOTLANE_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if !filepath.IsAbs(dir) {
-		dir = filepath.Join("..", "..", dir) // relative to the repository
-	}
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s", path)
+	savePNG(t, name, png)
 }

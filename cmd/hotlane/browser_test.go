@@ -55,15 +55,21 @@ func browser(t *testing.T, width, height int) context.Context {
 // in the test's temporary directory.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	savePNG(t, name, png)
+}
+
+// savePNG writes a screenshot where screenshot says.
+func savePNG(t *testing.T, name string, png []byte) {
+	t.Helper()
 	dir := os.Getenv("HOTLANE_SCREENSHOTS")
 	if dir == "" {
 		dir = t.TempDir()
 	} else if !filepath.IsAbs(dir) {
 		dir = filepath.Join("..", "..", dir) // relative to the repository
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

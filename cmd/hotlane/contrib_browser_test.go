@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -66,12 +65,6 @@ func TestBrowserReportSignals(t *testing.T) {
 // to the last chart, where screenshot saves them.
 func sectionScreenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := os.Getenv("HOTLANE_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if !filepath.IsAbs(dir) {
-		dir = filepath.Join("..", "..", dir)
-	}
 	// Wrap the section so one element holds it.
 	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
 		if (document.getElementById("signals-shot")) return true;
@@ -90,12 +83,5 @@ func sectionScreenshot(t *testing.T, ctx context.Context, name string) {
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s", path)
+	savePNG(t, name, png)
 }
