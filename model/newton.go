@@ -87,7 +87,10 @@ func (Newton) Train(ctx context.Context, d *Dataset, opt TrainOptions) (Fit, err
 	// uses: one pass over the rows per iteration instead of two.
 	nextGrad := make([]float64, k)
 	nextHess := make([]float64, k*k)
-	nextLoss, haveNext := 0.0, false
+	nextLoss, haveNext, nextHasHess := 0.0, false, false
+	// freshHess: hess holds a Hessian without the penalty yet; with
+	// opt.Chord, later iterations keep it once penalised.
+	freshHess := false
 	var fit Fit
 	for fit.Iterations < maxIter {
 		if err := ctx.Err(); err != nil {
@@ -98,17 +101,24 @@ func (Newton) Train(ctx context.Context, d *Dataset, opt TrainOptions) (Fit, err
 		if haveNext {
 			loss = nextLoss
 			grad, nextGrad = nextGrad, grad
-			hess, nextHess = nextHess, hess
+			if nextHasHess {
+				hess, nextHess = nextHess, hess
+				freshHess = true
+			}
 		} else {
 			loss = acc.gradHess(theta, grad, hess)
+			freshHess = true
 		}
 		haveNext = false
 		// The penalty: L2/2 |coef|^2, the intercept (index 0) excluded.
 		for j := 1; j < k; j++ {
 			loss += l2 / 2 * theta[j] * theta[j]
 			grad[j] += l2 * theta[j]
-			hess[j*k+j] += l2
+			if freshHess {
+				hess[j*k+j] += l2
+			}
 		}
+		freshHess = false
 		if err := solveNewton(hess, grad, delta, k); err != nil {
 			return Fit{}, fmt.Errorf("newton: %w", err)
 		}
@@ -140,7 +150,14 @@ func (Newton) Train(ctx context.Context, d *Dataset, opt TrainOptions) (Fit, err
 			}
 			var raw float64
 			if step == 1 {
-				raw = acc.gradHess(trial, nextGrad, nextHess)
+				// The chord takes a new Hessian every chordRefresh
+				// iterations all the same, in case it is slow.
+				nextHasHess = !opt.Chord || fit.Iterations%chordRefresh == 0
+				h := nextHess
+				if !nextHasHess {
+					h = nil
+				}
+				raw = acc.gradHess(trial, nextGrad, h)
 			} else {
 				raw = acc.loss(trial)
 			}
@@ -164,6 +181,11 @@ func (Newton) Train(ctx context.Context, d *Dataset, opt TrainOptions) (Fit, err
 			acc.hstride = 1
 			haveNext = false
 		}
+		if step < 1 && opt.Chord {
+			// The kept Hessian is too far from the current one: the
+			// next iteration takes a new one.
+			haveNext = false
+		}
 		if !accepted {
 			// No decrease is measurable any more: the current point is as
 			// good as floating point allows.
@@ -177,6 +199,10 @@ func (Newton) Train(ctx context.Context, d *Dataset, opt TrainOptions) (Fit, err
 			maxTheta = max(maxTheta, math.Abs(theta[j]))
 		}
 		if maxStep <= tol*(1+maxTheta) {
+			fit.Converged = true
+			break
+		}
+		if step == 1 && opt.LossTol > 0 && -slope/2 <= opt.LossTol*(1+math.Abs(loss)) {
 			fit.Converged = true
 			break
 		}
@@ -383,7 +409,8 @@ func (a *accumulator) loss(theta []float64) float64 {
 }
 
 // gradHess fills grad and the upper triangle of hess (k x k, row-major) at
-// theta and returns the loss, all without the penalty.
+// theta and returns the loss, all without the penalty. A nil hess skips
+// the Hessian.
 func (a *accumulator) gradHess(theta, grad, hess []float64) float64 {
 	d := a.d
 	k := d.P + 1
@@ -398,7 +425,9 @@ func (a *accumulator) gradHess(theta, grad, hess []float64) float64 {
 			}
 		}
 		clear(part.grad)
-		clear(part.hess)
+		if hess != nil {
+			clear(part.hess)
+		}
 		h := blas64.Symmetric{Uplo: blas.Upper, N: k, Stride: k, Data: part.hess}
 		s := 0.0
 		rows := 0
@@ -418,7 +447,7 @@ func (a *accumulator) gradHess(theta, grad, hess []float64) float64 {
 			for j, v := range x {
 				g[j] += r * v
 			}
-			if a.hstride > 1 && mix64(uint64(i))%uint64(a.hstride) != 0 {
+			if hess == nil || a.hstride > 1 && mix64(uint64(i))%uint64(a.hstride) != 0 {
 				continue
 			}
 			// The row, scaled by sqrt(w*p*(1-p)), joins the Syrk buffer.
@@ -442,6 +471,15 @@ func (a *accumulator) gradHess(theta, grad, hess []float64) float64 {
 	clear(grad)
 	clear(hess)
 	total := 0.0
+	if hess == nil {
+		for b := range a.parts {
+			total += a.parts[b].loss
+			for j, v := range a.parts[b].grad {
+				grad[j] += v
+			}
+		}
+		return total
+	}
 	for b := range a.parts {
 		part := &a.parts[b]
 		total += part.loss

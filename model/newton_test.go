@@ -213,3 +213,78 @@ func TestNewtonRegistered(t *testing.T) {
 		t.Errorf("default trainer = %q, want newton", tr.Name())
 	}
 }
+
+// penalisedLoss is the objective Newton minimises, computed directly.
+func penalisedLoss(d *Dataset, f Fit, l2 float64) float64 {
+	s := 0.0
+	for i := range d.Rows() {
+		s += d.Weight(i) * logLoss1(f.Logit(d.Row(i)), d.Y[i])
+	}
+	for _, c := range f.Coef {
+		s += l2 / 2 * c * c
+	}
+	return s
+}
+
+// The chord method and the loss tolerance, which FitModel's final fit
+// uses on millions of rows, reach the optimum a plain Newton fit finds:
+// the chord to the coefficients' tolerance, from a warm start and from
+// zero; the loss tolerance to within its share of the objective, in fewer
+// iterations.
+func TestNewtonChordAndLossTol(t *testing.T) {
+	const l2 = 0.5
+	d, _ := synthDataset(120_000, 8, 5) // above newtonHessRows: a sampled Hessian
+	ctx := context.Background()
+	ref, err := Newton{}.Train(ctx, d, TrainOptions{L2: l2, Tol: 1e-12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := &Dataset{X: d.X[:10_000*d.P], Y: d.Y[:10_000], P: d.P}
+	warm, err := Newton{}.Train(ctx, small, TrainOptions{L2: l2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(name string, f Fit, tol float64) {
+		t.Helper()
+		if !f.Converged {
+			t.Errorf("%s: not converged after %d iterations", name, f.Iterations)
+		}
+		if d := math.Abs(f.Intercept - ref.Intercept); d > tol {
+			t.Errorf("%s: intercept %v, want %v (off by %g)", name, f.Intercept, ref.Intercept, d)
+		}
+		for j := range f.Coef {
+			if d := math.Abs(f.Coef[j] - ref.Coef[j]); d > tol {
+				t.Errorf("%s: coef[%d] %v, want %v (off by %g)", name, j, f.Coef[j], ref.Coef[j], d)
+			}
+		}
+	}
+	for _, start := range []*Fit{&warm, nil} {
+		name := "chord from the warm start"
+		if start == nil {
+			name = "chord from zero"
+		}
+		f, err := Newton{}.Train(ctx, d, TrainOptions{L2: l2, Tol: 1e-10, Chord: true, Init: start})
+		if err != nil {
+			t.Fatal(err)
+		}
+		near(name, f, 1e-7)
+	}
+
+	full, err := Newton{}.Train(ctx, d, TrainOptions{L2: l2, Tol: 1e-10, Init: &warm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lossTol = 1e-7
+	quick, err := Newton{}.Train(ctx, d, TrainOptions{L2: l2, Tol: 1e-10, LossTol: lossTol, Init: &warm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quick.Iterations >= full.Iterations {
+		t.Errorf("with LossTol %d iterations, without %d: want fewer", quick.Iterations, full.Iterations)
+	}
+	best, got := penalisedLoss(d, ref, l2), penalisedLoss(d, quick, l2)
+	if got-best > lossTol*best {
+		t.Errorf("objective %v with LossTol, %v at the optimum: more than %g of it above", got, best, lossTol)
+	}
+	near("LossTol", quick, 1e-3)
+}

@@ -122,6 +122,19 @@ type TrainOptions struct {
 	MaxIter int
 	// Tol is the convergence tolerance; 0 takes a trainer default.
 	Tol float64
+	// LossTol, when above 0, also ends a Newton fit once a step's
+	// predicted decrease of the objective (half the Newton decrement) is
+	// at most LossTol times the objective, after taking that step: on
+	// millions of rows, where the sampled Hessian converges linearly, the
+	// last digits of the coefficients cost a pass over the rows each and
+	// change no score measurably.
+	LossTol float64
+	// Chord makes Newton keep an iteration's Hessian for the iterations
+	// after it (the chord method) until a step has to be shortened, or for
+	// 8 iterations at most: each iteration then costs a pass for the
+	// gradient only. From a warm start near the optimum it converges in
+	// about as many iterations.
+	Chord bool
 	// Init, when it has one coefficient per column, is where the solver
 	// starts (a warm start along a grid of penalties, say); trainers that
 	// cannot start elsewhere ignore it.
