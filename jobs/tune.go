@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
@@ -672,7 +673,25 @@ func compute(ctx context.Context, set tuneSettings, sc *feedback.Scoring, g *gat
 	}
 	model.CountTierSupport(rep.Thresholds, hold, candScores, set.minimums.TierLabelled)
 	rep.Promotion.Promoted, rep.Promotion.Reason = model.DecidePromotion(set.promotion, rep.Live, rep.Candidate, sc.ModelVersion, set.guard)
+	if sc.Model != nil && sameScores(liveScores, candScores) {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the candidate measured on the holdout scores it as model %d does: both were fitted on the same labelled conversations, those before %s, as happens while the history is shorter than the window; the candidate stored, refitted with the holdout's conversations too, differs but is not measured here",
+			sc.ModelVersion, rep.Window.HoldoutStart.Format(time.RFC3339)))
+	}
 	return &candidate{model: final, fit: finalFit, metrics: rep.Candidate}, nil
+}
+
+// sameScores reports whether two models gave every holdout conversation
+// the same score, to within rounding.
+func sameScores(a, b []float64) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	for i := range a {
+		if math.Abs(a[i]-b[i]) > 1e-9 {
+			return false
+		}
+	}
+	return true
 }
 
 // save stores the candidate (if any), promotes it when the report says so,
@@ -749,7 +768,7 @@ func fitBudgets(pol *model.Policy, cand *model.Model, g *gathered, rep *feedback
 			return fmt.Errorf("alert volume: conversation at %s: signals: %w", v.at.Format(time.RFC3339), err)
 		}
 		rows = append(rows, model.VolumeRow{Channel: v.channel, At: v.at, Hits: v.hits, Weight: weight,
-			Score: model.PredictProb(pol, cand, v.hits, signals)})
+			Score: model.PredictProb(pol, cand, v.hits, v.channel, signals)})
 	}
 	g.volume = nil
 	rep.Notes = append(rep.Notes, model.FitBudgets(pol, rep.Thresholds, rows, weeks)...)
@@ -779,7 +798,7 @@ func contribRows(m *model.Model, ex *tuningExamples, hold int) ([][]float64, err
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m.Encoder.Encode(signals, nil))
+		out = append(out, m.Encoder.EncodeFor(ex.rows[i].Channel, signals, nil))
 	}
 	return out, nil
 }
@@ -867,9 +886,9 @@ func scoreHoldout(sc *feedback.Scoring, cand *model.Model, hold []model.TuningRo
 						errs[c] = err
 						break
 					}
-					hits := ex.rows[k].Hits
-					live[c*chunk+k] = model.PredictProb(sc.Policy, sc.Model, hits, signals)
-					scores[c*chunk+k] = model.PredictProb(sc.Policy, cand, hits, signals)
+					hits, channel := ex.rows[k].Hits, ex.rows[k].Channel
+					live[c*chunk+k] = model.PredictProb(sc.Policy, sc.Model, hits, channel, signals)
+					scores[c*chunk+k] = model.PredictProb(sc.Policy, cand, hits, channel, signals)
 				}
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -834,6 +835,48 @@ func TestTuneChoosesPenaltyAndInteractions(t *testing.T) {
 			}
 			if rep.Fit.Features != len(m.Encoder.Features) {
 				t.Errorf("report says %d features, the model has %d", rep.Fit.Features, len(m.Encoder.Features))
+			}
+		})
+	}
+}
+
+// While the history is shorter than the window, the candidate measured on
+// the holdout is fitted on exactly the conversations the live model was:
+// the report says why its two rows are the same.
+func TestTuneSaysWhenTheCandidateIsTheLiveModelAgain(t *testing.T) {
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTuneStore(t, engine)
+			seedHistory(t, s, 1500, 7)
+			tuner := &jobs.Tuner{Store: s}
+			first, err := tuner.RunNow(ctx, feedback.TuneRequest{AsOf: asOf.Add(-7 * 24 * time.Hour), Trigger: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !first.Report.Promotion.Promoted {
+				t.Fatalf("first run did not promote: %+v", first.Report.Promotion)
+			}
+			const said = "scores it as model"
+			for _, n := range first.Report.Notes {
+				if strings.Contains(n, said) {
+					t.Errorf("first run, against the rules alone: note %q", n)
+				}
+			}
+			second, err := tuner.RunNow(ctx, feedback.TuneRequest{AsOf: asOf, Trigger: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := second.Report
+			if rep.Live == nil || rep.Candidate == nil || rep.Live.ROCAUC != rep.Candidate.ROCAUC {
+				t.Fatalf("live %+v, candidate %+v: want the same model measured twice", rep.Live, rep.Candidate)
+			}
+			var found bool
+			for _, n := range rep.Notes {
+				found = found || strings.Contains(n, said+" "+strconv.Itoa(first.Report.CandidateModelVersion))
+			}
+			if !found {
+				t.Errorf("no note on the candidate being the live model again in %q", rep.Notes)
 			}
 		})
 	}

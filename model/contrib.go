@@ -139,10 +139,14 @@ type contribEval struct {
 
 func (e *contribEval) at(signal string, v any, feats []int) float64 {
 	clear(e.in)
-	if v != nil {
+	var channel string
+	switch {
+	case signal == ChannelSignal:
+		channel, _ = v.(string)
+	case v != nil:
 		e.in[signal] = v
 	}
-	e.buf = e.m.Encoder.Encode(e.in, e.buf)
+	e.buf = e.m.Encoder.EncodeFor(channel, e.in, e.buf)
 	var sum float64
 	for _, j := range feats {
 		sum += e.m.Beta[j] * e.buf[j]

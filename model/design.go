@@ -52,7 +52,7 @@ func (d *Design) Dataset(examples []Example) *Dataset {
 			}
 		}
 		// Encode writes in place: the slice has the row's capacity.
-		d.Encoder.Encode(ex.Signals, row[nr:nr:p])
+		d.Encoder.EncodeFor(ex.Channel, ex.Signals, row[nr:nr:p])
 		if ex.Label {
 			ds.Y[i] = 1
 		}
@@ -73,7 +73,7 @@ func (d *Design) Model(f Fit) *Model {
 		Beta:        append([]float64{}, f.Coef[nr:]...),
 	}
 	if m.Encoder.Version == 0 {
-		m.Encoder.Version = EncoderVersion
+		m.Encoder.Version = m.Encoder.NeededVersion()
 	}
 	for i, r := range d.Rules {
 		m.RuleWeights[r] = f.Coef[i]
@@ -93,14 +93,14 @@ func exampleWeight(ex Example) float64 {
 }
 
 // PredictLogit is the logit a policy, alone or with a model, gives an
-// example whose fired rules are hits; it is what a Scorer computes, from
+// example on channel whose fired rules are hits; it is what a Scorer computes, from
 // hits already known, so the live and a candidate model can be compared
 // on the same holdout. With m nil: the policy's base plus the points of
 // the fired rules. With m: the model's intercept, each fired rule's tuned
 // weight (its points when the model has none for it) and the encoded
 // features' contributions. Hits naming no rule of the policy count only
 // when the model has a weight for them.
-func PredictLogit(pol *Policy, m *Model, hits []string, signals map[string]any) float64 {
+func PredictLogit(pol *Policy, m *Model, hits []string, channel string, signals map[string]any) float64 {
 	points := make(map[string]float64, len(pol.rules))
 	for _, r := range pol.rules {
 		points[r.name] = r.points
@@ -121,7 +121,7 @@ func PredictLogit(pol *Policy, m *Model, hits []string, signals map[string]any) 
 		}
 	}
 	if len(m.Beta) > 0 {
-		feats := m.Encoder.Encode(signals, make([]float64, 0, len(m.Beta)))
+		feats := m.Encoder.EncodeFor(channel, signals, make([]float64, 0, len(m.Beta)))
 		for j, x := range feats {
 			z += m.Beta[j] * x
 		}
@@ -130,8 +130,8 @@ func PredictLogit(pol *Policy, m *Model, hits []string, signals map[string]any) 
 }
 
 // PredictProb is sigmoid(PredictLogit(...)).
-func PredictProb(pol *Policy, m *Model, hits []string, signals map[string]any) float64 {
-	return sigmoid(PredictLogit(pol, m, hits, signals))
+func PredictProb(pol *Policy, m *Model, hits []string, channel string, signals map[string]any) float64 {
+	return sigmoid(PredictLogit(pol, m, hits, channel, signals))
 }
 
 // Append adds one example to ds as a row of the design, so a caller can
@@ -151,7 +151,7 @@ func (d *Design) Append(ds *Dataset, ex Example) {
 			}
 		}
 	}
-	d.Encoder.Encode(ex.Signals, row[nr:nr:p])
+	d.Encoder.EncodeFor(ex.Channel, ex.Signals, row[nr:nr:p])
 	y := 0.0
 	if ex.Label {
 		y = 1

@@ -99,16 +99,16 @@ func TestPredictLogitMatchesScorer(t *testing.T) {
 		s := NewScorer(pol, mm)
 		for i, sig := range designSignals {
 			d := s.Score(Input{Channel: "web", Signals: sig})
-			got := PredictLogit(pol, mm, d.Hits, sig)
+			got := PredictLogit(pol, mm, d.Hits, "web", sig)
 			if math.Abs(got-d.Logit) > 1e-12 {
 				t.Errorf("%s, row %d: PredictLogit = %v, Scorer logit = %v (hits %v)", name, i, got, d.Logit, d.Hits)
 			}
-			if p := PredictProb(pol, mm, d.Hits, sig); math.Abs(p-d.Score) > 1e-12 {
+			if p := PredictProb(pol, mm, d.Hits, "web", sig); math.Abs(p-d.Score) > 1e-12 {
 				t.Errorf("%s, row %d: PredictProb = %v, Scorer score = %v", name, i, p, d.Score)
 			}
 		}
 	}
-	if got := PredictLogit(pol, nil, []string{"big", "late"}, nil); got != -2+1.5-1 {
+	if got := PredictLogit(pol, nil, []string{"big", "late"}, "", nil); got != -2+1.5-1 {
 		t.Errorf("rules-only logit = %v, want %v", got, -2+1.5-1)
 	}
 }
@@ -136,7 +136,7 @@ func TestDesignTrainPredict(t *testing.T) {
 	}
 	m := d.Model(fit)
 	for i, ex := range examples {
-		if got, want := PredictLogit(pol, m, ex.Hits, ex.Signals), fit.Logit(ds.Row(i)); math.Abs(got-want) > 1e-9 {
+		if got, want := PredictLogit(pol, m, ex.Hits, ex.Channel, ex.Signals), fit.Logit(ds.Row(i)); math.Abs(got-want) > 1e-9 {
 			t.Fatalf("row %d: PredictLogit = %v, fit logit = %v", i, got, want)
 		}
 	}

@@ -4,22 +4,34 @@ import "math"
 
 // EncoderVersion is the encoding this package implements. A stored model
 // with a newer encoder is refused rather than scored with the wrong
-// features. Version 2 added shape (hinge) and product features; version-1
-// models hold none and are read unchanged.
-const EncoderVersion = 2
+// features. Version 2 added shape (hinge) and product features, version 3
+// features that read the conversation's channel; older models hold none
+// and are read unchanged.
+const EncoderVersion = 3
+
+// ChannelSignal is the signal name under which features read the
+// conversation's channel (web, whatsapp, ...), which travels beside the
+// signals, never among them: "channel" is not a legal signal name. An
+// empty channel reads as missing.
+const ChannelSignal = "channel"
 
 // NeededVersion is the oldest encoder version that can encode e's
-// features: 1 when it has no hinge or product features, so that a model
-// without them stays readable by a binary from before version 2 (a
-// rollback), and EncoderVersion otherwise.
+// features: 1 when it has no hinge or product features and none reads the
+// channel, so that a model without them stays readable by a binary from
+// before version 2 (a rollback), 2 with shapes or products but no channel,
+// and 3 otherwise. An older binary reading a channel feature would find
+// the channel always missing, so it must refuse the model instead.
 func (e *Encoder) NeededVersion() int {
+	v := 1
 	for _, f := range e.Features {
-		switch f.Kind {
-		case KindHinge, KindLogHinge, KindProduct:
-			return EncoderVersion
+		switch {
+		case f.Signal == ChannelSignal:
+			return 3
+		case f.Kind == KindHinge || f.Kind == KindLogHinge || f.Kind == KindProduct:
+			v = 2
 		}
 	}
-	return 1
+	return v
 }
 
 // The feature kinds an Encoder understands.
@@ -82,6 +94,12 @@ type Feature struct {
 // missing: number and log features are then 0 (the centre), the others 0,
 // and missing indicators 1 only for absent, nil or non-finite values.
 func (e *Encoder) Encode(signals map[string]any, dst []float64) []float64 {
+	return e.EncodeFor("", signals, dst)
+}
+
+// EncodeFor is Encode for a conversation on channel, which the features
+// of ChannelSignal read.
+func (e *Encoder) EncodeFor(channel string, signals map[string]any, dst []float64) []float64 {
 	dst = dst[:0]
 	for i := range e.Features {
 		f := &e.Features[i]
@@ -93,9 +111,24 @@ func (e *Encoder) Encode(signals map[string]any, dst []float64) []float64 {
 			dst = append(dst, x)
 			continue
 		}
-		dst = append(dst, e.encodeOne(i, signals[f.Signal]))
+		var v any
+		if f.Signal == ChannelSignal {
+			v = channelValue(channel)
+		} else {
+			v = signals[f.Signal]
+		}
+		dst = append(dst, e.encodeOne(i, v))
 	}
 	return dst
+}
+
+// channelValue is a channel as a signal's value: nil, missing, when
+// empty.
+func channelValue(channel string) any {
+	if channel == "" {
+		return nil
+	}
+	return channel
 }
 
 // hinge is a hinge feature's value at the scaled value u.
@@ -193,6 +226,9 @@ type encodePlan struct {
 	enc     *Encoder
 	signals []string // distinct signals read, in first-use order
 	feats   []planFeature
+	// channelSlot is the slot of ChannelSignal, -1 when no feature reads
+	// the channel.
+	channelSlot int
 }
 
 type planFeature struct {
@@ -223,7 +259,7 @@ var kindCodes = map[string]uint8{KindNumber: kNumber, KindLog: kNumber, KindHing
 	KindBool: kBool, KindCategory: kCategory, KindOther: kOther, KindMissing: kMissing, KindProduct: kProduct}
 
 func newEncodePlan(e *Encoder) *encodePlan {
-	p := &encodePlan{enc: e, feats: make([]planFeature, len(e.Features))}
+	p := &encodePlan{enc: e, feats: make([]planFeature, len(e.Features)), channelSlot: -1}
 	index := map[string]int{}
 	for i, f := range e.Features {
 		j, ok := index[f.Signal]
@@ -231,6 +267,9 @@ func newEncodePlan(e *Encoder) *encodePlan {
 			j = len(p.signals)
 			index[f.Signal] = j
 			p.signals = append(p.signals, f.Signal)
+			if f.Signal == ChannelSignal {
+				p.channelSlot = j
+			}
 		}
 		scale := f.Scale
 		if !(scale > 0) {
@@ -263,16 +302,20 @@ func newEncodePlan(e *Encoder) *encodePlan {
 	return p
 }
 
-// encode is Encode with the plan: vals receives the signal values by slot
-// (so reasons can show them) and dst the features. It must give exactly
-// what Encode gives. odd reports that some signal the model reads has a
+// encode is EncodeFor with the plan: vals receives the signal values by
+// slot (so reasons can show them) and dst the features; channel is the
+// channel as channelValue gives it, boxed by the caller, who can keep it
+// between calls. It must give exactly what EncodeFor gives. odd reports that some signal the model reads has a
 // value of another type than the model expects (a string where it reads
 // a number): such a value encodes as if the signal had its typical value,
 // and typeWarnings says which.
-func (p *encodePlan) encode(signals map[string]any, vals []any, dst []float64) (_ []any, _ []float64, odd bool) {
+func (p *encodePlan) encode(channel any, signals map[string]any, vals []any, dst []float64) (_ []any, _ []float64, odd bool) {
 	vals = vals[:0]
 	for _, name := range p.signals {
 		vals = append(vals, signals[name])
+	}
+	if p.channelSlot >= 0 {
+		vals[p.channelSlot] = channel
 	}
 	dst = dst[:0]
 	for i := range p.feats {

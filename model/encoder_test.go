@@ -120,7 +120,7 @@ func TestParseModel(t *testing.T) {
 		{name: "category without value", src: strings.Replace(valid, `"value": "pro"`, `"value": ""`, 1), wantErr: "category value is required"},
 		{name: "duplicate feature", src: strings.Replace(valid, `"name": "plan=pro"`, `"name": "deal_size"`, 1), wantErr: "duplicate name"},
 		{name: "missing signal", src: strings.Replace(valid, `"signal": "plan", `, ``, 1), wantErr: "name and signal are required"},
-		{name: "newer encoder", src: strings.Replace(valid, `"version": 1`, `"version": 3`, 1), wantErr: "encoder version 3"},
+		{name: "newer encoder", src: strings.Replace(valid, `"version": 1`, `"version": 4`, 1), wantErr: "encoder version 4"},
 		{name: "product of a later feature", src: strings.Replace(valid, `"kind": "category", "value": "pro"`, `"kind": "product", "of": [0, 5]`, 1), wantErr: "product names two earlier features"},
 		{name: "huge number", src: strings.Replace(valid, `"intercept": -1`, `"intercept": 1e999`, 1), wantErr: "cannot unmarshal"},
 	}
@@ -181,7 +181,7 @@ func TestMarshalEmptyModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"intercept":0,"rule_weights":{},"encoder":{"version":2,"features":[]},"beta":[]}`
+	want := `{"intercept":0,"rule_weights":{},"encoder":{"version":1,"features":[]},"beta":[]}`
 	if string(b) != want {
 		t.Errorf("Marshal = %s, want %s", b, want)
 	}
@@ -201,7 +201,7 @@ func TestEncodePlanMatchesEncode(t *testing.T) {
 		plan := newEncodePlan(&m.Encoder)
 		for i, in := range inputs {
 			want := m.Encoder.Encode(in, nil)
-			vals, got, odd := plan.encode(in, nil, nil)
+			vals, got, odd := plan.encode(nil, in, nil, nil)
 			if wantOdd := i == 2; odd != wantOdd {
 				t.Errorf("input %d: odd = %v, want %v", i, odd, wantOdd)
 			}

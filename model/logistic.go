@@ -106,6 +106,11 @@ func (m *Model) validate() error {
 			return fmt.Errorf("feature %q: unknown kind %q", f.Name, f.Kind)
 		}
 	}
+	if v, need := max(m.Encoder.Version, 1), m.Encoder.NeededVersion(); v < need {
+		// A binary of version v would have scored these features wrongly
+		// (the channel as always missing, say): the model is corrupt.
+		return fmt.Errorf("encoder version %d holds features of version %d", v, need)
+	}
 	return nil
 }
 
@@ -123,7 +128,9 @@ func (m *Model) Marshal() ([]byte, error) {
 		c.Encoder.Features = []Feature{}
 	}
 	if c.Encoder.Version == 0 {
-		c.Encoder.Version = EncoderVersion
+		// The oldest encoding that reads it, so that an older binary
+		// loads what it can score.
+		c.Encoder.Version = c.Encoder.NeededVersion()
 	}
 	b, err := json.Marshal(c)
 	if err != nil {

@@ -248,7 +248,11 @@ func (s *Scorer) Score(in Input) Decision {
 	var nfeat int
 	if len(s.beta) > 0 {
 		var odd bool
-		st.vals, st.feats, odd = s.plan.encode(in.Signals, st.vals, st.feats)
+		var channel any
+		if s.plan.channelSlot >= 0 && in.Channel != "" {
+			channel = s.boxChannel(st, in.Channel)
+		}
+		st.vals, st.feats, odd = s.plan.encode(channel, in.Signals, st.vals, st.feats)
 		if odd {
 			d.Warnings = append(d.Warnings, s.plan.typeWarnings(st.vals)...)
 		}
@@ -309,6 +313,15 @@ func (s *Scorer) Score(in Input) Decision {
 	return d
 }
 
+// boxChannel is channel as an interface value, boxed again only when it
+// differs from the last call's.
+func (s *Scorer) boxChannel(st *scratch, channel string) any {
+	if st.boxedChannel == nil || st.channel != channel {
+		st.channel, st.boxedChannel = channel, channel
+	}
+	return st.boxedChannel
+}
+
 func (s *Scorer) fillEnv(st *scratch, in Input) {
 	p := s.policy
 	if p.fullEnv {
@@ -322,10 +335,7 @@ func (s *Scorer) fillEnv(st *scratch, in Input) {
 		}
 	}
 	if p.readChannel {
-		if st.boxedChannel == nil || st.channel != in.Channel {
-			st.channel, st.boxedChannel = in.Channel, in.Channel
-		}
-		st.env["channel"] = st.boxedChannel
+		st.env["channel"] = s.boxChannel(st, in.Channel)
 	}
 	if p.readMessage {
 		st.env["message"] = in.Message

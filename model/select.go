@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -52,6 +51,12 @@ const (
 // first: each fit starts from the previous one, so the walk down the grid
 // costs little more than one fit.
 var L2Grid = []float64{100, 30, 10, 3, 1, 0.3, 0.1}
+
+// finalLossTol ends the final fit once a Newton step promises to lower the
+// objective by less than this share of it: on a million rows of log loss
+// about 0.4 each, a few hundredths in all, or coefficients within about
+// 1e-3 of the optimum.
+const finalLossTol = 1e-7
 
 // interactionMargin is the relative improvement of the inner
 // cross-validated log loss an interaction must bring to be kept: with
@@ -113,19 +118,15 @@ func FitModel(ctx context.Context, tr Trainer, rules []string, src Examples, opt
 	if opt.EncoderRows <= 0 {
 		opt.EncoderRows = DefaultEncoderRows
 	}
-	signals := make([]map[string]any, 0, min(n, opt.EncoderRows))
-	for _, i := range spaced(n, opt.EncoderRows) {
-		signals = append(signals, maps.Clone(src.At(i).Signals))
+	sample := readSpaced(src, opt.EncoderRows)
+	signals := make([]map[string]any, len(sample))
+	for i, ex := range sample {
+		signals[i] = ex.Signals
 	}
 	design := &Design{Rules: rules, Encoder: FitEncoder(signals, opt.Encoder)}
-	signals = nil
-	sel := make([]Example, 0, min(n, opt.SelectRows))
-	for _, i := range spaced(n, opt.SelectRows) {
-		ex := src.At(i)
-		ex.Signals = maps.Clone(ex.Signals)
-		ex.Hits = slices.Clone(ex.Hits)
-		sel = append(sel, ex)
-	}
+	design.Encoder.Features = append(design.Encoder.Features, fitChannel(sample, opt.Encoder)...)
+	sample, signals = nil, nil
+	sel := readSpaced(src, opt.SelectRows)
 	s := Selection{L2: opt.L2, Rows: len(sel)}
 	if opt.L2 <= 0 {
 		s.L2 = DefaultL2
@@ -166,10 +167,15 @@ func FitModel(ctx context.Context, tr Trainer, rules []string, src Examples, opt
 	// model without shapes or interactions stays loadable by a binary
 	// from before them.
 	design.Encoder.Version = design.Encoder.NeededVersion()
-	// Coefficients to five digits are plenty for a model, and on millions
-	// of rows, where Newton's Hessian comes from a sample and it converges
-	// linearly, the last digits cost an iteration each.
-	to := TrainOptions{L2: s.L2, Tol: 1e-5}
+	// Coefficients to five digits, or a loss within finalLossTol of its
+	// minimum, are plenty for a model, and on millions of rows, where
+	// Newton's Hessian comes from a sample and it converges linearly, the
+	// last digits cost an iteration each.
+	to := TrainOptions{L2: s.L2, Tol: 1e-5, LossTol: finalLossTol}
+	if cv != nil && len(cv.fits) > 0 {
+		// From the inner fit, near the optimum, one Hessian serves.
+		to.Chord = true
+	}
 	if cv != nil && len(cv.fits) > 0 {
 		to.Init = &cv.fits[0]
 	}
@@ -189,7 +195,8 @@ func FitModel(ctx context.Context, tr Trainer, rules []string, src Examples, opt
 // Examples are the rows FitModel learns from, read by index as often as
 // it needs, so that a caller with millions of them need not hold them all
 // as maps at once. At is called from several goroutines at once; the
-// Example it returns is not modified.
+// Example it returns is not modified, and FitModel keeps some of them
+// while it works, so At must not reuse their maps or slices.
 type Examples interface {
 	Len() int
 	At(i int) Example
@@ -203,6 +210,42 @@ func (s ExampleSlice) Len() int { return len(s) }
 
 // At is example i.
 func (s ExampleSlice) At(i int) Example { return s[i] }
+
+// fitChannel returns the features of the examples' channel, read as a
+// string signal named ChannelSignal: one per channel seen often enough and
+// the "other" bucket, with a missing indicator if some examples have no
+// channel; none when every example came by the same channel (or none).
+// Channel features enter the model like any signal's, and its
+// interactions with the signals are screened like theirs.
+func fitChannel(examples []Example, opt EncoderOptions) []Feature {
+	if opt.MinCount <= 0 {
+		opt.MinCount = DefaultMinCount
+	}
+	if opt.MaxCategories <= 0 {
+		opt.MaxCategories = DefaultMaxCategories
+	}
+	rows := make([]map[string]any, len(examples))
+	for i, ex := range examples {
+		if ex.Channel != "" {
+			rows[i] = map[string]any{ChannelSignal: ex.Channel}
+		}
+	}
+	return fitSignal(rows, ChannelSignal, opt)
+}
+
+// readSpaced reads min(src.Len(), k) evenly spaced examples of src, in
+// parallel.
+func readSpaced(src Examples, k int) []Example {
+	idx := spaced(src.Len(), k)
+	out := make([]Example, len(idx))
+	const chunk = 1024
+	forEach(context.Background(), (len(idx)+chunk-1)/chunk, func(c int) {
+		for j := c * chunk; j < min(len(idx), (c+1)*chunk); j++ {
+			out[j] = src.At(idx[j])
+		}
+	})
+	return out
+}
 
 // spaced lists min(n, k) evenly spaced indexes of [0, n), all of them
 // when n <= k.
@@ -260,6 +303,7 @@ func (d *Design) compactDataset(src Examples) *Dataset {
 		index[r] = i
 	}
 	plan := newEncodePlan(&d.Encoder)
+	readsChannel := plan.channelSlot >= 0
 	w := make([]float64, n)
 	weighted := atomic.Bool{}
 	// Rows are encoded in parallel chunks, each row on its own, so the
@@ -276,7 +320,11 @@ func (d *Design) compactDataset(src Examples) *Dataset {
 					full[j] = 1
 				}
 			}
-			vals, _, _ = plan.encode(ex.Signals, vals, full[nr:nr:p])
+			var channel any
+			if readsChannel {
+				channel = channelValue(ex.Channel)
+			}
+			vals, _, _ = plan.encode(channel, ex.Signals, vals, full[nr:nr:p])
 			row := ds.X[i*der.stride : (i+1)*der.stride]
 			for k, j := range stored {
 				row[k] = full[j]
@@ -430,7 +478,7 @@ func (c *innerCV) fitFold(ctx context.Context, f int, l2 float64) error {
 	d := &Dataset{X: c.ds.X, Y: c.ds.Y, W: c.masks[f], P: c.ds.P}
 	k := d.P + 1
 	if c.hess[f] == nil {
-		fit, err := Newton{}.Train(ctx, d, TrainOptions{L2: l2})
+		fit, err := Newton{}.Train(ctx, d, TrainOptions{L2: l2, Chord: true})
 		if err != nil {
 			return fmt.Errorf("inner fold %d: %w", f+1, err)
 		}

@@ -318,7 +318,33 @@ func JudgeRules(pol *Policy, live, tuned *Model, hits map[string]int, rows []Tun
 			}
 		}
 		rr.Verdict, rr.Why = RuleVerdict(rr)
+		if rr.Verdict == VerdictRetire && tuned != nil {
+			if read := modelReads(pol, rs.Name, tuned); len(read) > 0 {
+				rr.Why = fmt.Sprintf("tuned weight %.2f: the model reads %s itself, which covers what the rule adds; with the model rolled back to rules only, the rule would count again",
+					*rr.TunedWeight, strings.Join(read, ", "))
+			}
+		}
 		out = append(out, rr)
+	}
+	return out
+}
+
+// modelReads lists the signals rule name reads that m's encoder reads
+// too, in the rule's order.
+func modelReads(pol *Policy, name string, m *Model) []string {
+	var out []string
+	for _, r := range pol.rules {
+		if r.name != name {
+			continue
+		}
+		for _, s := range r.reads {
+			for _, f := range m.Encoder.Features {
+				if f.Signal == s && f.Kind != KindMissing {
+					out = append(out, s)
+					break
+				}
+			}
+		}
 	}
 	return out
 }
@@ -605,7 +631,7 @@ func BuildTuningDataset(design *Design, pol *Policy, live *Model, rows []TuningR
 		ex.Signals = signals
 		design.Append(ds, ex)
 		if i >= hold {
-			liveScores = append(liveScores, PredictProb(pol, live, r.Hits, signals))
+			liveScores = append(liveScores, PredictProb(pol, live, r.Hits, r.Channel, signals))
 		}
 	}
 	return ds, liveScores, nil

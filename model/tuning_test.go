@@ -169,6 +169,18 @@ func TestTuningMathsProperties(t *testing.T) {
 	if fmt.Sprint(verdicts) != fmt.Sprint(want) {
 		t.Errorf("verdicts = %v, want %v (rare keeps for too few labelled hits)", verdicts, want)
 	}
+	// A rule retired because the model reads its signal itself says so,
+	// and that a rollback to rules only would need it again.
+	tuned.Encoder = Encoder{Version: 1, Features: []Feature{
+		{Name: "returning", Signal: "returning", Kind: KindBool},
+		{Name: "other:missing", Signal: "other", Kind: KindMissing},
+	}}
+	tuned.Beta = []float64{0.7, 0.1}
+	for _, r := range JudgeRules(pol, nil, tuned, map[string]int{}, rows) {
+		if r.Name == "noisy" && (r.Verdict != VerdictRetire || !strings.Contains(r.Why, "the model reads returning itself") || !strings.Contains(r.Why, "rolled back")) {
+			t.Errorf("noisy, whose signal the model reads: %s, %q", r.Verdict, r.Why)
+		}
+	}
 
 	for _, tr := range ProposeHoldoutThresholds(pol, rows, cand, DefaultTargetPrecision, MinTierLabelled) {
 		if tr.Channel != "default" && tr.Rows < MinChannelRows {

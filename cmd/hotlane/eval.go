@@ -151,6 +151,15 @@ func crossValidate(ctx context.Context, data labelledCSV, trainer model.Trainer,
 			labels[i] = 1
 		}
 	}
+	// A "channel" column is the conversation's channel, as hotlane import
+	// reads it: the model reads it beside the signals.
+	channels := make([]string, n)
+	for i, row := range data.Rows {
+		if v, ok := row[model.ChannelSignal].(string); ok {
+			channels[i] = v
+			delete(row, model.ChannelSignal)
+		}
+	}
 	encOpt := model.EncoderOptions{MinCount: cfg.MinCount, Knots: model.DefaultKnots}
 	oof := make([]float64, n)
 	rep := evalReport{Folds: cfg.Folds, Trainer: trainer.Name(), L2: cfg.L2, Seed: cfg.Seed, Signals: len(data.Signals)}
@@ -165,7 +174,7 @@ func crossValidate(ctx context.Context, data labelledCSV, trainer model.Trainer,
 				test = append(test, i)
 				continue
 			}
-			examples = append(examples, model.Example{Signals: data.Rows[i], Label: data.Labels[i]})
+			examples = append(examples, model.Example{Channel: channels[i], Signals: data.Rows[i], Label: data.Labels[i]})
 		}
 		prog.step("eval: fold %d of %d: training on %d rows", k+1, cfg.Folds, len(examples))
 		design, fit, sel, err := model.FitModel(ctx, trainer, nil, model.ExampleSlice(examples), model.FitOptions{Encoder: encOpt, L2: cfg.L2,
@@ -180,7 +189,7 @@ func crossValidate(ctx context.Context, data labelledCSV, trainer model.Trainer,
 		tl := make([]float64, len(test))
 		var buf []float64
 		for t, i := range test {
-			buf = m.Encoder.Encode(data.Rows[i], buf)
+			buf = m.Encoder.EncodeFor(channels[i], data.Rows[i], buf)
 			z := m.Intercept
 			for j, x := range buf {
 				z += m.Beta[j] * x
