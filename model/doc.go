@@ -34,10 +34,15 @@
 // tuning job (package jobs), `hotlane eval` and the tests share one
 // implementation. [FitModel] (select.go) is the whole fit: the encoder
 // ([FitEncoder]: scaled numbers with hinges at quantiles, so a number's
-// contribution is a curve; categories; missing indicators), pairs of
-// signals kept as product features only when they improve inner
-// cross-validated log loss, and the L2 strength chosen by inner
-// cross-validation. Under it, a [Design] lays out rule hits and encoded
+// contribution is a curve; categories; missing indicators; and the
+// conversation's channel, read as the category signal [ChannelSignal]
+// beside the signals, never among them), pairs of signals kept as product
+// features only when they improve inner cross-validated log loss, and the
+// L2 strength chosen by inner cross-validation. A stored encoder carries
+// the oldest version that reads it ([Encoder.NeededVersion]), so a binary
+// that cannot read a model refuses it. The final fit on millions of rows
+// uses Newton's chord method and a loss tolerance ([TrainOptions]).
+// Under it, a [Design] lays out rule hits and encoded
 // signals as a [Dataset] and a [Trainer] fits it (the default "newton";
 // "liblinear" through golearn only when built with the golearn tag).
 // [Evaluate] and its metrics measure scores against labels,
