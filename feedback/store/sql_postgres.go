@@ -64,7 +64,9 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[]
   $8::jsonb[], $9::jsonb[], $10::int4[], $11::int4[], $12::int8[], $13::timestamptz[], $14::timestamptz[], $15::jsonb[])`
 	// pgLockBudgets serialises the batches that may spend the same team's
 	// budget (several writers or processes), so each counts the others'
-	// fired alerts. Taken after the row locks, in team order.
+	// fired alerts. Taken after the row locks, in team order; a batch
+	// planned from the writer's cache takes it only for the teams it fires
+	// an alert for.
 	pgLockBudgets = `SELECT pg_advisory_xact_lock(hashtextextended('hotlane.alert_budget.' || t, 0))
   FROM unnest($1::text[]) AS t`
 	pgCountFired = `SELECT team, count(*) FROM alerts

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hotlane/hotlane/feedback"
 	"github.com/hotlane/hotlane/model"
 )
@@ -184,6 +186,91 @@ func TestCachedWriterSeesOtherProcessBudget(t *testing.T) {
 	sa.db.Table("alerts").Where("team = ? AND status = ?", "sales", feedback.AlertStatusFired).Count(&fired)
 	if fired != 2 {
 		t.Errorf("%d fired alerts for a budget of 2", fired)
+	}
+}
+
+// TestCachedWriterLocksOnlyTheBudgetsItSpends: while another process holds
+// a team's budget lock (as its batch spending that budget does until it
+// commits), a batch planned from the cache that fires no tier alert for the
+// team commits without waiting for it; one that fires waits, and commits
+// once the lock is released.
+func TestCachedWriterLocksOnlyTheBudgetsItSpends(t *testing.T) {
+	dsn := freshPostgres(t)
+	var p pathRecorder
+	s := openStore(t, dsn, Options{ObservePath: p.observe})
+	ctx := context.Background()
+	urgent := func(conv string, at time.Duration, budget int) feedback.Decision {
+		d := alertingDecision(conv, "urgent", at)
+		d.Alert.HourlyBudget = budget
+		return d
+	}
+	if got := alertString(recordAlerting(t, s, urgent("c1", 0, 1)).Alert); got != "tier/fired/" {
+		t.Fatalf("c1: %s, want tier/fired/", got)
+	}
+	holder, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	lock := `SELECT pg_advisory_lock(hashtextextended('hotlane.alert_budget.' || $1, 0))`
+	if _, err := holder.Exec(ctx, lock, "sales"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rec feedback.Recorded
+		err error
+	}
+	// record records d and reports its result, or nil if it waits for an
+	// advisory lock instead.
+	record := func(d feedback.Decision) (chan result, *result) {
+		done := make(chan result, 1)
+		go func() {
+			rec, err := s.Record(ctx, d)
+			done <- result{rec, err}
+		}()
+		for range 500 {
+			select {
+			case r := <-done:
+				return done, &r
+			case <-time.After(20 * time.Millisecond):
+			}
+			var waiting int64
+			if err := s.db.Raw(`SELECT count(*) FROM pg_stat_activity
+  WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&waiting).Error; err != nil {
+				t.Fatal(err)
+			}
+			if waiting > 0 {
+				return done, nil
+			}
+		}
+		t.Fatalf("%s neither committed nor waited for a lock in 10 s", d.ConversationID)
+		return nil, nil
+	}
+
+	// The budget of one is spent: c2's alert is held back, by the cache's
+	// count, without the lock.
+	_, r := record(urgent("c2", time.Minute, 1))
+	switch {
+	case r == nil:
+		t.Fatal("c2, whose alert the budget holds back, waited for the team's budget lock")
+	case r.err != nil:
+		t.Fatal(r.err)
+	case alertString(r.rec.Alert) != "tier/suppressed/budget":
+		t.Errorf("c2: %s, want tier/suppressed/budget", alertString(r.rec.Alert))
+	}
+	// With a budget of five c3's alert fires: it must wait for the lock.
+	done, r := record(urgent("c3", 2*time.Minute, 5))
+	if r != nil {
+		t.Fatalf("c3 committed (%v, alert %s) while another process held the budget lock", r.err, alertString(r.rec.Alert))
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-done; res.err != nil || alertString(res.rec.Alert) != "tier/fired/" {
+		t.Errorf("c3 after the lock was released: %v, alert %s; want tier/fired/", res.err, alertString(res.rec.Alert))
+	}
+	if got := p.take(); !slices.Equal(got, []string{PathCached, PathCached, PathCached}) {
+		t.Errorf("committed by %v, want three cached batches", got)
 	}
 }
 

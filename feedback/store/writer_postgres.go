@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -251,9 +252,16 @@ func (s *Store) flushPostgresCached(ctx context.Context, batch []*writeReq, c *s
 // round trip: the statements are pipelined with a single Sync, which
 // PostgreSQL runs as one implicit transaction. The conversation upsert
 // locks the batch's rows, those the cache knows and then the others, and
-// checks their versions; the budget locks follow, in team order, and the fired
-// counts are checked under them. Any failure leaves nothing written and the
-// cache without the batch's conversations and teams.
+// checks their versions; the budget locks of the teams the batch fires a
+// tier alert for follow, in team order, and their fired counts are checked
+// under them. Any failure leaves nothing written and the cache without the
+// batch's conversations and teams.
+//
+// A team the batch fires nothing for needs neither: another process can
+// only have fired more of its alerts than the cache counts, never fewer, so
+// a candidate the cache holds back for the budget is held back by the
+// database's count too, and the batch spends none of the budget another
+// process's batch may be spending under the lock.
 func (s *Store) flushPostgresFromCache(ctx context.Context, batch []*writeReq, plans []convPlan, c *stateCache) (err error) {
 	teams, since := feedback.AlertTeams(decisionsOf(batch))
 	defer func() {
@@ -295,9 +303,9 @@ func (s *Store) flushPostgresFromCache(ctx context.Context, batch []*writeReq, p
 	b := &pgx.Batch{}
 	b.Queue(pgInsertDecisions, pgDecisionArgs(batch)...)
 	b.Queue(pgUpsertConversationsChecked, append(pgConversationArgs(plans, true), version)...)
-	if len(teams) > 0 {
-		b.Queue(pgLockBudgets, teams)
-		b.Queue(pgCheckFired, teams, counts, since)
+	if spending, n := spendingTeams(teams, counts, alerts.Alerts); len(spending) > 0 {
+		b.Queue(pgLockBudgets, spending)
+		b.Queue(pgCheckFired, spending, n, since)
 	}
 	if len(alerts.Alerts) > 0 {
 		b.Queue(pgInsertAlerts, pgAlertArgs(alerts.Alerts)...)
@@ -312,6 +320,21 @@ func (s *Store) flushPostgresFromCache(ctx context.Context, batch []*writeReq, p
 	}
 	finishBatch(batch, stored, &alerts)
 	return nil
+}
+
+// spendingTeams returns the teams (in their order) that alerts fire a tier
+// alert for, with their cached fired counts.
+func spendingTeams(teams []string, counts []int64, alerts []feedback.Alert) ([]string, []int64) {
+	var spending []string
+	var n []int64
+	for i, t := range teams {
+		if slices.ContainsFunc(alerts, func(a feedback.Alert) bool {
+			return a.Team == t && a.Kind == feedback.AlertKindTier && a.Status == feedback.AlertStatusFired
+		}) {
+			spending, n = append(spending, t), append(n, counts[i])
+		}
+	}
+	return spending, n
 }
 
 // knownFirst returns plans and their versions reordered: the conversations
