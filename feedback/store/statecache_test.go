@@ -199,9 +199,13 @@ func TestCachedWriterLocksOnlyTheBudgetsItSpends(t *testing.T) {
 	var p pathRecorder
 	s := openStore(t, dsn, Options{ObservePath: p.observe})
 	ctx := context.Background()
+	// Advisory locks belong to the whole database, which other packages'
+	// tests share while this one runs: the team's name is this test's own,
+	// and only a wait for its lock counts.
+	const team = "budget-lock-probe"
 	urgent := func(conv string, at time.Duration, budget int) feedback.Decision {
 		d := alertingDecision(conv, "urgent", at)
-		d.Alert.HourlyBudget = budget
+		d.Alert.Team, d.Alert.HourlyBudget = team, budget
 		return d
 	}
 	if got := alertString(recordAlerting(t, s, urgent("c1", 0, 1)).Alert); got != "tier/fired/" {
@@ -213,15 +217,16 @@ func TestCachedWriterLocksOnlyTheBudgetsItSpends(t *testing.T) {
 	}
 	defer holder.Close(ctx)
 	lock := `SELECT pg_advisory_lock(hashtextextended('hotlane.alert_budget.' || $1, 0))`
-	if _, err := holder.Exec(ctx, lock, "sales"); err != nil {
+	if _, err := holder.Exec(ctx, lock, team); err != nil {
 		t.Fatal(err)
 	}
 	type result struct {
 		rec feedback.Recorded
 		err error
 	}
-	// record records d and reports its result, or nil if it waits for an
-	// advisory lock instead.
+	// record records d and reports its result, or nil if it waits for the
+	// team's budget lock instead (a bigint advisory key is held in pg_locks
+	// as classid, its high 32 bits, and objid, its low ones).
 	record := func(d feedback.Decision) (chan result, *result) {
 		done := make(chan result, 1)
 		go func() {
@@ -235,8 +240,10 @@ func TestCachedWriterLocksOnlyTheBudgetsItSpends(t *testing.T) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			var waiting int64
-			if err := s.db.Raw(`SELECT count(*) FROM pg_stat_activity
-  WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&waiting).Error; err != nil {
+			if err := s.db.Raw(`SELECT count(*) FROM pg_locks
+  WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND (classid::int8 << 32 | objid::int8) = hashtextextended('hotlane.alert_budget.' || ?, 0)`, team).Scan(&waiting).Error; err != nil {
 				t.Fatal(err)
 			}
 			if waiting > 0 {
