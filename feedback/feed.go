@@ -75,7 +75,7 @@ type AlertPage struct {
 
 // ValidateLabel checks a label request: label useful or noise, agent of 1 to
 // MaxAgentLen characters without control characters, note of at most
-// MaxNoteLen characters. Its errors wrap ErrInvalid and name the field first.
+// MaxNoteLen characters; both valid UTF-8. Its errors wrap ErrInvalid and name the field first.
 func ValidateLabel(agent, label, note string) error {
 	if label != LabelUseful && label != LabelNoise {
 		return fmt.Errorf("%w: label: must be useful or noise", ErrInvalid)
@@ -89,6 +89,9 @@ func ValidateLabel(agent, label, note string) error {
 	if strings.ContainsRune(note, 0) {
 		return fmt.Errorf("%w: note: contains a NUL character", ErrInvalid)
 	}
+	if !utf8.ValidString(note) {
+		return fmt.Errorf("%w: note: not valid UTF-8", ErrInvalid)
+	}
 	return nil
 }
 
@@ -100,6 +103,8 @@ func validAgent(agent string, required bool) error {
 		return fmt.Errorf("%w: agent: longer than %d characters", ErrInvalid, MaxAgentLen)
 	case strings.TrimSpace(agent) != agent && agent != "":
 		return fmt.Errorf("%w: agent: has leading or trailing spaces", ErrInvalid)
+	case !utf8.ValidString(agent):
+		return fmt.Errorf("%w: agent: not valid UTF-8", ErrInvalid)
 	}
 	for _, r := range agent {
 		if r < 0x20 || r == 0x7f {

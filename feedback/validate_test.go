@@ -88,6 +88,8 @@ func TestValidateLabel(t *testing.T) {
 		{"ana", "meh", "", "label"},
 		{"", LabelUseful, "", "agent"},
 		{"ana", LabelUseful, strings.Repeat("x", MaxNoteLen+1), "note"},
+		{"ana", LabelUseful, "bad \x8b byte", "note"},
+		{"an\xffa", LabelUseful, "", "agent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.agent+"/"+tt.label, func(t *testing.T) {
